@@ -1,0 +1,36 @@
+"""streamtape: record and replay streaming HTTP (Server-Sent Events) byte-exact, for apps built on
+the Anthropic SDK, with faithful replay of the network failures that cut real streams."""
+
+from __future__ import annotations
+
+from .cassette import Cassette, Interaction, Request, Response
+from .errors import (
+    CassetteError,
+    CassetteFormatError,
+    CassetteNotFoundError,
+    ConfigError,
+    StreamtapeError,
+    UnmatchedRequestError,
+)
+from .sse import Event
+from .tape import Call, RecordMode, Tape, use_cassette
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Call",
+    "Cassette",
+    "CassetteError",
+    "CassetteFormatError",
+    "CassetteNotFoundError",
+    "ConfigError",
+    "Event",
+    "Interaction",
+    "RecordMode",
+    "Request",
+    "Response",
+    "StreamtapeError",
+    "Tape",
+    "UnmatchedRequestError",
+    "use_cassette",
+]

@@ -1,0 +1,99 @@
+"""One request through a tape, at the pool layer: replay it, or send it on and record it.
+
+``handle`` / ``ahandle`` replace ``ConnectionPool.handle_request`` /
+``AsyncConnectionPool.handle_async_request`` of httpcore2 and httpcore (globally while a tape is
+entered, or in one client through ``Tape.transport()``). ``forward`` is the pool's original method.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Any
+
+from ..cassette import Interaction, Request
+from ..redact import Redactor
+from .recorder import Recording, RecordingStream
+from .replay import areplay_response, replay_response
+from .stacks import Stack
+
+if TYPE_CHECKING:
+    from ..tape import Tape
+
+__all__ = ["ahandle", "handle"]
+
+
+class _Body:
+    """A request body that was read once for matching, handed on for sending (sync or async)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield self.data
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        yield self.data
+
+
+def _url(core_request: Any) -> str:
+    url = core_request.url
+    scheme, host = url.scheme.decode("ascii"), url.host.decode("ascii")
+    default = {"http": 80, "https": 443}.get(scheme)
+    port = f":{url.port}" if url.port is not None and url.port != default else ""
+    return f"{scheme}://{host}{port}{url.target.decode('latin-1')}"
+
+
+def _request(core_request: Any, body: bytes) -> tuple[Request, Redactor]:
+    headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in core_request.headers]
+    redactor = Redactor(headers)
+    request = Request(
+        method=core_request.method.decode("ascii"),
+        url=redactor.text(_url(core_request)),
+        headers=redactor.headers(headers),
+        body=redactor.body(body),
+    )
+    return request, redactor
+
+
+def _is_stream(headers: list[tuple[bytes, bytes]]) -> bool:
+    return any(k.lower() == b"content-type" and b"event-stream" in v.lower() for k, v in headers)
+
+
+def handle(tape: Tape, stack: Stack, pool: Any, core_request: Any, forward: Any) -> Any:
+    body = b"".join(core_request.stream)
+    core_request.stream = _Body(body)
+    request, redactor = _request(core_request, body)
+    route = tape.route(request)
+    if isinstance(route, Interaction):
+        return replay_response(stack, route.actions(), tape.speed)
+    recording = Recording(request, redactor)
+    tape.begin_recording(recording)
+    try:
+        response = forward(pool, core_request)
+    except BaseException as exc:
+        recording.failed(stack, exc)
+        raise
+    return _tee(response, recording, stack)
+
+
+async def ahandle(tape: Tape, stack: Stack, pool: Any, core_request: Any, forward: Any) -> Any:
+    body = b"".join([part async for part in core_request.stream])
+    core_request.stream = _Body(body)
+    request, redactor = _request(core_request, body)
+    route = tape.route(request)
+    if isinstance(route, Interaction):
+        return await areplay_response(stack, route.actions(), tape.speed)
+    recording = Recording(request, redactor)
+    tape.begin_recording(recording)
+    try:
+        response = await forward(pool, core_request)
+    except BaseException as exc:
+        recording.failed(stack, exc)
+        raise
+    return _tee(response, recording, stack)
+
+
+def _tee(response: Any, recording: Recording, stack: Stack) -> Any:
+    recording.respond(response.status, response.extensions.get("reason_phrase", b""), response.headers)
+    response.stream = RecordingStream(response.stream, recording, stack, drain_on_close=not _is_stream(response.headers))
+    return response

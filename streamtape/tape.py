@@ -1,0 +1,287 @@
+"""The Tape: one cassette in use, its record mode, and the log of what each request got.
+
+Library-independent: the HTTP stacks reach the tape through ``Tape.route`` (which interaction
+answers this request, or record it) and ``Tape.begin_recording``; ``streamtape.intercept`` does the
+rest.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from .cassette import Cassette, Interaction, Request
+from .errors import CassetteNotFoundError, ConfigError, StreamtapeError, UnmatchedRequestError
+from .matching import Matcher, near_miss, resolve_matchers
+
+if TYPE_CHECKING:
+    from .intercept.recorder import Recording
+
+__all__ = ["Call", "RecordMode", "Tape", "use_cassette"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class RecordMode(str, Enum):
+    """When a tape may use the network and write its cassette."""
+
+    NONE = "none"  #: replay only; never touches the network, never writes
+    ONCE = "once"  #: record when the file is missing, else as ``none``
+    NEW_EPISODES = "new_episodes"  #: replay what matches, record the rest
+    ALL = "all"  #: always record; the file is rewritten with this run's interactions
+
+    @classmethod
+    def parse(cls, value: RecordMode | str) -> RecordMode:
+        try:
+            return cls(value.lower() if isinstance(value, str) else value)
+        except ValueError:
+            valid = ", ".join(mode.value for mode in cls)
+            raise ConfigError(f"record_mode: {value!r} is not a record mode; valid: {valid}") from None
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request the tape answered: what it matched or recorded, and how it went."""
+
+    request: Request
+    #: the cassette index of the interaction that answered it (replayed, or recorded by this call)
+    index: int | None
+    #: how many times this interaction had been asked for before, plus one (replay); 1 when recorded
+    attempt: int
+    #: ``"replayed"`` or ``"recorded"``
+    source: str
+    interaction: Interaction | None = None
+
+    @property
+    def recorded(self) -> bool:
+        return self.source == "recorded"
+
+
+_RECORD = object()  # Tape.route's answer: send this request to the network and record it
+
+
+class Tape:
+    """A cassette in use: a context manager (sync and async) and a decorator.
+
+    While entered it intercepts every httpx2 and httpx client in the process. To wire it into one
+    client without global patching, pass ``tape.transport()`` (or ``tape.async_transport()``) as the
+    client's transport.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        record_mode: RecordMode | str = RecordMode.NONE,
+        match_on: Iterable[str | Matcher] | None = None,
+        speed: float = 0.0,
+    ) -> None:
+        self.path = Path(path)
+        self.record_mode = RecordMode.parse(record_mode)
+        self.matchers = resolve_matchers(match_on)
+        self.speed = _check_speed(speed)
+        self.cassette = Cassette(path=self.path)
+        self.calls: list[Call] = []
+        self._lock = threading.RLock()
+        self._loaded = 0  # interactions loaded from the file: the ones replay may answer with
+        self._plays: list[int] = []
+        self._recordings: list[Recording] = []
+        self._record_all = False
+        self._entered = 0
+
+    def __repr__(self) -> str:
+        return f"<Tape {str(self.path)!r} mode={self.record_mode.value} interactions={len(self.cassette)}>"
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def load(self) -> Tape:
+        """(Re)read the cassette and reset the call log; ``__enter__`` does this."""
+        with self._lock:
+            exists = self.path.exists()
+            if exists and self.record_mode is not RecordMode.ALL:
+                self.cassette = Cassette.load(self.path)
+            elif not exists and self.record_mode is RecordMode.NONE:
+                raise CassetteNotFoundError(
+                    self.path,
+                    "no such cassette, and record mode 'none' never records. Record it once with "
+                    "record_mode='once' (pytest: --tape-record-mode=once), or check the path.",
+                )
+            else:
+                self.cassette = Cassette(path=self.path)
+            self._record_all = self.record_mode is RecordMode.ALL or (
+                self.record_mode is RecordMode.ONCE and not exists
+            )
+            self._loaded = len(self.cassette)
+            self._plays = [0] * self._loaded
+            self._recordings = []
+            self.calls = []
+        return self
+
+    def save(self) -> Path | None:
+        """Write what this run recorded (merged as the record mode says); ``__exit__`` does this."""
+        with self._lock:
+            if not self._recordings:
+                return None
+            new = [recording.snapshot() for recording in self._recordings]
+            kept = [] if self.record_mode is RecordMode.ALL else self.cassette.interactions[: self._loaded]
+            self.cassette = Cassette([*kept, *new], path=self.path)
+            return self.cassette.save(self.path)
+
+    def __enter__(self) -> Tape:
+        from .intercept import install
+
+        if self._entered:
+            raise StreamtapeError(f"tape {self.path} is already in use; a Tape cannot be entered twice at once")
+        self.load()
+        install(self)
+        self._entered = 1
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        from .intercept import uninstall
+
+        self._entered = 0
+        uninstall(self)
+        self.save()
+
+    async def __aenter__(self) -> Tape:
+        return self.__enter__()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.__exit__(*exc_info)
+
+    def __call__(self, func: F) -> F:
+        """Use the tape as a decorator, sync or async: entered for each call."""
+        if inspect.iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                async with self:
+                    return await func(*args, **kwargs)
+
+            return async_wrapper  # type: ignore[return-value]
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with self:
+                return func(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    # --- explicit wiring ---------------------------------------------------------------------
+
+    def transport(self, *, stack: str = "httpx2") -> Any:
+        """A sync transport for ``httpx2.Client(transport=...)`` (or ``httpx``) that uses this tape
+        without patching anything globally. Remember to ``load()`` the tape (or enter it)."""
+        from .intercept.transports import make_transport
+
+        return make_transport(self, stack, asynchronous=False)
+
+    def async_transport(self, *, stack: str = "httpx2") -> Any:
+        """The async twin of ``transport()``, for ``httpx2.AsyncClient(transport=...)``."""
+        from .intercept.transports import make_transport
+
+        return make_transport(self, stack, asynchronous=True)
+
+    # --- what the interceptors call ----------------------------------------------------------
+
+    def route(self, request: Request) -> Interaction | object:
+        """The interaction that answers ``request``, or ``_RECORD``; raises when it cannot be answered."""
+        with self._lock:
+            if not self._record_all:
+                index = self._match(request)
+                if index is not None:
+                    self._plays[index] += 1
+                    interaction = self.cassette.interactions[index]
+                    self.calls.append(Call(request, index, self._plays[index], "replayed", interaction))
+                    return interaction
+                if self.record_mode is not RecordMode.NEW_EPISODES:
+                    raise self._unmatched(request)
+            return _RECORD
+
+    def begin_recording(self, recording: Recording) -> None:
+        with self._lock:
+            self._recordings.append(recording)
+            self.calls.append(Call(recording.request, self._loaded + len(self._recordings) - 1, 1, "recorded"))
+
+    def _match(self, request: Request) -> int | None:
+        candidates = [
+            i
+            for i, item in enumerate(self.cassette.interactions[: self._loaded])
+            if all(not matcher(item.request, request) for matcher in self.matchers)
+        ]
+        if not candidates:
+            return None
+        # identical requests are answered in recorded order; after the last, the last repeats
+        return next((i for i in candidates if self._plays[i] == 0), candidates[-1])
+
+    def _unmatched(self, request: Request) -> UnmatchedRequestError:
+        lines = [
+            f"No interaction in cassette {self.path} matches {request.method} {request.url} "
+            f"(record mode '{self.record_mode.value}', matching on {', '.join(m.__name__ for m in self.matchers)})."
+        ]
+        closest = near_miss(self.matchers, [i.request for i in self.cassette.interactions[: self._loaded]], request)
+        if closest is None:
+            lines.append("The cassette has no interactions.")
+        else:
+            index, diffs = closest
+            recorded = self.cassette.interactions[index].request
+            lines.append(f"Closest recorded request: #{index} {recorded.method} {recorded.url}, which differs on:")
+            lines += [f"  - {diff}" for diff in diffs]
+        lines.append(
+            "To record it, use record_mode='new_episodes' (or 'all' to re-record the whole cassette); "
+            "pytest: --tape-record-mode=new_episodes."
+        )
+        return UnmatchedRequestError("\n".join(lines))
+
+    # --- what tests ask --------------------------------------------------------------------------
+
+    @property
+    def unplayed(self) -> list[Interaction]:
+        """Recorded interactions this run never replayed."""
+        with self._lock:
+            return [item for item, plays in zip(self.cassette.interactions, self._plays) if plays == 0]
+
+    @property
+    def all_played(self) -> bool:
+        """True when every interaction loaded from the cassette was replayed at least once."""
+        return not self.unplayed
+
+    @property
+    def recorded(self) -> list[Interaction]:
+        """What this run recorded so far."""
+        with self._lock:
+            return [recording.snapshot() for recording in self._recordings]
+
+
+def _check_speed(speed: float) -> float:
+    if isinstance(speed, bool) or not isinstance(speed, (int, float)) or speed < 0 or speed != speed:
+        raise ConfigError(
+            f"speed: {speed!r} is not valid; use 0 (instant, the default), 1 (recorded timing) or N > 0 (N times faster)"
+        )
+    return float(speed)
+
+
+def use_cassette(
+    path: str | os.PathLike[str],
+    *,
+    record_mode: RecordMode | str = RecordMode.NONE,
+    match_on: Iterable[str | Matcher] | None = None,
+    speed: float = 0.0,
+) -> Tape:
+    """A ``Tape`` for ``path``: use it as ``with``/``async with`` or as a decorator.
+
+    >>> with use_cassette("tests/cassettes/story.yaml", record_mode="once") as tape:  # doctest: +SKIP
+    ...     ...
+    """
+    return Tape(path, record_mode=record_mode, match_on=match_on, speed=speed)

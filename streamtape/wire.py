@@ -1,0 +1,75 @@
+"""The vocabulary of what happens on the wire for one request.
+
+A response is an ordered list of small frozen actions: ``Respond`` (status line and headers), then
+``Send`` chunks, then ``End`` (a clean end of body) or ``Cut`` (the connection broke). A request that
+got no response at all is a single ``Cut`` before any ``Respond``. The recorder produces these lists,
+cassettes store them, faults transform them and executors (in-process, or over a socket) play them.
+
+Errors are named by their class in the httpcore hierarchy (``RemoteProtocolError``, ``ReadError``,
+``ReadTimeout``, ``ConnectError``, ...), which ``httpcore`` and ``httpcore2`` share, so one recording
+replays on either stack.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Union
+
+__all__ = ["Action", "Cut", "End", "Respond", "Send", "CUT_ERRORS"]
+
+#: The httpcore exception classes a Cut may name, with what each means on the wire.
+CUT_ERRORS: dict[str, str] = {
+    "RemoteProtocolError": "the peer closed the connection (FIN) before the message was complete",
+    "ReadError": "the connection was reset (RST) or failed while reading",
+    "ReadTimeout": "nothing arrived within the read timeout",
+    "WriteError": "the request could not be sent",
+    "WriteTimeout": "the request could not be sent within the write timeout",
+    "ConnectError": "the connection could not be made (refused, unreachable, DNS)",
+    "ConnectTimeout": "the connection could not be made within the connect timeout",
+    "PoolTimeout": "no connection became free within the pool timeout",
+    "LocalProtocolError": "the client broke the HTTP protocol",
+    "ProxyError": "the proxy refused or failed the request",
+    "UnsupportedProtocol": "the URL's scheme is not supported",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Respond:
+    """The status line and headers arrived, ``at`` seconds after the request was sent."""
+
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    reason: str = ""
+    at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """A chunk of body bytes arrived, ``at`` seconds after the request was sent."""
+
+    data: bytes
+    at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class End:
+    """The body ended cleanly."""
+
+    at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Cut:
+    """The connection broke: ``error`` is the httpcore exception class name, ``message`` its text."""
+
+    error: str
+    message: str
+    at: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.error not in CUT_ERRORS:
+            valid = ", ".join(sorted(CUT_ERRORS))
+            raise ValueError(f"unknown wire error {self.error!r}; valid: {valid}")
+
+
+Action = Union[Respond, Send, End, Cut]
