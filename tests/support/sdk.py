@@ -1,0 +1,119 @@
+"""Drive the real anthropic SDK the way apps do, and capture everything the app can observe.
+
+Stack-neutral: under anthropic >= 1.0 the SDK runs on httpx2, under 0.x on httpx; ``HTTP`` is
+whichever module the installed SDK uses, so the same tests run in both environments.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import anthropic
+
+SDK_MAJOR = int(anthropic.__version__.split(".")[0])
+STACK = "httpx2" if SDK_MAJOR >= 1 else "httpx"
+HTTP: Any = importlib.import_module(STACK)
+PARAMS: dict[str, Any] = {"model": "claude-test", "max_tokens": 64, "messages": [{"role": "user", "content": "Write a story"}]}
+STYLES = ("text_stream", "events", "create", "final")
+
+
+@dataclass
+class Outcome:
+    """What the app saw: the text, every SDK event, the final message, and the exception if any."""
+
+    text: str = ""
+    events: list[Any] = field(default_factory=list)
+    final: Any = None
+    error: tuple[str, str, str | None] | None = None  # (class, message, __cause__ class)
+    status: int | None = None
+
+    def fail(self, exc: BaseException) -> None:
+        cause = type(exc.__cause__).__module__ + "." + type(exc.__cause__).__name__ if exc.__cause__ else None
+        self.error = (f"{type(exc).__module__}.{type(exc).__name__}", str(exc), cause)
+        self.status = getattr(exc, "status_code", None)
+
+
+def client(base_url: str, **options: Any) -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=base_url, api_key="sk-ant-test-key-000000", **{"max_retries": 0, **options})
+
+
+def async_client(base_url: str, **options: Any) -> anthropic.AsyncAnthropic:
+    return anthropic.AsyncAnthropic(base_url=base_url, api_key="sk-ant-test-key-000000", **{"max_retries": 0, **options})
+
+
+def _dump(event: Any) -> Any:
+    return event.model_dump(warnings=False) if hasattr(event, "model_dump") else event
+
+
+def consume(url: str, style: str = "events", *, options: dict[str, Any] | None = None, **params: Any) -> Outcome:
+    """Stream one message in a usage style: text_stream, events, create (stream=True) or final."""
+    with client(url, **(options or {})) as sdk:
+        return _consume(sdk, style, {**PARAMS, **params})
+
+
+def _consume(sdk: anthropic.Anthropic, style: str, params: dict[str, Any]) -> Outcome:
+    out = Outcome()
+    try:
+        if style == "create":
+            for event in sdk.messages.create(stream=True, **params):
+                out.events.append(_dump(event))
+            return out
+        with sdk.messages.stream(**params) as stream:
+            if style == "text_stream":
+                out.text = "".join(stream.text_stream)
+            elif style == "events":
+                out.events = [_dump(event) for event in stream]
+            out.final = _dump(stream.get_final_message())
+    except Exception as exc:  # noqa: BLE001 - recording what the app sees is the point
+        out.fail(exc)
+    return out
+
+
+async def aconsume(url: str, style: str = "events", *, options: dict[str, Any] | None = None, **params: Any) -> Outcome:
+    async with async_client(url, **(options or {})) as sdk:
+        return await _aconsume(sdk, style, {**PARAMS, **params})
+
+
+async def _aconsume(sdk: anthropic.AsyncAnthropic, style: str, params: dict[str, Any]) -> Outcome:
+    out = Outcome()
+    try:
+        if style == "create":
+            async for event in await sdk.messages.create(stream=True, **params):
+                out.events.append(_dump(event))
+            return out
+        async with sdk.messages.stream(**params) as stream:
+            if style == "text_stream":
+                out.text = "".join([text async for text in stream.text_stream])
+            elif style == "events":
+                out.events = [_dump(event) async for event in stream]
+            out.final = _dump(await stream.get_final_message())
+    except Exception as exc:  # noqa: BLE001
+        out.fail(exc)
+    return out
+
+
+def raw_chunks(base_url: str) -> tuple[int, list[bytes], str | None]:
+    """Status, the body chunks as the SDK reads them (`iter_bytes`: decoded, unbuffered), and the error."""
+    chunks: list[bytes] = []
+    with HTTP.Client() as http:
+        try:
+            with http.stream("POST", f"{base_url}/v1/messages", json={**PARAMS, "stream": True}) as response:
+                for chunk in response.iter_bytes():
+                    chunks.append(chunk)
+        except HTTP.HTTPError as exc:
+            return response.status_code, chunks, f"{type(exc).__name__}: {exc}"
+    return response.status_code, chunks, None
+
+
+async def araw_chunks(base_url: str) -> tuple[int, list[bytes], str | None]:
+    chunks: list[bytes] = []
+    async with HTTP.AsyncClient() as http:
+        try:
+            async with http.stream("POST", f"{base_url}/v1/messages", json={**PARAMS, "stream": True}) as response:
+                async for chunk in response.aiter_bytes():
+                    chunks.append(chunk)
+        except HTTP.HTTPError as exc:
+            return response.status_code, chunks, f"{type(exc).__name__}: {exc}"
+    return response.status_code, chunks, None
