@@ -58,7 +58,7 @@ class Call:
     index: int | None
     #: how many times this interaction had been asked for before, plus one (replay); 1 when recorded
     attempt: int
-    #: ``"replayed"`` or ``"recorded"``
+    #: ``"replayed"``, ``"recorded"``, or ``"unmatched"`` (raised ``UnmatchedRequestError``)
     source: str
     interaction: Interaction | None = None
 
@@ -206,6 +206,7 @@ class Tape:
                     self.calls.append(Call(request, index, self._plays[index], "replayed", interaction))
                     return interaction
                 if self.record_mode is not RecordMode.NEW_EPISODES:
+                    self.calls.append(Call(request, None, 1, "unmatched"))
                     raise self._unmatched(request)
             return _RECORD
 
