@@ -12,10 +12,10 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from .cassette import Request
+from .cassette import Interaction, Request
 from .errors import ConfigError
 
-__all__ = ["DEFAULT_MATCH_ON", "MATCHERS", "Matcher", "resolve_matchers", "differences"]
+__all__ = ["DEFAULT_MATCH_ON", "MATCHERS", "Matcher", "Player", "differences", "near_miss", "resolve_matchers"]
 
 Matcher = Callable[[Request, Request], list[str]]
 _MAX_DIFFS = 5
@@ -150,3 +150,38 @@ def near_miss(matchers: Sequence[Matcher], recorded: Sequence[Request], incoming
     scored = [(len(diffs := differences(matchers, r, incoming)), i, diffs) for i, r in enumerate(recorded)]
     _, index, diffs = min(scored, key=lambda item: (item[0], item[1]))
     return index, diffs[:_MAX_DIFFS] + ([f"... and {len(diffs) - _MAX_DIFFS} more"] if len(diffs) > _MAX_DIFFS else [])
+
+
+class Player:
+    """Chooses the recorded interaction that answers each request.
+
+    Identical requests are answered in recorded order; after the last, the last repeats (the SDK
+    resends an identical body on every retry). Not thread-safe: callers hold their own lock.
+    """
+
+    def __init__(self, interactions: Sequence[Interaction], matchers: Sequence[Matcher]) -> None:
+        self.interactions = list(interactions)
+        self.matchers = tuple(matchers)
+        self.plays = [0] * len(self.interactions)
+
+    def choose(self, request: Request) -> int | None:
+        """The index of the interaction that answers ``request`` (counted as played), or ``None``."""
+        candidates = [
+            i for i, item in enumerate(self.interactions)
+            if all(not matcher(item.request, request) for matcher in self.matchers)
+        ]  # fmt: skip
+        if not candidates:
+            return None
+        index = next((i for i in candidates if self.plays[i] == 0), candidates[-1])
+        self.plays[index] += 1
+        return index
+
+    def explain(self, request: Request) -> list[str]:
+        """Lines saying which recorded request came closest and what differs."""
+        closest = near_miss(self.matchers, [item.request for item in self.interactions], request)
+        if closest is None:
+            return ["The cassette has no interactions."]
+        index, diffs = closest
+        recorded = self.interactions[index].request
+        return [f"Closest recorded request: #{index} {recorded.method} {recorded.url}, which differs on:",
+                *(f"  - {diff}" for diff in diffs)]  # fmt: skip

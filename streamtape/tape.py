@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .cassette import Cassette, Interaction, Request
 from .errors import CassetteNotFoundError, ConfigError, StreamtapeError, UnmatchedRequestError
-from .matching import Matcher, near_miss, resolve_matchers
+from .matching import Matcher, Player, resolve_matchers
 
 if TYPE_CHECKING:
     from .intercept.recorder import Recording
@@ -94,7 +94,7 @@ class Tape:
         self.calls: list[Call] = []
         self._lock = threading.RLock()
         self._loaded = 0  # interactions loaded from the file: the ones replay may answer with
-        self._plays: list[int] = []
+        self._player = Player([], self.matchers)
         self._recordings: list[Recording] = []
         self._record_all = False
         self._entered = 0
@@ -122,7 +122,7 @@ class Tape:
                 self.record_mode is RecordMode.ONCE and not exists
             )
             self._loaded = len(self.cassette)
-            self._plays = [0] * self._loaded
+            self._player = Player(self.cassette.interactions, self.matchers)
             self._recordings = []
             self.calls = []
         return self
@@ -199,11 +199,10 @@ class Tape:
         """The interaction that answers ``request``, or ``_RECORD``; raises when it cannot be answered."""
         with self._lock:
             if not self._record_all:
-                index = self._match(request)
+                index = self._player.choose(request)
                 if index is not None:
-                    self._plays[index] += 1
                     interaction = self.cassette.interactions[index]
-                    self.calls.append(Call(request, index, self._plays[index], "replayed", interaction))
+                    self.calls.append(Call(request, index, self._player.plays[index], "replayed", interaction))
                     return interaction
                 if self.record_mode is not RecordMode.NEW_EPISODES:
                     self.calls.append(Call(request, None, 1, "unmatched"))
@@ -215,30 +214,12 @@ class Tape:
             self._recordings.append(recording)
             self.calls.append(Call(recording.request, self._loaded + len(self._recordings) - 1, 1, "recorded"))
 
-    def _match(self, request: Request) -> int | None:
-        candidates = [
-            i
-            for i, item in enumerate(self.cassette.interactions[: self._loaded])
-            if all(not matcher(item.request, request) for matcher in self.matchers)
-        ]
-        if not candidates:
-            return None
-        # identical requests are answered in recorded order; after the last, the last repeats
-        return next((i for i in candidates if self._plays[i] == 0), candidates[-1])
-
     def _unmatched(self, request: Request) -> UnmatchedRequestError:
         lines = [
             f"No interaction in cassette {self.path} matches {request.method} {request.url} "
             f"(record mode '{self.record_mode.value}', matching on {', '.join(m.__name__ for m in self.matchers)})."
         ]
-        closest = near_miss(self.matchers, [i.request for i in self.cassette.interactions[: self._loaded]], request)
-        if closest is None:
-            lines.append("The cassette has no interactions.")
-        else:
-            index, diffs = closest
-            recorded = self.cassette.interactions[index].request
-            lines.append(f"Closest recorded request: #{index} {recorded.method} {recorded.url}, which differs on:")
-            lines += [f"  - {diff}" for diff in diffs]
+        lines += self._player.explain(request)
         lines.append(
             "To record it, use record_mode='new_episodes' (or 'all' to re-record the whole cassette); "
             "pytest: --tape-record-mode=new_episodes."
@@ -251,7 +232,7 @@ class Tape:
     def unplayed(self) -> list[Interaction]:
         """Recorded interactions this run never replayed."""
         with self._lock:
-            return [item for item, plays in zip(self.cassette.interactions, self._plays) if plays == 0]
+            return [item for item, plays in zip(self._player.interactions, self._player.plays) if plays == 0]
 
     @property
     def all_played(self) -> bool:

@@ -1,0 +1,1 @@
+"""Starter cassettes, installed as ``streamtape.cassettes``: see README.md beside this file."""
