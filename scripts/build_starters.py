@@ -55,8 +55,17 @@ def _timing(body: bytes, seed: str) -> tuple[tuple[float, int], ...]:
 def build(starter: str, transcript: str, prompt: str) -> Interaction:
     body = (SOURCE / f"{transcript}.sse").read_bytes()
     first = parse_events(body)[0].json
-    model = first.get("message", {}).get("model", "claude-sonnet-4-5") if first.get("type") == "message_start" else "claude-sonnet-4-5"
-    request_json = {"max_tokens": 1024, "messages": [{"role": "user", "content": prompt}], "model": model, "stream": True}
+    model = (
+        first.get("message", {}).get("model", "claude-sonnet-4-5")
+        if first.get("type") == "message_start"
+        else "claude-sonnet-4-5"
+    )
+    request_json = {
+        "max_tokens": 1024,
+        "messages": [{"role": "user", "content": prompt}],
+        "model": model,
+        "stream": True,
+    }
     request = Request(
         "POST",
         "https://api.anthropic.com/v1/messages",

@@ -218,7 +218,8 @@ class _Reader:
 def _kind(value: Any) -> str:
     if value is None:
         return "nothing"
-    return {dict: "a mapping", list: "a list", str: "text"}.get(type(value), f"{type(value).__name__} {value!r}")
+    names: dict[type, str] = {dict: "a mapping", list: "a list", str: "text"}
+    return names.get(type(value), f"{type(value).__name__} {value!r}")
 
 
 def _parse_document(document: Any, path: Path | None) -> list[Interaction]:
@@ -228,8 +229,10 @@ def _parse_document(document: Any, path: Path | None) -> list[Interaction]:
     top = r.mapping(document, "top level")
     version = top.get("version")
     if version != FORMAT_VERSION:
-        hint = "a newer streamtape wrote it; upgrade streamtape" if isinstance(version, int) and version > 1 else (
-            "is this a streamtape cassette? (vcrpy cassettes are not)"
+        hint = (
+            "a newer streamtape wrote it; upgrade streamtape"
+            if isinstance(version, int) and version > 1
+            else ("is this a streamtape cassette? (vcrpy cassettes are not)")
         )
         raise r.fail("version", f"expected 'version: {FORMAT_VERSION}', found {version!r}; {hint}")
     items = r.required(top, "interactions", "top level", list)

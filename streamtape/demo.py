@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import sys
 import tempfile
@@ -103,8 +104,9 @@ def _cut_mid_text(item: Interaction) -> tuple[Cassette, int]:
         timing.append((at, min(length, end - size)))
         size += timing[-1][1]
     cut = Cut("RemoteProtocolError", "", timing[-1][0] + 0.01)
-    partial = Response(response.status, response.headers, response.body[:end], tuple(timing), response.reason,
-                       response.headers_at, cut)  # fmt: skip
+    partial = Response(
+        response.status, response.headers, response.body[:end], tuple(timing), response.reason, response.headers_at, cut
+    )
     return Cassette([Interaction(item.request, partial)]), events
 
 
@@ -114,10 +116,8 @@ def _trap(out: _Out, title: str, cassette: Cassette, workdir: Path, speed: float
     item = cassette.interactions[0]
     with ReplayServer(cassette, speed=speed) as server, use_cassette(path, record_mode="all"):
         base_url = server.base_url
-        try:
-            _seed_handler(base_url, _params(item), io.StringIO())  # a real failure, recorded
-        except Exception:  # noqa: BLE001, S110 - replayed and shown below
-            pass
+        with contextlib.suppress(Exception):  # a real failure, recorded: replayed and shown below
+            _seed_handler(base_url, _params(item), io.StringIO())
     shown = io.StringIO()
     try:
         with use_cassette(path):  # replayed: the server is gone
@@ -129,7 +129,9 @@ def _trap(out: _Out, title: str, cassette: Cassette, workdir: Path, speed: float
         out.line("     the seed's `except anthropic.APIConnectionError` never sees a mid-stream disconnect.")
         return
     _show_app_output(out, shown.getvalue())
-    out.line(out.style("   ✗ reported as above: the in-stream overload arrives as APIStatusError with status 200,", "31"))
+    out.line(
+        out.style("   ✗ reported as above: the in-stream overload arrives as APIStatusError with status 200,", "31")
+    )
     out.line("     not as OverloadedError (529), so the retry advice never runs.")
 
 
@@ -155,18 +157,27 @@ def run_demo(*, speed: float = 1.0, out: TextIO | None = None, keep: Path | None
         with use_cassette(recorded, record_mode="all") as tape:
             live, first = _stream_live(o, base_url, _params(item))
         saved = tape.recorded[0]
-        o.line(f"   recorded {len(saved.events)} events, {len(saved.body)} bytes, first event after "
-               f"{first * 1000:.0f} ms -> {recorded}")  # fmt: skip
+        o.line(
+            f"   recorded {len(saved.events)} events, {len(saved.body)} bytes, first event after "
+            f"{first * 1000:.0f} ms -> {recorded}"
+        )
 
     o.step(3, "Server stopped. Replaying the cassette offline:")
     with use_cassette(recorded) as tape:
         replayed, _ = _stream_live(o, base_url, _params(item))
     same = replayed == live and tape.all_played
-    o.line(o.style(f"   {'✓ identical' if same else '✗ DIFFERENT'} final message: stop_reason={replayed.stop_reason}, "
-                   f"output_tokens={replayed.usage.output_tokens}", "32" if same else "31"))  # fmt: skip
+    o.line(
+        o.style(
+            f"   {'✓ identical' if same else '✗ DIFFERENT'} final message: stop_reason={replayed.stop_reason}, "
+            f"output_tokens={replayed.usage.output_tokens}",
+            "32" if same else "31",
+        )
+    )
 
     cut, after = _cut_mid_text(item)
-    o.step(4, f"The docs' error handling (`except anthropic.APIConnectionError: ...`) vs a disconnect after event {after}:")
+    o.step(
+        4, f"The docs' error handling (`except anthropic.APIConnectionError: ...`) vs a disconnect after event {after}:"
+    )
     _trap(o, "disconnect", cut, workdir, speed)
     o.step(5, "The same handler vs an in-stream overload (a real `event: error` the API sends with status 200):")
     _trap(o, "overloaded", Cassette.load(starter("overloaded_in_stream")), workdir, speed)

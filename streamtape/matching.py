@@ -58,8 +58,13 @@ def query(recorded: Request, incoming: Request) -> list[str]:
 
 
 def url(recorded: Request, incoming: Request) -> list[str]:
-    return [*scheme(recorded, incoming), *host(recorded, incoming), *port(recorded, incoming),
-            *path(recorded, incoming), *query(recorded, incoming)]  # fmt: skip
+    return [
+        *scheme(recorded, incoming),
+        *host(recorded, incoming),
+        *port(recorded, incoming),
+        *path(recorded, incoming),
+        *query(recorded, incoming),
+    ]
 
 
 def body(recorded: Request, incoming: Request) -> list[str]:
@@ -88,7 +93,11 @@ def _json_diff(where: str, recorded: Any, incoming: Any) -> list[str]:
                 diffs += _json_diff(f"{where}.{key}", recorded[key], incoming[key])
         return diffs
     if isinstance(recorded, list) and isinstance(incoming, list) and len(recorded) == len(incoming):
-        return [d for i, (a, b) in enumerate(zip(recorded, incoming)) for d in _json_diff(f"{where}[{i}]", a, b)]
+        return [
+            d
+            for i, (a, b) in enumerate(zip(recorded, incoming, strict=True))
+            for d in _json_diff(f"{where}[{i}]", a, b)
+        ]
     if isinstance(recorded, list) and isinstance(incoming, list):
         return [f"{where}: {len(recorded)} items != {len(incoming)} items"]
     return [] if recorded == incoming else [f"{where}: {_short(recorded)} != {_short(incoming)}"]
@@ -135,7 +144,9 @@ def resolve_matchers(match_on: Iterable[str | Matcher] | None) -> tuple[Matcher,
             resolved.append(MATCHERS[item])
         else:
             valid = ", ".join(MATCHERS)
-            raise ConfigError(f"match_on: unknown matcher {item!r}; valid: {valid}, or a function (recorded, incoming) -> list[str]")
+            raise ConfigError(
+                f"match_on: unknown matcher {item!r}; valid: {valid}, or a function (recorded, incoming) -> list[str]"
+            )
     return tuple(resolved)
 
 
@@ -143,7 +154,9 @@ def differences(matchers: Sequence[Matcher], recorded: Request, incoming: Reques
     return [d for matcher in matchers for d in matcher(recorded, incoming)]
 
 
-def near_miss(matchers: Sequence[Matcher], recorded: Sequence[Request], incoming: Request) -> tuple[int, list[str]] | None:
+def near_miss(
+    matchers: Sequence[Matcher], recorded: Sequence[Request], incoming: Request
+) -> tuple[int, list[str]] | None:
     """The index of the recorded request closest to ``incoming`` and what differs (first few)."""
     if not recorded:
         return None
@@ -167,9 +180,10 @@ class Player:
     def choose(self, request: Request) -> int | None:
         """The index of the interaction that answers ``request`` (counted as played), or ``None``."""
         candidates = [
-            i for i, item in enumerate(self.interactions)
+            i
+            for i, item in enumerate(self.interactions)
             if all(not matcher(item.request, request) for matcher in self.matchers)
-        ]  # fmt: skip
+        ]
         if not candidates:
             return None
         index = next((i for i in candidates if self.plays[i] == 0), candidates[-1])
@@ -183,5 +197,7 @@ class Player:
             return ["The cassette has no interactions."]
         index, diffs = closest
         recorded = self.interactions[index].request
-        return [f"Closest recorded request: #{index} {recorded.method} {recorded.url}, which differs on:",
-                *(f"  - {diff}" for diff in diffs)]  # fmt: skip
+        return [
+            f"Closest recorded request: #{index} {recorded.method} {recorded.url}, which differs on:",
+            *(f"  - {diff}" for diff in diffs),
+        ]

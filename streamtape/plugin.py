@@ -69,8 +69,10 @@ def tape(request: pytest.FixtureRequest) -> Iterator[Tape]:
     args, kwargs = (marker.args, dict(marker.kwargs)) if marker else ((), {})
     unknown = sorted(set(kwargs) - {"cassette", *_MARKER_KEYS})
     if len(args) > 1 or unknown:
-        raise pytest.UsageError(f"{request.node.nodeid}: {_MARKER_HELP.split(':')[0]} takes one path and "
-                                f"{', '.join(_MARKER_KEYS)}; got {len(args)} paths and {unknown or 'no other'} keywords")  # fmt: skip
+        raise pytest.UsageError(
+            f"{request.node.nodeid}: @pytest.mark.tape takes at most one cassette path and the keywords "
+            f"cassette, {', '.join(_MARKER_KEYS)}; got {len(args)} paths and keywords {unknown}"
+        )
     cassette = kwargs.pop("cassette", args[0] if args else None)
     path = Path(cassette) if cassette is not None else default_cassette_path(request.node)
     if not path.is_absolute():

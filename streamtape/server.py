@@ -8,6 +8,7 @@ module never formats HTTP itself. One thread per connection; binds to 127.0.0.1 
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import struct
 import threading
@@ -71,10 +72,8 @@ class ReplayServer:
     def stop(self) -> None:
         """Stop accepting, cut every open connection, and wait for the threads."""
         self._stopping.set()
-        try:
+        with contextlib.suppress(OSError):
             self._listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept() on Linux
-        except OSError:
-            pass
         self._listener.close()
         with self._lock:
             for sock in list(self._sockets):

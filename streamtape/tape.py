@@ -232,7 +232,9 @@ class Tape:
     def unplayed(self) -> list[Interaction]:
         """Recorded interactions this run never replayed."""
         with self._lock:
-            return [item for item, plays in zip(self._player.interactions, self._player.plays) if plays == 0]
+            return [
+                item for item, plays in zip(self._player.interactions, self._player.plays, strict=True) if plays == 0
+            ]
 
     @property
     def all_played(self) -> bool:
@@ -249,7 +251,8 @@ class Tape:
 def _check_speed(speed: float) -> float:
     if isinstance(speed, bool) or not isinstance(speed, (int, float)) or speed < 0 or speed != speed:
         raise ConfigError(
-            f"speed: {speed!r} is not valid; use 0 (instant, the default), 1 (recorded timing) or N > 0 (N times faster)"
+            f"speed: {speed!r} is not valid; use 0 (instant, the default), 1 (recorded timing) "
+            "or N > 0 (N times faster)"
         )
     return float(speed)
 

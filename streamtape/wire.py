@@ -13,7 +13,6 @@ replays on either stack.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
 
 __all__ = ["Action", "Cut", "End", "Respond", "Send", "CUT_ERRORS"]
 
@@ -72,4 +71,4 @@ class Cut:
             raise ValueError(f"unknown wire error {self.error!r}; valid: {valid}")
 
 
-Action = Union[Respond, Send, End, Cut]
+Action = Respond | Send | End | Cut

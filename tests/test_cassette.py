@@ -109,7 +109,10 @@ BAD_FILES = {
     "no-version": ("interactions: []\n", "version: expected 'version: 1', found None"),
     "newer-version": ("version: 2\ninteractions: []\n", "a newer streamtape wrote it; upgrade streamtape"),
     "no-interactions": ("version: 1\n", "top level: missing required field 'interactions'"),
-    "no-request": ("version: 1\ninteractions:\n- response: {status: 200}\n", "interactions[0]: missing required field 'request'"),
+    "no-request": (
+        "version: 1\ninteractions:\n- response: {status: 200}\n",
+        "interactions[0]: missing required field 'request'",
+    ),
     "bad-status": (
         "version: 1\ninteractions:\n- request: {method: GET, url: 'http://h/'}\n  response: {status: ok}\n",
         "interactions[0].response.status: expected int, found text",

@@ -20,8 +20,12 @@ def test_demo_shows_the_record_replay_and_the_trap(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL")}
     result = subprocess.run(
         [sys.executable, "-m", "streamtape", "demo", "--speed", "0"],
-        capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "recorded 17 events, 3463 bytes" in out

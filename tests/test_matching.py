@@ -38,7 +38,7 @@ class TestDefaults:
             (req(b'{"model":"a","max_tokens":5,"x":1}'), ["body.x: not recorded (sent 1)"]),
             (req(method="GET"), ["method: 'POST' != 'GET'"]),
             (req(url="https://api.anthropic.com/v1/complete"), ["path: '/v1/messages' != '/v1/complete'"]),
-            (req(b"plain"), ["body: b'{\"model\":\"a\",\"max_tokens\":5}' != b'plain'"]),
+            (req(b"plain"), ['body: b\'{"model":"a","max_tokens":5}\' != b\'plain\'']),
         ],
         ids=["json-value", "json-missing", "json-extra", "method", "path", "not-json"],
     )
@@ -64,5 +64,7 @@ def test_configurable_and_custom() -> None:
 
 
 def test_unknown_matcher_lists_the_valid_ones() -> None:
-    with pytest.raises(ConfigError, match=r"unknown matcher 'bdy'; valid: method, url, scheme, host, port, path, query, body"):
+    with pytest.raises(
+        ConfigError, match=r"unknown matcher 'bdy'; valid: method, url, scheme, host, port, path, query, body"
+    ):
         resolve_matchers(["bdy"])

@@ -128,11 +128,15 @@ SECRET = "sk-ant-api03-very-secret-key-0123456789"
 class TestSecrets:
     """Credentials, cookies, organisation ids and the API key never reach the cassette."""
 
-    def test_nothing_secret_is_written(self, server: WireServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_nothing_secret_is_written(
+        self, server: WireServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
         server.queue(transcript("text_basic"))  # its recorded headers carry set-cookie and anthropic-organization-id
         with streamtape.use_cassette(tmp_path / "c.yaml", record_mode="all"):
-            with sdk.HTTP.Client(headers={"Cookie": "session=abc123secret", "Proxy-Authorization": "Basic cHJveHk6cHc="}) as http:
+            with sdk.HTTP.Client(
+                headers={"Cookie": "session=abc123secret", "Proxy-Authorization": "Basic cHJveHk6cHc="}
+            ) as http:
                 http.post(
                     f"{server.base_url}/v1/messages?key={SECRET}",
                     headers={"Authorization": f"Bearer {SECRET}", "x-api-key": SECRET},
@@ -145,7 +149,9 @@ class TestSecrets:
             assert f"{header}:" not in text.lower()
         assert "key=REDACTED" in text and "echo REDACTED" in text
 
-    def test_key_from_the_environment(self, server: WireServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_key_from_the_environment(
+        self, server: WireServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         monkeypatch.setenv("ANTHROPIC_API_KEY", SECRET)
         server.queue(transcript("text_basic"))
         with streamtape.use_cassette(tmp_path / "c.yaml", record_mode="all"):

@@ -79,7 +79,9 @@ def test_every_usage_style(style: str, server: WireServer, tmp_path: Path) -> No
 
 @pytest.mark.parametrize("name", list_error_bodies())
 @pytest.mark.parametrize("asynchronous", [False, True], ids=["sync", "async"])
-async def test_http_errors_replay_identically(name: str, asynchronous: bool, server: WireServer, tmp_path: Path) -> None:
+async def test_http_errors_replay_identically(
+    name: str, asynchronous: bool, server: WireServer, tmp_path: Path
+) -> None:
     path = tmp_path / "c.yaml"
     server.queue(error_reply(name))
     async with streamtape.use_cassette(path, record_mode="all"):
@@ -97,10 +99,14 @@ async def _consume(url: str, asynchronous: bool) -> sdk.Outcome:
     return sdk.consume(url)
 
 
-def test_recorded_error_body_is_kept_when_the_sdk_retries_without_reading_it(server: WireServer, tmp_path: Path) -> None:
+def test_recorded_error_body_is_kept_when_the_sdk_retries_without_reading_it(
+    server: WireServer, tmp_path: Path
+) -> None:
     """The SDK closes a retried 429 unread; the cassette must still hold its body and headers."""
     path = tmp_path / "c.yaml"
-    rate_limited = error_reply("http_429_rate_limit", headers=[("retry-after-ms", "1"), ("content-type", "application/json")])
+    rate_limited = error_reply(
+        "http_429_rate_limit", headers=[("retry-after-ms", "1"), ("content-type", "application/json")]
+    )
     server.queue(rate_limited, transcript("text_basic"))
     with streamtape.use_cassette(path, record_mode="all"):
         recorded = sdk.consume(server.base_url, options={"max_retries": 2})

@@ -100,7 +100,9 @@ class TestMatching:
             pass
         assert not tape.all_played and [i.request.json["model"] for i in tape.unplayed] == ["a"]
 
-    def test_unmatched_reaches_the_test_at_once_with_a_near_miss_report(self, server: WireServer, tmp_path: Path) -> None:
+    def test_unmatched_reaches_the_test_at_once_with_a_near_miss_report(
+        self, server: WireServer, tmp_path: Path
+    ) -> None:
         path = tmp_path / "c.yaml"
         _record(server, path, transcript("text_basic"), model="claude-a")
         server.stop()

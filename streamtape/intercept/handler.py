@@ -95,5 +95,7 @@ async def ahandle(tape: Tape, stack: Stack, pool: Any, core_request: Any, forwar
 
 def _tee(response: Any, recording: Recording, stack: Stack) -> Any:
     recording.respond(response.status, response.extensions.get("reason_phrase", b""), response.headers)
-    response.stream = RecordingStream(response.stream, recording, stack, drain_on_close=not _is_stream(response.headers))
+    response.stream = RecordingStream(
+        response.stream, recording, stack, drain_on_close=not _is_stream(response.headers)
+    )
     return response

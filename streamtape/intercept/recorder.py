@@ -79,9 +79,13 @@ class Recording:
         timing = tuple((at, len(data)) for at, data in chunks if data)
         body = b"".join(data for _, data in chunks)
         end = self.end or End(self.now())
-        return Interaction(self.request, Response(self.status, headers, body, timing, self.reason, self.headers_at, end))
+        return Interaction(
+            self.request, Response(self.status, headers, body, timing, self.reason, self.headers_at, end)
+        )
 
-    def _decoded(self, chunks: list[tuple[float, bytes]]) -> tuple[tuple[tuple[str, str], ...], list[tuple[float, bytes]]]:
+    def _decoded(
+        self, chunks: list[tuple[float, bytes]]
+    ) -> tuple[tuple[tuple[str, str], ...], list[tuple[float, bytes]]]:
         """Store what the app reads, not compressed wire bytes, so the cassette stays readable."""
         if self._wbits is None:
             return self.headers, chunks

@@ -37,8 +37,13 @@ class Stack:
     @property
     def errors(self) -> tuple[type[Exception], ...]:
         """Every exception the core raises for a network or protocol failure."""
-        return (self.core.NetworkError, self.core.TimeoutException, self.core.ProtocolError, self.core.ProxyError,
-                self.core.UnsupportedProtocol)  # fmt: skip
+        return (
+            self.core.NetworkError,
+            self.core.TimeoutException,
+            self.core.ProtocolError,
+            self.core.ProxyError,
+            self.core.UnsupportedProtocol,
+        )
 
 
 @cache

@@ -15,7 +15,11 @@ import anthropic
 SDK_MAJOR = int(anthropic.__version__.split(".")[0])
 STACK = "httpx2" if SDK_MAJOR >= 1 else "httpx"
 HTTP: Any = importlib.import_module(STACK)
-PARAMS: dict[str, Any] = {"model": "claude-test", "max_tokens": 64, "messages": [{"role": "user", "content": "Write a story"}]}
+PARAMS: dict[str, Any] = {
+    "model": "claude-test",
+    "max_tokens": 64,
+    "messages": [{"role": "user", "content": "Write a story"}],
+}
 STYLES = ("text_stream", "events", "create", "final")
 
 
@@ -40,7 +44,9 @@ def client(base_url: str, **options: Any) -> anthropic.Anthropic:
 
 
 def async_client(base_url: str, **options: Any) -> anthropic.AsyncAnthropic:
-    return anthropic.AsyncAnthropic(base_url=base_url, api_key="sk-ant-test-key-000000", **{"max_retries": 0, **options})
+    return anthropic.AsyncAnthropic(
+        base_url=base_url, api_key="sk-ant-test-key-000000", **{"max_retries": 0, **options}
+    )
 
 
 def _dump(event: Any) -> Any:
