@@ -39,10 +39,7 @@ from tests.support.wire_server import (
 )
 
 FRAMINGS = ("chunked", "content-length", "close")
-INCOMPLETE_CHUNKED = (
-    "peer closed connection without sending complete message body"
-    " (incomplete chunked read)"
-)
+INCOMPLETE_CHUNKED = "peer closed connection without sending complete message body (incomplete chunked read)"
 MESSAGES: list[MessageParam] = [{"role": "user", "content": "hi"}]
 _OVERLOADED = (anthropic.APIStatusError, "'type': 'overloaded_error'")
 
@@ -86,9 +83,7 @@ def sdk_events_until_error(
     """Iterate the SDK stream; return the event types seen and what ended it."""
     seen: list[str] = []
     try:
-        with client.messages.stream(
-            model="m", max_tokens=10, messages=MESSAGES
-        ) as stream:
+        with client.messages.stream(model="m", max_tokens=10, messages=MESSAGES) as stream:
             for event in stream:
                 seen.append(event.type)
     except Exception as exc:  # the exception is the result
@@ -96,19 +91,11 @@ def sdk_events_until_error(
     return seen, None
 
 
-def raw_get(
-    client: httpx2.Client, server: WireServer
-) -> tuple[httpx2.Response, bytes, bytes]:
+def raw_get(client: httpx2.Client, server: WireServer) -> tuple[httpx2.Response, bytes, bytes]:
     """POST with httpx2; return the response, its raw bytes and its decoded bytes."""
-    with client.stream(
-        "POST", f"{server.base_url}/v1/messages", content=b"{}"
-    ) as response:
+    with client.stream("POST", f"{server.base_url}/v1/messages", content=b"{}") as response:
         raw = b"".join(response.iter_raw())
-    decoded = (
-        gzip.decompress(raw)
-        if response.headers.get("content-encoding") == "gzip"
-        else raw
-    )
+    decoded = gzip.decompress(raw) if response.headers.get("content-encoding") == "gzip" else raw
     return response, raw, decoded
 
 
@@ -121,15 +108,11 @@ class H11Exchange:
     chunks: list[bytes]
 
 
-def h11_exchange(
-    port: int, headers: list[tuple[str, str]], body: bytes, *, wait_100: bool = False
-) -> H11Exchange:
+def h11_exchange(port: int, headers: list[tuple[str, str]], body: bytes, *, wait_100: bool = False) -> H11Exchange:
     """One POST over a raw socket with an h11 client, collecting chunk boundaries."""
     client = h11.Connection(our_role=h11.CLIENT)
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        head = h11.Request(
-            method="POST", target="/v1/messages", headers=[("host", "x"), *headers]
-        )
+        head = h11.Request(method="POST", target="/v1/messages", headers=[("host", "x"), *headers])
         sock.sendall(client.send(head))
         events = _h11_events(client, sock)
         informational = [next(events).status_code] if wait_100 else []
@@ -241,23 +224,12 @@ def check_raw_bytes_every_framing() -> str:
     return f"{count} responses byte-exact"
 
 
-def _check_framing_headers(
-    response: httpx2.Response, framing: str, use_gzip: bool, raw_length: int
-) -> None:
+def _check_framing_headers(response: httpx2.Response, framing: str, use_gzip: bool, raw_length: int) -> None:
     headers = response.headers
     expected = {
-        "chunked": (
-            headers.get("transfer-encoding") == "chunked"
-            and "content-length" not in headers
-        ),
-        "content-length": (
-            headers.get("content-length") == str(raw_length)
-            and "transfer-encoding" not in headers
-        ),
-        "close": (
-            headers.get("connection") == "close"
-            and not {"content-length", "transfer-encoding"} & set(headers)
-        ),
+        "chunked": (headers.get("transfer-encoding") == "chunked" and "content-length" not in headers),
+        "content-length": (headers.get("content-length") == str(raw_length) and "transfer-encoding" not in headers),
+        "close": (headers.get("connection") == "close" and not {"content-length", "transfer-encoding"} & set(headers)),
     }[framing]
     expect(expected, f"{framing}: wrong framing headers {dict(headers)}")
     expect(
@@ -283,9 +255,7 @@ def check_one_chunk_per_piece() -> str:
     return "chunks == SSE events; each gzip chunk decodes to its event on arrival"
 
 
-def _check_each_chunk_decodes(
-    chunks: list[bytes], events: list[bytes], name: str
-) -> None:
+def _check_each_chunk_decodes(chunks: list[bytes], events: list[bytes], name: str) -> None:
     decompressor = zlib.decompressobj(wbits=31)
     for index, (chunk, event) in enumerate(zip(chunks, events, strict=True)):
         expect(
@@ -306,11 +276,7 @@ def check_transcript_headers() -> str:
         for n, v in reply.headers
         if n.lower() not in ("content-length", "transfer-encoding", "connection")
     ]
-    received = [
-        (n.lower(), v)
-        for n, v in response.headers.multi_items()
-        if n.lower() != "transfer-encoding"
-    ]
+    received = [(n.lower(), v) for n, v in response.headers.multi_items() if n.lower() != "transfer-encoding"]
     expect(received == expected, f"headers differ: {received} != {expected}")
     expect(
         transcript("thinking").gzip and not transcript("thinking", gzip=False).gzip,
@@ -388,9 +354,7 @@ def check_nothing_queued_and_repeat() -> str:
 
 def check_concurrent_stalls() -> str:
     """Four clients stalled at once finish in about one stall (concurrency)."""
-    replies = [
-        transcript("text_basic", stall_after=2, stall_seconds=0.3) for _ in range(4)
-    ]
+    replies = [transcript("text_basic", stall_after=2, stall_seconds=0.3) for _ in range(4)]
     with WireServer() as server, httpx2.Client() as client:
         server.queue(*replies)
         started = time.monotonic()
@@ -421,9 +385,7 @@ def check_gate() -> str:
     return f"{len(received)} pieces released one by one"
 
 
-def _read_gated(
-    response: httpx2.Response, reply: Reply, gate: list[threading.Event]
-) -> list[bytes]:
+def _read_gated(response: httpx2.Response, reply: Reply, gate: list[threading.Event]) -> list[bytes]:
     received: list[bytes] = []
     for raw in response.iter_raw():
         received.append(raw)
@@ -440,9 +402,7 @@ def _read_gated(
 def check_gate_timeout() -> str:
     """A gate never set: RST, and the failure is in server.errors (and stderr)."""
     with WireServer() as server, sdk_client(server) as client:
-        server.queue(
-            transcript("text_basic", gate=[threading.Event()], gate_timeout=0.2)
-        )
+        server.queue(transcript("text_basic", gate=[threading.Event()], gate_timeout=0.2))
         _, exc = sdk_events_until_error(client)
         errors = server.errors
     expect(
@@ -473,23 +433,17 @@ def check_expect_continue() -> str:
 def check_misbehaving_clients() -> str:
     """Early disconnects and garbage requests end quietly; the server keeps serving."""
     with WireServer() as server:
-        server.queue(
-            transcript("pause_turn_web_search", stall_after=1, stall_seconds=0.05)
-        )
+        server.queue(transcript("pause_turn_web_search", stall_after=1, stall_seconds=0.05))
         with httpx2.Client() as raw_client:
             for _ in range(3):
-                with raw_client.stream(
-                    "POST", f"{server.base_url}/x", content=b"{}"
-                ) as response:
+                with raw_client.stream("POST", f"{server.base_url}/x", content=b"{}") as response:
                     next(response.iter_raw())  # then close mid-body
         garbage_status = _send_garbage(server.port)
         server.queue(transcript("text_basic"))
         with sdk_client(server) as client:
             message = sdk_final_message(client)
         errors = server.errors
-    expect(
-        garbage_status.startswith(b"HTTP/1.1 400"), f"garbage got {garbage_status!r}"
-    )
+    expect(garbage_status.startswith(b"HTTP/1.1 400"), f"garbage got {garbage_status!r}")
     expect(
         message.stop_reason == "end_turn" and not errors,
         f"{message.stop_reason} {errors}",
@@ -522,9 +476,7 @@ def check_stop() -> str:
     expect(took < 1.0, f"stop took {took:.2f}s")
     expect(isinstance(exc, httpx2.RemoteProtocolError), f"client saw {exc!r}")
     expect(_refused(server.port), "port still accepts connections")
-    leftovers = [
-        t.name for t in threading.enumerate() if t.name.startswith("wire-server-")
-    ]
+    leftovers = [t.name for t in threading.enumerate() if t.name.startswith("wire-server-")]
     expect(not leftovers, f"threads left: {leftovers}")
     return f"stopped a 30 s stall in {took * 1000:.0f} ms; then refused; no threads"
 

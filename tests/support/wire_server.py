@@ -121,9 +121,7 @@ class Reply:
 
     def __post_init__(self) -> None:
         if self.framing not in get_args(Framing):
-            raise ValueError(
-                f"framing must be one of {get_args(Framing)}, not {self.framing!r}"
-            )
+            raise ValueError(f"framing must be one of {get_args(Framing)}, not {self.framing!r}")
         if self.fin_after is not None and self.rst_after is not None:
             raise ValueError("fin_after and rst_after are mutually exclusive")
 
@@ -299,12 +297,8 @@ class WireServer:
             return
         sock.setblocking(True)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        worker = _ConnectionWorker(
-            self, sock, next(self._connection_ids), self._stopping
-        )
-        thread = threading.Thread(
-            target=worker.run, name=f"wire-server-{self.port}-conn", daemon=True
-        )
+        worker = _ConnectionWorker(self, sock, next(self._connection_ids), self._stopping)
+        thread = threading.Thread(target=worker.run, name=f"wire-server-{self.port}-conn", daemon=True)
         with self._lock:
             if self._stopping.is_set():
                 _close_socket(sock, reset=False)
@@ -379,10 +373,7 @@ class _ConnectionWorker:
                 return
             reply = self._server._take_reply(request)
             self._send_reply(reply, request.method)
-            if (
-                self._h11.our_state is not h11.DONE
-                or self._h11.their_state is not h11.DONE
-            ):
+            if self._h11.our_state is not h11.DONE or self._h11.their_state is not h11.DONE:
                 return
             self._h11.start_next_cycle()
 
@@ -441,9 +432,7 @@ class _ConnectionWorker:
             self._h11.their_http_version = b"1.0"
         headers = _response_headers(reply, pieces, with_body)
         phrase = reply.status_phrase()
-        self._send(
-            h11.Response(status_code=reply.status, headers=headers, reason=phrase)
-        )
+        self._send(h11.Response(status_code=reply.status, headers=headers, reason=phrase))
 
     def _send_body(self, reply: Reply, pieces: list[bytes]) -> None:
         reply.sent_at.clear()
@@ -472,8 +461,7 @@ class _ConnectionWorker:
                 raise _Hangup(reset=False)
             if time.monotonic() >= deadline:
                 self._server._report(
-                    f"gate[{position}] not set within {timeout:g}s on connection"
-                    f" {self._id}; aborting the connection"
+                    f"gate[{position}] not set within {timeout:g}s on connection {self._id}; aborting the connection"
                 )
                 raise _Hangup(reset=True)
 
@@ -493,22 +481,15 @@ def wire_pieces(events: list[bytes], use_gzip: bool) -> list[bytes]:
     compressor = zlib.compressobj(wbits=31)  # 16 + 15: gzip container
     last = len(events) - 1
     pieces = [
-        compressor.compress(event)
-        + compressor.flush(zlib.Z_FINISH if i == last else zlib.Z_SYNC_FLUSH)
+        compressor.compress(event) + compressor.flush(zlib.Z_FINISH if i == last else zlib.Z_SYNC_FLUSH)
         for i, event in enumerate(events)
     ]
     return pieces or [compressor.flush(zlib.Z_FINISH)]
 
 
-def _response_headers(
-    reply: Reply, pieces: list[bytes], with_body: bool
-) -> list[tuple[bytes, bytes]]:
+def _response_headers(reply: Reply, pieces: list[bytes], with_body: bool) -> list[tuple[bytes, bytes]]:
     """Reply headers minus framing/encoding ones, plus the ones `reply` really uses."""
-    headers = [
-        (name, value)
-        for name, value in reply.headers
-        if name.lower() not in _SERVER_OWNED_HEADERS
-    ]
+    headers = [(name, value) for name, value in reply.headers if name.lower() not in _SERVER_OWNED_HEADERS]
     if reply.gzip:
         headers.append(("content-encoding", "gzip"))
     if reply.framing == "content-length":
@@ -517,9 +498,7 @@ def _response_headers(
         headers.append(("connection", "close"))
     elif with_body:
         headers.append(("transfer-encoding", "chunked"))
-    return [
-        (name.encode("latin-1"), value.encode("latin-1")) for name, value in headers
-    ]
+    return [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers]
 
 
 def _body_allowed(method: str, status: int) -> bool:
@@ -527,10 +506,7 @@ def _body_allowed(method: str, status: int) -> bool:
 
 
 def _received(head: h11.Request, body: bytes, connection_id: int) -> ReceivedRequest:
-    headers = [
-        (name.decode("latin-1"), value.decode("latin-1"))
-        for name, value in head.headers
-    ]
+    headers = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in head.headers]
     return ReceivedRequest(
         method=head.method.decode("ascii"),
         path=head.target.decode("latin-1"),
@@ -582,10 +558,7 @@ class _RecordedHead:
 
     @property
     def gzip(self) -> bool:
-        return any(
-            n.lower() == "content-encoding" and v.strip().lower() == "gzip"
-            for n, v in self.headers
-        )
+        return any(n.lower() == "content-encoding" and v.strip().lower() == "gzip" for n, v in self.headers)
 
 
 def _load_head(name: str) -> _RecordedHead | None:
@@ -594,9 +567,7 @@ def _load_head(name: str) -> _RecordedHead | None:
         return None
     data = json.loads(path.read_text(encoding="utf-8"))
     status = int(data["status"])
-    headers = [
-        (key, value) for key, values in data["headers"].items() for value in values
-    ]
+    headers = [(key, value) for key, values in data["headers"].items() for value in values]
     return _RecordedHead(status, _clean_reason(data.get("reason"), status), headers)
 
 
@@ -661,17 +632,13 @@ def error_reply(name: str, **reply_kwargs: Any) -> Reply:
         _status_from_name(name),
         [*_JSON_HEADERS, ("request-id", f"req_test_{name}")],
     )
-    return _reply_from(
-        name, [body], fallback, {"framing": "content-length", **reply_kwargs}
-    )
+    return _reply_from(name, [body], fallback, {"framing": "content-length", **reply_kwargs})
 
 
 def _status_from_name(name: str) -> int:
     match = re.match(r"http_(\d{3})_", name)
     if match is None:
-        raise ValueError(
-            f"cannot tell the HTTP status from {name!r}; expected 'http_<status>_...'"
-        )
+        raise ValueError(f"cannot tell the HTTP status from {name!r}; expected 'http_<status>_...'")
     return int(match.group(1))
 
 
@@ -683,6 +650,4 @@ def list_transcripts() -> list[str]:
 
 def list_error_bodies() -> list[str]:
     """Names of the HTTP error bodies (every `*.body.json`)."""
-    return sorted(
-        path.name.removesuffix(".body.json") for path in DATA_DIR.glob("*.body.json")
-    )
+    return sorted(path.name.removesuffix(".body.json") for path in DATA_DIR.glob("*.body.json"))
