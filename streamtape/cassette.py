@@ -25,7 +25,7 @@ from . import _bodytext
 from .errors import CassetteFormatError, CassetteNotFoundError
 from .redact import SECRET_HEADERS
 from .sse import Event, parse_events
-from .wire import CUT_ERRORS, Action, Cut, End, Respond, Send
+from .wire import CUT_ERRORS, Action, Chunks, Cut, End, Respond, Send
 
 __all__ = ["Cassette", "Interaction", "Request", "Response", "FORMAT_VERSION"]
 
@@ -78,11 +78,7 @@ class Response:
 
     @property
     def chunks(self) -> tuple[Send, ...]:
-        sends, pos = [], 0
-        for at, size in self.timing:
-            sends.append(Send(self.body[pos : pos + size], at))
-            pos += size
-        return tuple(sends)
+        return tuple(Chunks(self.body, self.timing).sends())
 
     @cached_property
     def events(self) -> list[Event]:
@@ -128,7 +124,7 @@ class Interaction:
             assert self.error is not None
             return [self.error]
         r = self.response
-        return [Respond(r.status, r.headers, r.reason, r.headers_at), *r.chunks, r.end]
+        return [Respond(r.status, r.headers, r.reason, r.headers_at), Chunks(r.body, r.timing), r.end]
 
     def describe(self) -> str:
         outcome = f"{self.response.status}" if self.response else f"{self.error.error}"  # type: ignore[union-attr]

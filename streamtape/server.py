@@ -20,7 +20,7 @@ import h11
 
 from .cassette import Cassette, Interaction, Request
 from .matching import Matcher, Player, resolve_matchers
-from .wire import Action, Cut, End, Respond, Send
+from .wire import Action, Cut, End, Respond, Send, expand
 
 __all__ = ["ReplayServer"]
 
@@ -134,7 +134,7 @@ class ReplayServer:
 
     def _play(self, sock: socket.socket, connection: h11.Connection, item: Interaction) -> None:
         start = time.monotonic()
-        for action in item.actions():
+        for action in expand(item.actions()):
             self._wait_until(start, action.at)
             _perform(sock, connection, action, self._stopping)
 

@@ -1,7 +1,8 @@
 """The vocabulary of what happens on the wire for one request.
 
 A response is an ordered list of small frozen actions: ``Respond`` (status line and headers), then
-``Send`` chunks, then ``End`` (a clean end of body) or ``Cut`` (the connection broke). A request that
+body chunks (``Send``, or ``Chunks``: a recorded run of them in compact form), then ``End`` (a clean
+end of body) or ``Cut`` (the connection broke). A request that
 got no response at all is a single ``Cut`` before any ``Respond``. The recorder produces these lists,
 cassettes store them, faults transform them and executors (in-process, or over a socket) play them.
 
@@ -12,9 +13,10 @@ replays on either stack.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-__all__ = ["Action", "Cut", "End", "Respond", "Send", "CUT_ERRORS"]
+__all__ = ["Action", "Chunks", "Cut", "End", "Respond", "Send", "CUT_ERRORS", "expand"]
 
 #: The httpcore exception classes a Cut may name, with what each means on the wire.
 CUT_ERRORS: dict[str, str] = {
@@ -51,6 +53,30 @@ class Send:
 
 
 @dataclass(frozen=True, slots=True)
+class Chunks:
+    """A run of chunks as recorded: ``data`` arrived in pieces of the ``timing`` sizes, each at its
+    offset. The same thing as one ``Send`` per piece, kept compact so a 10,000-chunk replay does not
+    build 10,000 objects; ``sends()`` expands it for anything that edits single chunks."""
+
+    data: bytes
+    timing: tuple[tuple[float, int], ...]
+
+    @property
+    def at(self) -> float:
+        return self.timing[0][0] if self.timing else 0.0
+
+    def pieces(self) -> Iterator[tuple[bytes, float]]:
+        """``(bytes, at)`` per chunk, sliced lazily."""
+        data, pos = self.data, 0
+        for at, size in self.timing:
+            yield data[pos : pos + size], at
+            pos += size
+
+    def sends(self) -> list[Send]:
+        return [Send(piece, at) for piece, at in self.pieces()]
+
+
+@dataclass(frozen=True, slots=True)
 class End:
     """The body ended cleanly."""
 
@@ -71,4 +97,13 @@ class Cut:
             raise ValueError(f"unknown wire error {self.error!r}; valid: {valid}")
 
 
-Action = Respond | Send | End | Cut
+Action = Respond | Send | Chunks | End | Cut
+
+
+def expand(actions: Iterable[Action]) -> Iterator[Action]:
+    """The same actions with every ``Chunks`` run spelled out as ``Send``s, lazily."""
+    for action in actions:
+        if isinstance(action, Chunks):
+            yield from (Send(piece, at) for piece, at in action.pieces())
+        else:
+            yield action

@@ -1,0 +1,1 @@
+"""streamtape's benchmarks: ``python benchmarks/run.py`` (or ``python -m benchmarks.run``)."""
