@@ -13,6 +13,7 @@ from .errors import (
     UnmatchedRequestError,
 )
 from .sse import Event
+from .starters import starter
 from .tape import Call, RecordMode, Tape, use_cassette
 
 __version__ = "0.1.0"
@@ -32,5 +33,6 @@ __all__ = [
     "StreamtapeError",
     "Tape",
     "UnmatchedRequestError",
+    "starter",
     "use_cassette",
 ]
