@@ -7,7 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from tests.support import sdk
+
 ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.skipif(
+    sdk.SDK_MAJOR < 1, reason="the benchmarks measure the httpx2-based SDK (anthropic >= 1)"
+)
 
 
 def test_quick_run_measures_every_row(tmp_path: Path) -> None:
