@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from . import _bodytext
-from .errors import CassetteFormatError, CassetteNotFoundError
+from .errors import CassetteError, CassetteFormatError, CassetteNotFoundError, ConfigError
 from .redact import SECRET_HEADERS
 from .sse import Event, parse_events
 from .wire import CUT_ERRORS, Action, Chunks, Cut, End, Respond, Send
@@ -172,9 +172,15 @@ class Cassette:
         """Write atomically (a crash never leaves a torn file) and return the path written."""
         target = Path(path) if path is not None else self.path
         if target is None:
-            raise ValueError("Cassette.save() needs a path: this cassette was not loaded from a file")
+            raise ConfigError("Cassette.save() needs a path: this cassette was not loaded from a file")
         text = self.dumps()
-        _atomic_write(target, text)
+        try:
+            _atomic_write(target, text)
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise CassetteError(
+                target, f"cannot write the cassette ({reason}); the old file, if any, is unchanged"
+            ) from exc
         self.path = target
         return target
 

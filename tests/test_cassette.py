@@ -9,7 +9,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streamtape import Cassette, CassetteFormatError, CassetteNotFoundError, Interaction, Request, Response
+from streamtape import (
+    Cassette,
+    CassetteError,
+    CassetteFormatError,
+    CassetteNotFoundError,
+    Interaction,
+    Request,
+    Response,
+)
 from streamtape.wire import Cut, End
 from tests.support.wire_server import DATA_DIR
 
@@ -174,7 +182,7 @@ class TestAtomicSave:
             raise OSError("disk full")
 
         monkeypatch.setattr(os, "replace", crash)
-        with pytest.raises(OSError, match="disk full"):
+        with pytest.raises(CassetteError, match=r"c.yaml: cannot write the cassette \(disk full\); the old file"):
             _cassette(b"new\n").save(path)
         assert path.read_bytes() == before
         assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml"]

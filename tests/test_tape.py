@@ -263,3 +263,24 @@ class TestSpeed:
             with importlib.import_module(sdk.STACK).Client() as client:
                 assert client.get("http://h/x").content == b"abc"
         assert waits == expected
+
+
+async def test_async_pacing_on_a_virtual_clock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The async executor waits through anyio, offset by offset, without real time passing."""
+    from streamtape import clock
+
+    now = [50.0]
+    waits: list[float] = []
+    monkeypatch.setattr(clock.time, "monotonic", lambda: now[0])
+
+    async def sleep(seconds: float) -> None:
+        waits.append(round(seconds, 6))
+        now[0] += seconds
+
+    monkeypatch.setattr(clock.anyio, "sleep", sleep)
+    response = streamtape.Response(200, (), b"abc", ((0.75, 2), (1.0, 1)), headers_at=0.5)
+    Cassette([streamtape.Interaction(streamtape.Request("GET", "http://h/x"), response)]).save(tmp_path / "c.yaml")
+    async with streamtape.use_cassette(tmp_path / "c.yaml", speed=4):
+        async with importlib.import_module(sdk.STACK).AsyncClient() as client:
+            assert (await client.get("http://h/x")).content == b"abc"
+    assert waits == [0.125, 0.0625, 0.0625]

@@ -2,7 +2,7 @@
 
 Not a pytest module (the name does not start with ``test_``); run it as::
 
-    cd /work/main && /tmp/probe/bin/python -m tests.support.selfcheck
+    .venv/bin/python -m tests.support.selfcheck   (from the project root)
 
 Every check prints one PASS/FAIL line; the exit status is 1 if any failed.
 """
