@@ -44,14 +44,11 @@ def _json_or_none(body: bytes) -> Any:
         return None
 
 
-@dataclass(frozen=True)
-class Request:
-    """What the app sent (secrets already removed)."""
+class _Message:
+    """What requests and responses share: headers looked up by name, and the body as JSON."""
 
-    method: str
-    url: str
-    headers: Headers = ()
-    body: bytes = b""
+    headers: Headers
+    body: bytes
 
     @cached_property
     def json(self) -> Any:
@@ -59,12 +56,23 @@ class Request:
         return _json_or_none(self.body)
 
     def header(self, name: str) -> str | None:
+        """The first value of header ``name`` (any case), or ``None``."""
         name = name.lower()
         return next((value for key, value in self.headers if key.lower() == name), None)
 
 
 @dataclass(frozen=True)
-class Response:
+class Request(_Message):
+    """What the app sent (secrets already removed)."""
+
+    method: str
+    url: str
+    headers: Headers = ()
+    body: bytes = b""
+
+
+@dataclass(frozen=True)
+class Response(_Message):
     """What came back: status, headers, body bytes, chunk timing, and how the body ended."""
 
     status: int
@@ -84,14 +92,6 @@ class Response:
     def events(self) -> list[Event]:
         """The body's complete SSE events (empty for a non-stream body)."""
         return parse_events(self.body)
-
-    @cached_property
-    def json(self) -> Any:
-        return _json_or_none(self.body)
-
-    def header(self, name: str) -> str | None:
-        name = name.lower()
-        return next((value for key, value in self.headers if key.lower() == name), None)
 
 
 @dataclass(frozen=True)
