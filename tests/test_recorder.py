@@ -122,7 +122,7 @@ class TestRealFailures:
         assert Cassette.load(tmp_path / "c.yaml").interactions[0].error.error == "ConnectError"
 
 
-SECRET = "sk-ant-api03-very-secret-key-0123456789"
+SECRET = "fake-api-key-for-redaction-0123456789"
 
 
 class TestSecrets:

@@ -40,12 +40,12 @@ class Outcome:
 
 
 def client(base_url: str, **options: Any) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=base_url, api_key="sk-ant-test-key-000000", **{"max_retries": 0, **options})
+    return anthropic.Anthropic(base_url=base_url, api_key="test-key-not-a-secret", **{"max_retries": 0, **options})
 
 
 def async_client(base_url: str, **options: Any) -> anthropic.AsyncAnthropic:
     return anthropic.AsyncAnthropic(
-        base_url=base_url, api_key="sk-ant-test-key-000000", **{"max_retries": 0, **options}
+        base_url=base_url, api_key="test-key-not-a-secret", **{"max_retries": 0, **options}
     )
 
 
