@@ -182,7 +182,8 @@ class Tape:
 
     def transport(self, *, stack: str = "httpx2") -> Any:
         """A sync transport for ``httpx2.Client(transport=...)`` (or ``httpx``) that uses this tape
-        without patching anything globally. Remember to ``load()`` the tape (or enter it)."""
+        without patching anything globally. ``load()`` the tape first; ``save()`` it after recording
+        (entering the tape with ``with`` does both)."""
         from .intercept.transports import make_transport
 
         return make_transport(self, stack, asynchronous=False)
