@@ -284,14 +284,24 @@ def _parse_response(r: _Reader, raw: dict[str, Any], place: str) -> Response:
 def _parse_headers(r: _Reader, raw: Any, place: str) -> Headers:
     if raw is None:
         return ()
+    if isinstance(raw, list):  # [[name, value], ...], as other tools write them
+        items = [_pair(r, item, f"{place}[{i}]") for i, item in enumerate(raw)]
+    else:
+        items = list(r.mapping(raw, place).items())
     pairs: list[tuple[str, str]] = []
-    for name, value in r.mapping(raw, place).items():
+    for name, value in items:
         values = value if isinstance(value, list) else [value]
         for v in values:
             if not isinstance(v, (str, int, float)) or isinstance(v, bool):
                 raise r.fail(f"{place}.{name}", f"expected a header value (text), found {_kind(v)}")
             pairs.append((str(name), str(v)))
     return tuple(pairs)
+
+
+def _pair(r: _Reader, item: Any, place: str) -> tuple[str, Any]:
+    if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], str)):
+        raise r.fail(place, f"expected a [name, value] pair, found {_kind(item)}")
+    return item[0], item[1]
 
 
 def _parse_body(r: _Reader, raw: dict[str, Any], place: str) -> bytes:

@@ -104,6 +104,15 @@ class TestModel:
         assert [c.at for c in item.chunks] == [0.1, 0.2]
         assert item.response.end == cut
 
+    def test_headers_as_pairs_are_read(self) -> None:
+        text = (
+            "version: 1\ninteractions:\n- request: {method: GET, url: 'http://h/'}\n"
+            "  response: {status: 200, headers: [[set-x, a], [set-x, b], [n, 5]]}\n"
+        )
+        assert Cassette.loads(text).interactions[0].response.headers == (("set-x", "a"), ("set-x", "b"), ("n", "5"))
+        with pytest.raises(CassetteFormatError, match=r"response.headers\[0\]: expected a \[name, value\] pair"):
+            Cassette.loads(text.replace("[set-x, a]", "[set-x]"))
+
     def test_error_before_headers(self, tmp_path: Path) -> None:
         item = Interaction(Request("GET", "http://h/"), error=Cut("ConnectError", "[Errno 111] Connection refused"))
         Cassette([item]).save(tmp_path / "c.yaml")

@@ -44,9 +44,7 @@ def client(base_url: str, **options: Any) -> anthropic.Anthropic:
 
 
 def async_client(base_url: str, **options: Any) -> anthropic.AsyncAnthropic:
-    return anthropic.AsyncAnthropic(
-        base_url=base_url, api_key="test-key-not-a-secret", **{"max_retries": 0, **options}
-    )
+    return anthropic.AsyncAnthropic(base_url=base_url, api_key="test-key-not-a-secret", **{"max_retries": 0, **options})
 
 
 def _dump(event: Any) -> Any:
