@@ -93,6 +93,12 @@ class Response(_Message):
         """The body's complete SSE events (empty for a non-stream body)."""
         return parse_events(self.body)
 
+    @cached_property
+    def longest_gap(self) -> float:
+        """The longest silence between consecutive chunks, in seconds."""
+        ats = [at for at, _ in self.timing]
+        return max((b - a for a, b in zip(ats, ats[1:], strict=False)), default=0.0)
+
 
 @dataclass(frozen=True)
 class Interaction:
@@ -124,7 +130,7 @@ class Interaction:
             assert self.error is not None
             return [self.error]
         r = self.response
-        return [Respond(r.status, r.headers, r.reason, r.headers_at), Chunks(r.body, r.timing), r.end]
+        return [Respond(r.status, r.headers, r.reason, r.headers_at), Chunks(r.body, r.timing, r.longest_gap), r.end]
 
     def describe(self) -> str:
         outcome = f"{self.response.status}" if self.response else f"{self.error.error}"  # type: ignore[union-attr]
@@ -333,7 +339,7 @@ def _parse_cut(r: _Reader, raw: Any, place: str) -> Cut:
     error = r.required(raw, "error", place, str)
     if error not in CUT_ERRORS:
         raise r.fail(f"{place}.error", f"unknown error {error!r}; expected one of {', '.join(sorted(CUT_ERRORS))}")
-    message = r.typed(raw.get("message", ""), f"{place}.message", str)
+    message = r.typed(raw["message"], f"{place}.message", str) if "message" in raw else None
     return Cut(error, message, float(r.typed(raw.get("at", 0.0), f"{place}.at", (int, float))))
 
 
@@ -437,7 +443,11 @@ def _headers_dict(headers: Headers) -> dict[str, Any]:
 
 
 def _cut_dict(cut: Cut) -> dict[str, Any]:
-    return {"error": cut.error, "message": cut.message, "at": round(cut.at, 4)}
+    out: dict[str, Any] = {"error": cut.error}
+    if cut.message is not None:
+        out["message"] = cut.message
+    out["at"] = round(cut.at, 4)
+    return out
 
 
 def _atomic_write(target: Path, text: str) -> None:

@@ -20,7 +20,7 @@ import h11
 
 from .cassette import Cassette, Interaction, Request
 from .matching import Matcher, Player, resolve_matchers
-from .wire import Action, Cut, End, Respond, Send, expand
+from .wire import Action, Cut, End, Respond, Send, Stall, expand
 
 __all__ = ["ReplayServer"]
 
@@ -153,11 +153,18 @@ def _perform(sock: socket.socket, connection: h11.Connection, action: Action, st
         _send(sock, connection, h11.Data(data=action.data))
     elif isinstance(action, End):
         _send(sock, connection, h11.EndOfMessage())
+    elif _silent_forever(action):
+        stopping.wait()  # silence: the client's read timeout decides what happens
+        raise _Hangup(reset=False)
     elif isinstance(action, Cut):
-        if action.error == "ReadTimeout":
-            stopping.wait()  # silence: the client's read timeout decides what happens
         # a reset is an RST; everything else the peer would see as the connection closing (FIN)
         raise _Hangup(reset=action.error in ("ReadError", "ConnectError"))
+
+
+def _silent_forever(action: Action) -> bool:
+    if isinstance(action, Stall):
+        return action.seconds is None  # a finite stall is the gap before the next action's time
+    return isinstance(action, Cut) and action.error == "ReadTimeout"
 
 
 def _read_request(sock: socket.socket, connection: h11.Connection) -> Request | None:

@@ -19,7 +19,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .cassette import Cassette, Interaction, Request
 from .errors import CassetteNotFoundError, ConfigError, StreamtapeError, UnmatchedRequestError
+from .faults import Context as FaultContext
+from .faults import Fault
+from .faults import apply as apply_faults
+from .faults import resolve as resolve_faults
 from .matching import Matcher, Player, resolve_matchers
+from .wire import Action, describe
 
 if TYPE_CHECKING:
     from .intercept.recorder import Recording
@@ -61,6 +66,12 @@ class Call:
     #: ``"replayed"``, ``"recorded"``, or ``"unmatched"`` (raised ``UnmatchedRequestError``)
     source: str
     interaction: Interaction | None = None
+    #: the faults applied to this request, as specs (``"disconnect:after=5"``)
+    faults: tuple[str, ...] = ()
+    #: what the request met, in a few words: ``"429, complete"``, ``"200, then RemoteProtocolError"``
+    outcome: str = ""
+    #: seconds the SDK backed off before sending it (virtual at speed 0: nobody waited)
+    waited: float = 0.0
 
     @property
     def recorded(self) -> bool:
@@ -85,11 +96,13 @@ class Tape:
         record_mode: RecordMode | str = RecordMode.NONE,
         match_on: Iterable[str | Matcher] | None = None,
         speed: float = 0.0,
+        faults: Any = None,
     ) -> None:
         self.path = Path(path)
         self.record_mode = RecordMode.parse(record_mode)
         self.matchers = resolve_matchers(match_on)
         self.speed = _check_speed(speed)
+        self.schedule = resolve_faults(faults)
         self.cassette = Cassette(path=self.path)
         self.calls: list[Call] = []
         self._lock = threading.RLock()
@@ -98,6 +111,8 @@ class Tape:
         self._recordings: list[Recording] = []
         self._record_all = False
         self._entered = 0
+        self._faulted = 0  # requests the fault schedule has applied to
+        self._backoff = 0.0  # the SDK's retry wait not yet charged to a call
 
     def __repr__(self) -> str:
         return f"<Tape {str(self.path)!r} mode={self.record_mode.value} interactions={len(self.cassette)}>"
@@ -125,6 +140,7 @@ class Tape:
             self._player = Player(self.cassette.interactions, self.matchers)
             self._recordings = []
             self.calls = []
+            self._faulted, self._backoff = 0, 0.0
         return self
 
     def save(self) -> Path | None:
@@ -196,24 +212,46 @@ class Tape:
 
     # --- what the interceptors call ----------------------------------------------------------
 
-    def route(self, request: Request) -> Interaction | object:
-        """The interaction that answers ``request``, or ``_RECORD``; raises when it cannot be answered."""
+    def route(self, request: Request) -> list[Action] | object:
+        """The wire actions that answer ``request`` (the recording, reshaped by this attempt's faults),
+        or ``_RECORD``; raises when it cannot be answered."""
         with self._lock:
             if not self._record_all:
                 index = self._player.choose(request)
                 if index is not None:
-                    interaction = self.cassette.interactions[index]
-                    self.calls.append(Call(request, index, self._player.plays[index], "replayed", interaction))
-                    return interaction
+                    return self._replay(request, index)
                 if self.record_mode is not RecordMode.NEW_EPISODES:
-                    self.calls.append(Call(request, None, 1, "unmatched"))
+                    self.calls.append(Call(request, None, 1, "unmatched", waited=self._take_backoff()))
                     raise self._unmatched(request)
             return _RECORD
+
+    def _replay(self, request: Request, index: int) -> list[Action]:
+        interaction = self.cassette.interactions[index]
+        actions = interaction.actions()
+        applied: tuple[Fault, ...] = ()
+        if self.schedule is not None and self.schedule.applies_to(request.method, request.url):
+            applied = self.schedule.faults_for(self._faulted)
+            self._faulted += 1
+            actions = apply_faults(applied, actions, FaultContext(number=len(self.calls) + 1))
+        call = Call(request, index, self._player.plays[index], "replayed", interaction,
+                    tuple(f.spec() for f in applied), describe(actions), self._take_backoff())  # fmt: skip
+        self.calls.append(call)
+        return actions
+
+    def note_backoff(self, seconds: float) -> None:
+        """The SDK is about to wait ``seconds`` before retrying; charged to the next call."""
+        with self._lock:
+            self._backoff += seconds
+
+    def _take_backoff(self) -> float:
+        waited, self._backoff = self._backoff, 0.0
+        return waited
 
     def begin_recording(self, recording: Recording) -> None:
         with self._lock:
             self._recordings.append(recording)
-            self.calls.append(Call(recording.request, self._loaded + len(self._recordings) - 1, 1, "recorded"))
+            index = self._loaded + len(self._recordings) - 1
+            self.calls.append(Call(recording.request, index, 1, "recorded", waited=self._take_backoff()))
 
     def _unmatched(self, request: Request) -> UnmatchedRequestError:
         lines = [
@@ -264,10 +302,15 @@ def use_cassette(
     record_mode: RecordMode | str = RecordMode.NONE,
     match_on: Iterable[str | Matcher] | None = None,
     speed: float = 0.0,
+    faults: Any = None,
 ) -> Tape:
     """A ``Tape`` for ``path``: use it as ``with``/``async with`` or as a decorator.
+
+    ``faults``: what replayed responses go through (``streamtape.faults``): a fault, a list of
+    faults (every request), ``faults.sequence(...)`` (per attempt), or a spec string such as
+    ``"rate_limit*2 -> ok"`` or ``"scenario:flaky-network"``.
 
     >>> with use_cassette("tests/cassettes/story.yaml", record_mode="once") as tape:  # doctest: +SKIP
     ...     ...
     """
-    return Tape(path, record_mode=record_mode, match_on=match_on, speed=speed)
+    return Tape(path, record_mode=record_mode, match_on=match_on, speed=speed, faults=faults)

@@ -1,8 +1,8 @@
 """The vocabulary of what happens on the wire for one request.
 
 A response is an ordered list of small frozen actions: ``Respond`` (status line and headers), then
-body chunks (``Send``, or ``Chunks``: a recorded run of them in compact form), then ``End`` (a clean
-end of body) or ``Cut`` (the connection broke). A request that
+body chunks (``Send``, or ``Chunks``: a recorded run of them in compact form), perhaps a ``Stall``
+(silence), then ``End`` (a clean end of body) or ``Cut`` (the connection broke). A request that
 got no response at all is a single ``Cut`` before any ``Respond``. The recorder produces these lists,
 cassettes store them, faults transform them and executors (in-process, or over a socket) play them.
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-__all__ = ["Action", "Chunks", "Cut", "End", "Respond", "Send", "CUT_ERRORS", "expand"]
+__all__ = ["Action", "Chunks", "Cut", "End", "Respond", "Send", "Stall", "CUT_ERRORS", "describe", "expand"]
 
 #: The httpcore exception classes a Cut may name, with what each means on the wire.
 CUT_ERRORS: dict[str, str] = {
@@ -60,6 +60,8 @@ class Chunks:
 
     data: bytes
     timing: tuple[tuple[float, int], ...]
+    #: the longest silence inside the run (between consecutive chunks), for read-timeout checks
+    longest_gap: float = 0.0
 
     @property
     def at(self) -> float:
@@ -77,6 +79,17 @@ class Chunks:
 
 
 @dataclass(frozen=True, slots=True)
+class Stall:
+    """Nothing arrives from ``at`` on: for ``seconds``, or (``None``) ever again.
+
+    Silence shorter than the request's read timeout only delays what follows; silence as long as the
+    read timeout raises the stack's ``ReadTimeout`` when that timeout expires."""
+
+    seconds: float | None = None
+    at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
 class End:
     """The body ended cleanly."""
 
@@ -85,10 +98,13 @@ class End:
 
 @dataclass(frozen=True, slots=True)
 class Cut:
-    """The connection broke: ``error`` is the httpcore exception class name, ``message`` its text."""
+    """The connection broke: ``error`` is the httpcore exception class name, ``message`` its text.
+
+    ``message=None`` means "what the real stack says here", which depends on sync or async, the
+    body's framing and how many bytes arrived; the executor fills it in."""
 
     error: str
-    message: str
+    message: str | None = None
     at: float = 0.0
 
     def __post_init__(self) -> None:
@@ -97,7 +113,7 @@ class Cut:
             raise ValueError(f"unknown wire error {self.error!r}; valid: {valid}")
 
 
-Action = Respond | Send | Chunks | End | Cut
+Action = Respond | Send | Chunks | Stall | End | Cut
 
 
 def expand(actions: Iterable[Action]) -> Iterator[Action]:
@@ -107,3 +123,18 @@ def expand(actions: Iterable[Action]) -> Iterator[Action]:
             yield from (Send(piece, at) for piece, at in action.pieces())
         else:
             yield action
+
+
+def describe(actions: Iterable[Action]) -> str:
+    """What these actions do to a client, in a few words: ``200, then RemoteProtocolError``."""
+    words: list[str] = []
+    for action in actions:
+        if isinstance(action, Respond):
+            words.append(str(action.status))
+        elif isinstance(action, Cut):
+            words.append(action.error if not words else f"then {action.error}")
+        elif isinstance(action, Stall) and action.seconds is None:
+            words.append("no response (silence)" if not words else "then silence")
+        elif isinstance(action, End) and words:
+            words.append("complete")
+    return ", ".join(words)

@@ -5,12 +5,22 @@ its requests through the innermost active tape.
 Patching the pool *classes* catches clients created before the tape was entered and proxy pools
 (which subclass the pool). The patch is installed with the first active tape and removed with the
 last.
+
+The SDKs' retry back-off goes through the tape too: they sleep with ``time.sleep`` / ``anyio.sleep``
+looked up in their ``_base_client`` module, and while a tape is entered those names point at a
+clock that, at speed 0, charges the wait to the tape (``Call.waited``) instead of sleeping, so
+"429 twice, then success" replays in milliseconds with the SDK's own retry logic.
 """
 
 from __future__ import annotations
 
+import importlib
 import threading
+import time
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
+
+import anyio
 
 from .handler import ahandle, handle
 from .stacks import Stack, available_stacks
@@ -28,6 +38,7 @@ class _Interceptor:
         self.lock = threading.Lock()
         self.tapes: list[Tape] = []
         self.patched: list[Stack] = []
+        self.clocks: list[tuple[ModuleType, str, Any]] = []  # (module, name, original) to put back
 
     def install(self, tape: Tape) -> None:
         with self.lock:
@@ -35,6 +46,7 @@ class _Interceptor:
                 self.patched = available_stacks()
                 for stack in self.patched:
                     _patch(stack, self)
+                self.clocks = _patch_sdk_clocks(self)
             self.tapes.append(tape)
 
     def uninstall(self, tape: Tape) -> None:
@@ -46,6 +58,9 @@ class _Interceptor:
                     stack.core.ConnectionPool.handle_request = stack.sync_handle
                     stack.core.AsyncConnectionPool.handle_async_request = stack.async_handle
                 self.patched = []
+                for module, name, original in self.clocks:
+                    setattr(module, name, original)
+                self.clocks = []
 
     def current(self) -> Tape | None:
         tapes = self.tapes
@@ -67,6 +82,56 @@ def _patch(stack: Stack, interceptor: _Interceptor) -> None:
 
     stack.core.ConnectionPool.handle_request = handle_request
     stack.core.AsyncConnectionPool.handle_async_request = handle_async_request
+
+
+_SDK_CLIENT_MODULES = ("anthropic._base_client", "openai._base_client")
+
+
+class _TimeModule:
+    """``time`` as an SDK sees it while a tape is entered: ``sleep`` follows the tape's clock."""
+
+    def __init__(self, real: ModuleType, interceptor: _Interceptor) -> None:
+        self._real, self._interceptor = real, interceptor
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    def sleep(self, seconds: float) -> None:
+        tape = self._interceptor.current()
+        if tape is None:
+            return self._real.sleep(seconds)
+        tape.note_backoff(seconds)
+        if tape.speed > 0:
+            self._real.sleep(seconds / tape.speed)
+        return None
+
+
+class _AnyioModule(_TimeModule):
+    """``anyio`` as an SDK sees it while a tape is entered: ``sleep`` follows the tape's clock."""
+
+    async def sleep(self, seconds: float) -> None:  # type: ignore[override]
+        tape = self._interceptor.current()
+        if tape is None:
+            return await self._real.sleep(seconds)
+        tape.note_backoff(seconds)
+        if tape.speed > 0:
+            await self._real.sleep(seconds / tape.speed)
+        return None
+
+
+def _patch_sdk_clocks(interceptor: _Interceptor) -> list[tuple[ModuleType, str, Any]]:
+    patched = []
+    for name in _SDK_CLIENT_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        for attribute, shim in (("time", _TimeModule), ("anyio", _AnyioModule)):
+            original = getattr(module, attribute, None)
+            if original in (time, anyio):
+                setattr(module, attribute, shim(original, interceptor))
+                patched.append((module, attribute, original))
+    return patched
 
 
 _INTERCEPTOR = _Interceptor()

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
-from ..cassette import Interaction, Request
+from ..cassette import Request
 from ..redact import Redactor
 from .recorder import Recording, RecordingStream
 from .replay import areplay_response, replay_response
@@ -55,6 +55,11 @@ def _request(core_request: Any, body: bytes) -> tuple[Request, Redactor]:
     return request, redactor
 
 
+def _read_timeout(core_request: Any) -> float | None:
+    timeout = core_request.extensions.get("timeout", {}).get("read")
+    return None if timeout is None else float(timeout)
+
+
 def _is_stream(headers: list[tuple[bytes, bytes]]) -> bool:
     return any(k.lower() == b"content-type" and b"event-stream" in v.lower() for k, v in headers)
 
@@ -64,8 +69,8 @@ def handle(tape: Tape, stack: Stack, pool: Any, core_request: Any, forward: Any)
     core_request.stream = _Body(body)
     request, redactor = _request(core_request, body)
     route = tape.route(request)
-    if isinstance(route, Interaction):
-        return replay_response(stack, route.actions(), tape.speed)
+    if isinstance(route, list):
+        return replay_response(stack, route, speed=tape.speed, read_timeout=_read_timeout(core_request))
     recording = Recording(request, redactor)
     tape.begin_recording(recording)
     try:
@@ -81,8 +86,8 @@ async def ahandle(tape: Tape, stack: Stack, pool: Any, core_request: Any, forwar
     core_request.stream = _Body(body)
     request, redactor = _request(core_request, body)
     route = tape.route(request)
-    if isinstance(route, Interaction):
-        return await areplay_response(stack, route.actions(), tape.speed)
+    if isinstance(route, list):
+        return await areplay_response(stack, route, speed=tape.speed, read_timeout=_read_timeout(core_request))
     recording = Recording(request, redactor)
     tape.begin_recording(recording)
     try:

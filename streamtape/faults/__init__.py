@@ -1,0 +1,118 @@
+"""Faults: put any recorded stream through the failures production sees.
+
+    from streamtape import faults, use_cassette
+
+    with use_cassette("story.yaml", faults=[faults.disconnect(after=5)]):
+        ...  # events 1-5, then httpx2.RemoteProtocolError, as from a real dropped connection
+
+    with use_cassette("story.yaml", faults=faults.sequence(faults.rate_limit(), faults.rate_limit(), None)):
+        ...  # attempts 1 and 2 get a faithful 429, attempt 3 the recording: the SDK's retries succeed
+
+The same as strings: ``"disconnect:after=5"``, ``"rate_limit*2 -> ok"``,
+``"delay:first_byte=2.5,per_event=0.05 + stall:after=10"`` (see ``streamtape.faults.spec``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from ..errors import ConfigError
+from .catalogue import (
+    CATALOGUE,
+    Context,
+    Corrupt,
+    Delay,
+    Disconnect,
+    Drop,
+    Duplicate,
+    ErrorEvent,
+    Fault,
+    HttpError,
+    Overloaded,
+    Ping,
+    RateLimit,
+    Rechunk,
+    Refuse,
+    Reset,
+    ServerError,
+    Stall_,
+    Timeout,
+    Truncate,
+)
+from .schedule import Chaos, Schedule, apply
+from .spec import describe_catalogue, parse, parse_fault
+
+__all__ = [
+    "CATALOGUE", "Chaos", "Context", "Fault", "Schedule", "apply", "chaos", "corrupt", "delay", "describe_catalogue",
+    "disconnect", "drop", "duplicate", "error_event", "http_error", "overloaded", "parse", "parse_fault", "ping",
+    "rate_limit", "rechunk", "refuse", "reset", "resolve", "sequence", "server_error", "stall", "timeout", "truncate",
+]  # fmt: skip
+
+refuse = Refuse
+reset = Reset
+disconnect = Disconnect
+timeout = Timeout
+rate_limit = RateLimit
+overloaded = Overloaded
+server_error = ServerError
+stall = Stall_
+error_event = ErrorEvent
+truncate = Truncate
+delay = Delay
+rechunk = Rechunk
+corrupt = Corrupt
+duplicate = Duplicate
+drop = Drop
+ping = Ping
+
+
+def http_error(status: int, **options: Any) -> HttpError:
+    """A faithful Anthropic error response with ``status`` (``error_type``, ``message``,
+    ``retry_after``, ``retry_after_ms``, ``should_retry`` optional)."""
+    return HttpError(status=status, **options)
+
+
+def sequence(*steps: Fault | Iterable[Fault] | str | None, when: str | None = None) -> Schedule:
+    """One step per attempt, in the order requests reach the tape: a fault, several faults, a spec
+    string, or ``None``/``"ok"`` for a clean attempt. Attempts past the end are clean."""
+    return Schedule(tuple(_step(step) for step in steps), when=when)
+
+
+def chaos(p: float = 0.2, *, seed: int = 0, when: str | None = None, pool: Iterable[str] | None = None) -> Chaos:
+    """Each request, with probability ``p``, meets one fault from ``pool``; the same ``seed``, the same draws."""
+    options: dict[str, Any] = {"pool": tuple(pool)} if pool is not None else {}
+    return Chaos((), p=p, seed=seed, when=when, **options)
+
+
+def resolve(faults: Any, *, when: str | None = None) -> Schedule | None:
+    """Whatever a tape was given as ``faults=`` as a ``Schedule`` (``None``: no faults)."""
+    if faults is None or isinstance(faults, Schedule):
+        return faults
+    if isinstance(faults, str):
+        return parse(faults, when=when)
+    if isinstance(faults, Fault):
+        return Schedule(((faults,),), every=True, when=when)
+    if isinstance(faults, Iterable):
+        return Schedule((_step(list(faults)),), every=True, when=when)
+    raise ConfigError(
+        f"faults: {faults!r} is not a fault; give a fault (faults.disconnect(after=5)), a list of them, "
+        "faults.sequence(...), or a spec string like 'rate_limit*2 -> ok'"
+    )
+
+
+def _step(step: Any) -> tuple[Fault, ...]:
+    if step is None:
+        return ()
+    if isinstance(step, Fault):
+        return (step,)
+    if isinstance(step, str):
+        schedule = parse(step)
+        if not schedule.every and len(schedule.steps) != 1:
+            raise ConfigError(f"faults: sequence step {step!r} is itself a sequence; give one step per argument")
+        return schedule.steps[0] if schedule.steps else ()
+    items = list(step)
+    bad = [item for item in items if not isinstance(item, Fault)]
+    if bad:
+        raise ConfigError(f"faults: {bad[0]!r} is not a fault (in {items!r})")
+    return tuple(items)

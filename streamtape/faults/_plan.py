@@ -1,0 +1,131 @@
+"""The working form faults edit: a response split into head, body pieces and tail.
+
+Every body piece remembers which SSE event of the original recording its bytes belong to and where
+they sat in the original body, so ``after=5`` and ``at_byte=300`` always mean the recording's fifth
+event and its byte 300, whatever other faults added, dropped or moved before.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from ..errors import ConfigError
+from ..sse import parse_events
+from ..wire import Action, Chunks, Respond, Send, expand
+
+__all__ = ["Piece", "Plan"]
+
+
+@dataclass(frozen=True)
+class Piece:
+    """Body bytes that arrive together at ``at``; ``event`` and ``offset`` locate them in the
+    original recording (``None`` for bytes a fault added)."""
+
+    data: bytes
+    at: float
+    event: int | None = None
+    offset: int | None = None
+
+
+@dataclass
+class Plan:
+    """One response being shaped by faults."""
+
+    head: list[Action]
+    pieces: list[Piece] = field(default_factory=list)
+    tail: list[Action] = field(default_factory=list)
+    events: int = 0  # complete SSE events in the original recording
+
+    @classmethod
+    def from_actions(cls, actions: list[Action]) -> Plan:
+        head: list[Action] = []
+        sends: list[Send] = []
+        tail: list[Action] = []
+        for action in expand(actions):
+            if isinstance(action, Send) and not tail:
+                sends.append(action)
+            elif sends or (head and isinstance(head[-1], Respond)):
+                tail.append(action)
+            else:
+                head.append(action)
+        body = b"".join(send.data for send in sends)
+        ends = [event.end for event in parse_events(body)]
+        return cls(head, _tag(sends, ends), tail, len(ends))
+
+    def actions(self) -> list[Action]:
+        return [*self.head, *(Send(piece.data, piece.at) for piece in self.pieces), *self.tail]
+
+    @property
+    def respond(self) -> Respond | None:
+        return next((a for a in self.head if isinstance(a, Respond)), None)
+
+    @property
+    def last_at(self) -> float:
+        """When the last thing before the tail arrived."""
+        if self.pieces:
+            return self.pieces[-1].at
+        return self.head[-1].at if self.head else 0.0
+
+    def position(self, fault: str, *, after: int | None, at_byte: int | None) -> int:
+        """The index in ``pieces`` where a cut at ``after``/``at_byte`` falls (splitting a piece there)."""
+        if self.respond is None:
+            raise ConfigError(f"{fault}: this attempt has no response to cut (an earlier fault replaced it)")
+        if after is not None:
+            if not 0 <= after <= self.events:
+                raise ConfigError(
+                    f"{fault}: after={after}, but the recorded response has {self.events} SSE events; "
+                    f"use after=0..{self.events}"
+                )
+            return next(
+                (i for i, p in enumerate(self.pieces) if p.event is not None and p.event > after), len(self.pieces)
+            )
+        assert at_byte is not None
+        return self._split_at_byte(fault, at_byte)
+
+    def _split_at_byte(self, fault: str, at_byte: int) -> int:
+        for index, piece in enumerate(self.pieces):
+            if piece.offset is None or piece.offset + len(piece.data) <= at_byte:
+                continue
+            if piece.offset >= at_byte:
+                return index
+            cut = at_byte - piece.offset
+            first = replace(piece, data=piece.data[:cut])
+            second = replace(piece, data=piece.data[cut:], offset=at_byte)
+            self.pieces[index : index + 1] = [first, second]
+            return index + 1
+        size = sum(len(p.data) for p in self.pieces if p.offset is not None)
+        if at_byte > size:
+            raise ConfigError(f"{fault}: at_byte={at_byte}, but the recorded body has {size} bytes; use 0..{size}")
+        return len(self.pieces)
+
+    def cut(self, index: int, tail: list[Action]) -> Plan:
+        """Keep the pieces before ``index`` and end with ``tail``."""
+        self.pieces = self.pieces[:index]
+        self.tail = tail
+        return self
+
+    def shift(self, start: int, seconds: float) -> None:
+        """Everything from piece ``start`` on (and the tail) arrives ``seconds`` later."""
+        self.pieces[start:] = [replace(p, at=p.at + seconds) for p in self.pieces[start:]]
+        self.tail = [later(action, seconds) for action in self.tail]
+
+
+def later(action: Action, seconds: float) -> Action:
+    """``action``, ``seconds`` later."""
+    return action if isinstance(action, Chunks) else replace(action, at=action.at + seconds)  # type: ignore[arg-type]
+
+
+def _tag(sends: list[Send], ends: list[int]) -> list[Piece]:
+    """Split sends at event boundaries and tag each piece with its event (1-based) and offset."""
+    pieces: list[Piece] = []
+    offset, event = 0, 0
+    for send in sends:
+        data = send.data
+        while data:
+            boundary = ends[event] if event < len(ends) else offset + len(data)
+            size = min(len(data), boundary - offset)
+            pieces.append(Piece(data[:size], send.at, event + 1 if event < len(ends) else None, offset))
+            data, offset = data[size:], offset + size
+            if event < len(ends) and offset == ends[event]:
+                event += 1
+    return pieces
