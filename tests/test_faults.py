@@ -1,0 +1,297 @@
+"""The fault catalogue, specs and schedules: what each fault does to the bytes and timing of a
+real recorded response, and how faults are chosen per attempt."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import streamtape
+from streamtape import Cassette, ConfigError, Interaction, Request, Response, faults
+from streamtape.faults import Context, apply
+from streamtape.faults._plan import Plan
+from streamtape.sse import parse_events
+from streamtape.wire import Chunks, Cut, End, Respond, Send, Stall
+from tests.support.wire_server import DATA_DIR
+
+BODY = (DATA_DIR / "text_basic.sse").read_bytes()  # 7 events: start, block start, ping, delta, stop x3
+EVENTS = parse_events(BODY)
+
+
+def recorded(body: bytes = BODY, end: End | Cut | None = None) -> list:
+    """A real recording's actions: one chunk per event, 10 ms apart, headers at 0.1 s."""
+    timing = tuple((round(0.2 + 0.01 * i, 4), e.end - e.start) for i, e in enumerate(parse_events(body)))
+    response = Response(200, (("content-type", "text/event-stream"),), body, timing, "OK", 0.1, end or End(0.3))
+    return Interaction(Request("POST", "http://h/v1/messages"), response).actions()
+
+
+def run(*specs: str, actions: list | None = None) -> list:
+    return apply([faults.parse_fault(s) for s in specs], actions or recorded(), Context(number=1))
+
+
+def body_of(actions: list) -> bytes:
+    return b"".join(a.data for a in actions if isinstance(a, Send))
+
+
+class TestPlan:
+    """Body pieces keep the recording's event numbers and byte offsets."""
+
+    def test_pieces_are_tagged(self) -> None:
+        plan = Plan.from_actions(recorded())
+        assert plan.events == 7 and [p.event for p in plan.pieces] == [1, 2, 3, 4, 5, 6, 7]
+        assert [p.offset for p in plan.pieces] == [e.start for e in EVENTS]
+
+    def test_chunks_spanning_events_are_split(self) -> None:
+        one_chunk = Interaction(Request("GET", "http://h/"), Response(200, (), BODY, ((0.5, len(BODY)),))).actions()
+        plan = Plan.from_actions(one_chunk)
+        assert [p.event for p in plan.pieces] == [1, 2, 3, 4, 5, 6, 7] and all(p.at == 0.5 for p in plan.pieces)
+
+    def test_no_faults_is_no_work(self) -> None:
+        actions = recorded()
+        assert apply([], actions, Context()) is actions and isinstance(actions[1], Chunks)
+
+
+class TestCuts:
+    @pytest.mark.parametrize(("spec", "error"), [("disconnect", "RemoteProtocolError"), ("reset", "ReadError")])
+    def test_mid_stream_after_an_event(self, spec: str, error: str) -> None:
+        out = run(f"{spec}:after=4")
+        assert body_of(out) == BODY[: EVENTS[3].end]
+        assert out[-1] == Cut(error, None, 0.23)  # right after event 4 arrived; the message is the stack's
+
+    def test_at_a_byte_inside_a_utf8_character(self) -> None:
+        body = 'data: {"t":"caf\u00e9"}\n\n'.encode()
+        inside = body.index(b"\xa9")  # the second byte of the two-byte e-acute
+        out = run(f"disconnect:at_byte={inside}", actions=recorded(body))
+        assert body_of(out) == body[:inside] and body_of(out).endswith(b"\xc3")
+
+    @pytest.mark.parametrize("spec", ["disconnect", "reset", "refuse", "timeout"])
+    def test_before_headers(self, spec: str) -> None:
+        expected = {"disconnect": Cut("RemoteProtocolError"), "reset": Cut("ReadError"),
+                    "refuse": Cut("ConnectError"), "timeout": Stall(None)}  # fmt: skip
+        assert run(spec) == [expected[spec]]
+
+    def test_stall_forever_and_for_a_while(self) -> None:
+        assert run("stall:after=2")[-1] == Stall(None, 0.21)
+        out = run("stall:after=2,seconds=5")
+        assert [a.at for a in out if isinstance(a, Send)] == pytest.approx([0.2, 0.21, 5.22, 5.23, 5.24, 5.25, 5.26])
+        assert body_of(out) == BODY and out[-1].at == pytest.approx(5.3)
+
+    def test_error_event_then_the_close(self) -> None:
+        out = run("error_event:after=2")
+        assert body_of(out) == BODY[: EVENTS[1].end] + (DATA_DIR / "error_overloaded_in_stream.sse").read_bytes()
+        assert isinstance(out[-1], End)
+        alone = run("error_event")
+        assert [e.event for e in parse_events(body_of(alone))] == ["error"]
+
+    def test_truncate_drops_message_stop(self) -> None:
+        assert body_of(run("truncate")) == BODY[: EVENTS[5].end]
+        assert body_of(run("truncate:after=3")) == BODY[: EVENTS[2].end]
+
+    @pytest.mark.parametrize(
+        ("spec", "message"),
+        [
+            ("disconnect:after=8", "after=8, but the recorded response has 7 SSE events; use after=0..7"),
+            ("disconnect:at_byte=99999", "at_byte=99999, but the recorded body has 1159 bytes"),
+            ("drop:event=9", "the recorded response has 7 SSE events; use event=1..7"),
+        ],
+    )
+    def test_positions_beyond_the_recording(self, spec: str, message: str) -> None:
+        with pytest.raises(ConfigError, match=message):
+            run(spec)
+
+
+class TestHttpErrors:
+    def test_rate_limit_is_faithful(self) -> None:
+        out = run("rate_limit:retry_after=2,should_retry=true")
+        head = out[0]
+        assert isinstance(head, Respond) and head.status == 429 and head.reason == "Too Many Requests"
+        headers = dict(head.headers)
+        assert headers["retry-after"] == "2" and headers["x-should-retry"] == "true"
+        assert headers["request-id"] == "req_011CStreamtape0000000001"
+        assert headers["anthropic-ratelimit-requests-remaining"] == "0"
+        assert body_of(out) == (
+            b'{"type":"error","error":{"type":"rate_limit_error","message":"This request would exceed your '
+            b'account\'s rate limit. Please try again later."},"request_id":"req_011CStreamtape0000000001"}'
+        )
+        assert headers["content-length"] == str(len(body_of(out)))
+
+    @pytest.mark.parametrize(("spec", "status", "kind"), [("overloaded", 529, "overloaded_error"),
+                             ("server_error", 500, "api_error"), ("http_error:status=404", 404, "not_found_error")])  # fmt: skip
+    def test_shorthands(self, spec: str, status: int, kind: str) -> None:
+        out = run(spec)
+        assert out[0].status == status and f'"type":"{kind}"'.encode() in body_of(out)
+        assert "retry-after" not in dict(out[0].headers) and "x-should-retry" not in dict(out[0].headers)
+
+
+class TestShaping:
+    def test_delay(self) -> None:
+        out = run("delay:first_byte=1,per_event=0.5")
+        assert out[0].at == pytest.approx(1.1)
+        assert [a.at for a in out if isinstance(a, Send)] == pytest.approx([1.7, 2.21, 2.72, 3.23, 3.74, 4.25, 4.76])
+
+    def test_delay_jitter_is_reproducible(self) -> None:
+        first = run("delay:per_event=0.1,jitter=0.05,seed=3")
+        assert first == run("delay:per_event=0.1,jitter=0.05,seed=3") != run("delay:per_event=0.1,jitter=0.05,seed=4")
+
+    @pytest.mark.parametrize("spec", ["rechunk:size=7", "rechunk", "rechunk:seed=9"])
+    def test_rechunk_keeps_the_bytes(self, spec: str) -> None:
+        out = run(spec)
+        sizes = [len(a.data) for a in out if isinstance(a, Send)]
+        assert body_of(out) == BODY and len(sizes) > 7
+        if spec == "rechunk:size=7":
+            assert set(sizes[:-1]) == {7}
+
+    def test_corrupt(self) -> None:
+        broken = parse_events(body_of(run("corrupt:event=4")))[3]
+        assert broken.json is None and broken.data.endswith(",}")
+        assert b"data: \xff" in body_of(run("corrupt:event=4,how=utf8"))
+
+    def test_duplicate_drop_ping(self) -> None:
+        names = lambda out: [e.event for e in parse_events(body_of(out))]  # noqa: E731
+        assert names(run("duplicate:event=4")).count("content_block_delta") == 2
+        assert "content_block_delta" not in names(run("drop:event=4"))
+        assert names(run("ping:every=3")).count("ping") == 1 + 2
+
+    def test_phases_keep_positions_on_the_recording(self) -> None:
+        """Listed in any order, a cut still lands after the recording's 4th event."""
+        out = run("disconnect:after=4", "ping:every=1", "delay:per_event=1")
+        events = [e.event for e in parse_events(body_of(out))]
+        assert events == ["message_start", "ping", "content_block_start", "ping", "ping", "ping",
+                          "content_block_delta", "ping"]  # fmt: skip
+        assert isinstance(out[-1], Cut) and out[-1].at == out[-2].at
+
+    def test_faults_compose_on_a_recorded_failure(self) -> None:
+        cut = Cut("RemoteProtocolError", "peer closed connection without sending complete message body", 0.3)
+        out = run("delay:first_byte=2", actions=recorded(BODY[: EVENTS[4].end], end=cut))
+        assert (out[-1].error, out[-1].message) == (cut.error, cut.message)
+        assert out[-1].at == pytest.approx(2.3) and out[0].at == pytest.approx(2.1)
+
+
+class TestSpecs:
+    @pytest.mark.parametrize(
+        ("text", "expected"),
+        [
+            ("disconnect:after=5", "disconnect:after=5"),
+            ("rate_limit*2 -> ok", "rate_limit -> rate_limit -> ok"),
+            (
+                "delay:first_byte=2.5,per_event=0.05 + stall:after=10",
+                "delay:first_byte=2.5,per_event=0.05 + stall:after=10",
+            ),
+            (
+                "overloaded:retry_after_ms=1*2 -> none",
+                "overloaded:retry_after_ms=1 -> overloaded:retry_after_ms=1 -> ok",
+            ),
+            ("stall:after=3,seconds=forever", "stall:after=3"),
+            ("http_error:status=503,message='busy'", "http_error:status=503,message=busy"),
+        ],
+    )
+    def test_round_trip(self, text: str, expected: str) -> None:
+        assert faults.parse(text).spec() == expected
+
+    @pytest.mark.parametrize(
+        ("text", "message"),
+        [
+            ("disconect", "unknown fault 'disconect'; valid: refuse, reset, disconnect, timeout, http_error"),
+            ("disconnect:aftr=5", "disconnect has no parameter 'aftr'; valid: after, at_byte"),
+            ("refuse:after=1", "refuse has no parameter 'after'; valid: no parameters"),
+            ("stall:after", "stall parameter 'after' needs a value: key=value"),
+            ("rate_limit*0", "N must be 1 or more"),
+            ("disconnect:after=2,at_byte=9", "give after=N (an SSE event) or at_byte=B (a byte), not both"),
+            ("corrupt:event=2,how=bits", "how='bits'; valid: json, utf8"),
+            ("http_error:status=200", "must be an HTTP error status"),
+            ("delay:per_event=-1", "per_event=-1 must be a number >= 0"),
+            ("chaos:p=2", "p=2 must be a probability between 0 and 1"),
+        ],
+    )
+    def test_errors_name_the_spec_and_list_what_is_valid(self, text: str, message: str) -> None:
+        with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)").replace("*", r"\*")):
+            faults.parse(text)
+
+    def test_python_and_string_forms_agree(self) -> None:
+        made = faults.sequence(faults.rate_limit(), [faults.delay(first_byte=1), faults.disconnect(after=5)], None)
+        assert made == faults.parse("rate_limit -> delay:first_byte=1 + disconnect:after=5 -> ok")
+        assert faults.http_error(503) == faults.parse_fault("http_error:status=503")
+
+    def test_not_a_fault(self) -> None:
+        with pytest.raises(ConfigError, match="is not a fault"):
+            faults.resolve(42)
+
+
+class TestSchedules:
+    def test_sequence_then_clean(self) -> None:
+        schedule = faults.parse("rate_limit*2 -> disconnect:after=1")
+        assert [len(schedule.faults_for(i)) for i in range(5)] == [1, 1, 1, 0, 0]
+
+    def test_every_request(self) -> None:
+        schedule = faults.resolve([faults.disconnect(after=1)])
+        assert all(schedule.faults_for(i) == (faults.disconnect(after=1),) for i in range(3))
+
+    def test_when(self) -> None:
+        schedule = faults.sequence(faults.refuse(), when="POST .*/v1/messages")
+        assert schedule.applies_to("POST", "https://api.anthropic.com/v1/messages")
+        assert schedule.applies_to(
+            "POST", "https://api.anthropic.com/v1/messages/count_tokens"
+        )  # searched, as re.search
+        assert not schedule.applies_to("GET", "https://api.anthropic.com/v1/models")
+
+    def test_chaos_is_reproducible(self) -> None:
+        draws = lambda seed: [faults.chaos(0.5, seed=seed).faults_for(i) for i in range(40)]  # noqa: E731
+        assert draws(1) == draws(1) != draws(2)
+        assert 5 < sum(1 for d in draws(1) if d) < 35
+
+    def test_scenarios(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        assert faults.parse("scenario:flaky-network").spec() == (
+            "rate_limit:retry_after=1 -> rate_limit -> disconnect:after=5 -> ok"
+        )
+        (tmp_path / "mine.yaml").write_text("faults: [refuse, ok]\nwhen: POST\n")
+        (tmp_path / "bad.yaml").write_text("faults: refuze\n")
+        (tmp_path / "odd.yaml").write_text("fault: refuse\n")
+        monkeypatch.setenv("STREAMTAPE_SCENARIOS", str(tmp_path))
+        assert faults.parse("scenario:mine").spec() == "refuse -> ok"
+        with pytest.raises(streamtape.CassetteFormatError, match=r"bad.yaml: faults: .*unknown fault 'refuze'"):
+            faults.parse("scenario:bad")
+        with pytest.raises(
+            streamtape.CassetteFormatError, match=r"odd.yaml: top level: expected a mapping with 'faults'"
+        ):
+            faults.parse("scenario:odd")
+        with pytest.raises(ConfigError, match="scenario 'nope' not found in .*known scenarios: .*flaky-network"):
+            faults.parse("scenario:nope")
+
+
+def test_calls_say_what_each_attempt_met(tmp_path: Path) -> None:
+    """tape.calls: the interaction, the attempt, the faults, the outcome, and the SDK's (virtual) wait."""
+    import anthropic
+
+    path = tmp_path / "c.yaml"
+    Cassette([Interaction(Request("POST", "https://api.anthropic.com/v1/messages", body=b'{"a":1}'),
+                          Response(200, (("content-type", "text/event-stream"),), BODY, ((0.1, len(BODY)),)))]).save(path)  # fmt: skip
+    with streamtape.use_cassette(path, faults="rate_limit*2 -> ok", match_on=["method", "path"]) as tape:
+        with anthropic.Anthropic(api_key="test-key", max_retries=2) as client:
+            with client.messages.stream(model="m", max_tokens=5, messages=[]) as stream:
+                assert stream.get_final_message().content[0].text == "Hello"
+    assert [(c.index, c.attempt, c.faults, c.outcome) for c in tape.calls] == [
+        (0, 1, ("rate_limit",), "429, complete"),
+        (0, 2, ("rate_limit",), "429, complete"),
+        (0, 3, (), "200, complete"),
+    ]
+    assert tape.calls[0].waited == 0 and tape.calls[1].waited > 0 and tape.calls[2].waited > tape.calls[1].waited
+
+
+def test_a_stall_of_ten_minutes_times_out_at_once_in_virtual_time(tmp_path: Path) -> None:
+    import time
+
+    import anthropic
+
+    path = tmp_path / "c.yaml"
+    Cassette([Interaction(Request("POST", "https://api.anthropic.com/v1/messages", body=b'{"a":1}'),
+                          Response(200, (("content-type", "text/event-stream"),), BODY, ((0.1, len(BODY)),)))]).save(path)  # fmt: skip
+    started = time.monotonic()
+    with streamtape.use_cassette(path, faults="stall:after=3,seconds=600", match_on=["path"]):
+        with (
+            anthropic.Anthropic(api_key="test-key") as client,
+            client.messages.stream(model="m", max_tokens=5, messages=[]) as s,
+        ):
+            with pytest.raises(Exception) as info:  # noqa: PT011 - the class is the stack's, checked below
+                s.get_final_message()
+    assert type(info.value).__name__ == "ReadTimeout" and time.monotonic() - started < 60
