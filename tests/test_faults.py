@@ -116,8 +116,11 @@ class TestHttpErrors:
         )
         assert headers["content-length"] == str(len(body_of(out)))
 
-    @pytest.mark.parametrize(("spec", "status", "kind"), [("overloaded", 529, "overloaded_error"),
-                             ("server_error", 500, "api_error"), ("http_error:status=404", 404, "not_found_error")])  # fmt: skip
+    @pytest.mark.parametrize(
+        ("spec", "status", "kind"),
+        [("overloaded", 529, "overloaded_error"), ("server_error", 500, "api_error"),
+         ("http_error:status=404", 404, "not_found_error")],
+    )  # fmt: skip
     def test_shorthands(self, spec: str, status: int, kind: str) -> None:
         out = run(spec)
         assert out[0].status == status and f'"type":"{kind}"'.encode() in body_of(out)
@@ -259,13 +262,19 @@ class TestSchedules:
             faults.parse("scenario:nope")
 
 
+def save_text_basic(path: Path) -> None:
+    stream = Response(200, (("content-type", "text/event-stream"),), BODY, ((0.1, len(BODY)),))
+    Cassette([Interaction(Request("POST", "https://api.anthropic.com/v1/messages", body=b'{"a":1}'), stream)]).save(
+        path
+    )
+
+
 def test_calls_say_what_each_attempt_met(tmp_path: Path) -> None:
     """tape.calls: the interaction, the attempt, the faults, the outcome, and the SDK's (virtual) wait."""
     import anthropic
 
     path = tmp_path / "c.yaml"
-    Cassette([Interaction(Request("POST", "https://api.anthropic.com/v1/messages", body=b'{"a":1}'),
-                          Response(200, (("content-type", "text/event-stream"),), BODY, ((0.1, len(BODY)),)))]).save(path)  # fmt: skip
+    save_text_basic(path)
     with streamtape.use_cassette(path, faults="rate_limit*2 -> ok", match_on=["method", "path"]) as tape:
         with anthropic.Anthropic(api_key="test-key", max_retries=2) as client:
             with client.messages.stream(model="m", max_tokens=5, messages=[]) as stream:
@@ -284,8 +293,7 @@ def test_a_stall_of_ten_minutes_times_out_at_once_in_virtual_time(tmp_path: Path
     import anthropic
 
     path = tmp_path / "c.yaml"
-    Cassette([Interaction(Request("POST", "https://api.anthropic.com/v1/messages", body=b'{"a":1}'),
-                          Response(200, (("content-type", "text/event-stream"),), BODY, ((0.1, len(BODY)),)))]).save(path)  # fmt: skip
+    save_text_basic(path)
     started = time.monotonic()
     with streamtape.use_cassette(path, faults="stall:after=3,seconds=600", match_on=["path"]):
         with (
