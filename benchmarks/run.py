@@ -329,6 +329,46 @@ def bench_ttfe(rounds: int, workdir: Path) -> Samples:
 # --- results ---------------------------------------------------------------------------------------
 
 
+def fault_variant(path: Path, spec: str, metric: str, expect: str) -> Variant:
+    """One SDK call through ``spec`` at speed 0: its wall time, and the time a real client would spend."""
+
+    def run() -> dict[str, float]:
+        client = anthropic.Anthropic(api_key=API_KEY, base_url="https://api.anthropic.com", max_retries=2)
+        outcome = "ok"
+        with streamtape.use_cassette(path, faults=spec, match_on=["method", "path"]) as tape:
+            gc.collect()
+            start = time.perf_counter()
+            try:
+                with client.messages.stream(**request_params()) as stream:
+                    stream.get_final_message()
+            except httpx2.ReadTimeout:
+                outcome = "ReadTimeout"
+            seconds = time.perf_counter() - start
+        client.close()
+        if outcome != expect:
+            raise RuntimeError(f"{spec}: expected {expect}, got {outcome} ({tape.calls})")
+        stalled = 600.0 if outcome == "ReadTimeout" else 0.0  # the SDK's default read timeout
+        return {metric: seconds, f"{metric}.real": sum(call.waited for call in tape.calls) + stalled}
+
+    return run
+
+
+def bench_faults(rounds: int, workdir: Path) -> Samples:
+    """(d): fault scenarios cost no wall time they did not ask for (virtual time, speed 0)."""
+    path = workdir / "text_basic.yaml"
+    body = (DATA_DIR / f"{TTFE_TRANSCRIPT}.sse").read_bytes()
+    pieces = split_events(body)
+    timing = tuple((0.4 + 0.03 * i, len(piece)) for i, piece in enumerate(pieces))
+    request = streamtape.Request("POST", "https://api.anthropic.com/v1/messages", (), b"{}")
+    response = streamtape.Response(200, (("content-type", "text/event-stream"),), body, timing, "OK", 0.4)
+    streamtape.Cassette([streamtape.Interaction(request, response)]).save(path)
+    variants: dict[str, Variant] = {
+        "fault.retry": fault_variant(path, "rate_limit*2 -> ok", "fault.retry", "ok"),
+        "fault.stall": fault_variant(path, "stall:after=3,seconds=600", "fault.stall", "ReadTimeout"),
+    }
+    return interleave(variants, rounds)
+
+
 @dataclass(frozen=True)
 class Summary:
     """One variant's samples, in milliseconds."""
@@ -385,6 +425,10 @@ VARIANT_LABELS = (
     ("recording.ttfe", "(c) recording  time to first event"),
     ("direct.total", "(c) direct     whole stream"),
     ("recording.total", "(c) recording  whole stream"),
+    ("fault.retry", "(d) '429 twice, then success'"),
+    ("fault.retry.real", "    a real client would spend"),
+    ("fault.stall", "(d) 'stall 10 minutes' (timeout 600 s)"),
+    ("fault.stall.real", "    a real client would spend"),
 )
 
 
@@ -412,7 +456,12 @@ def checks(s: Mapping[str, Summary], n_events: int) -> list[Check]:
         load_vs_floor("create", "b.load_vs_create", "    same, against create(stream=True) instead", None),
         recording_vs_direct("ttfe", "c.ttfe", "(c) TTFE added by recording (median diff)", 1.0),
         recording_vs_direct("total", "c.total", "    whole stream added by recording", None),
-    ]
+        Check("d.retry", "(d) '429 twice, then success': wall time", s["fault.retry"].median, "ms",
+              f"SDK back-off charged to the tape: {s['fault.retry.real'].median / 1000:.2f} s", limit=1000.0,
+              strict=True),
+        Check("d.stall", "(d) 'stall 10 minutes': wall time", s["fault.stall"].median, "ms",
+              "ReadTimeout raised at once in virtual time", limit=1000.0, strict=True),
+    ]  # fmt: skip
 
 
 def environment() -> dict[str, str]:
@@ -503,7 +552,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     began = time.perf_counter()
     stream = build_stream()
     with frozen_heap(), tempfile.TemporaryDirectory(prefix="streamtape-bench-") as tmp:
-        samples = {**bench_replay(stream, args.rounds, Path(tmp)), **bench_ttfe(args.ttfe_rounds, Path(tmp))}
+        samples = {
+            **bench_replay(stream, args.rounds, Path(tmp)),
+            **bench_ttfe(args.ttfe_rounds, Path(tmp)),
+            **bench_faults(args.rounds, Path(tmp)),
+        }
     summaries = {key: Summary.of(values) for key, values in samples.items()}
     report = Report(environment(), stream, args.rounds, args.ttfe_rounds, samples, summaries,
                     checks(summaries, len(stream.events)), time.perf_counter() - began)  # fmt: skip
