@@ -32,11 +32,17 @@ class Outcome:
     final: Any = None
     error: tuple[str, str, str | None] | None = None  # (class, message, __cause__ class)
     status: int | None = None
+    #: ``str(exc.__cause__)`` when the exception has a cause (``error[2]`` names its class)
+    cause_message: str | None = None
+    #: ``stream.current_message_snapshot`` (dumped) when a ``messages.stream()`` style failed after
+    #: ``message_start``; ``None`` on success, before ``message_start``, and in the ``create`` style
+    snapshot: Any = None
 
     def fail(self, exc: BaseException) -> None:
         cause = type(exc.__cause__).__module__ + "." + type(exc.__cause__).__name__ if exc.__cause__ else None
         self.error = (f"{type(exc).__module__}.{type(exc).__name__}", str(exc), cause)
         self.status = getattr(exc, "status_code", None)
+        self.cause_message = str(exc.__cause__) if exc.__cause__ is not None else None
 
 
 def client(base_url: str, **options: Any) -> anthropic.Anthropic:
@@ -49,6 +55,14 @@ def async_client(base_url: str, **options: Any) -> anthropic.AsyncAnthropic:
 
 def _dump(event: Any) -> Any:
     return event.model_dump(warnings=False) if hasattr(event, "model_dump") else event
+
+
+def _snapshot(stream: Any) -> Any:
+    """The stream's partial message, dumped; ``None`` when no ``message_start`` arrived."""
+    try:
+        return _dump(stream.current_message_snapshot)
+    except AssertionError:  # the SDK asserts there is a snapshot
+        return None
 
 
 def consume(url: str, style: str = "events", *, options: dict[str, Any] | None = None, **params: Any) -> Outcome:
@@ -65,11 +79,17 @@ def _consume(sdk: anthropic.Anthropic, style: str, params: dict[str, Any]) -> Ou
                 out.events.append(_dump(event))
             return out
         with sdk.messages.stream(**params) as stream:
-            if style == "text_stream":
-                out.text = "".join(stream.text_stream)
-            elif style == "events":
-                out.events = [_dump(event) for event in stream]
-            out.final = _dump(stream.get_final_message())
+            try:
+                if style == "text_stream":
+                    for text in stream.text_stream:
+                        out.text += text
+                elif style == "events":
+                    for event in stream:
+                        out.events.append(_dump(event))
+                out.final = _dump(stream.get_final_message())
+            except Exception:
+                out.snapshot = _snapshot(stream)
+                raise
     except Exception as exc:  # noqa: BLE001 - recording what the app sees is the point
         out.fail(exc)
     return out
@@ -88,11 +108,17 @@ async def _aconsume(sdk: anthropic.AsyncAnthropic, style: str, params: dict[str,
                 out.events.append(_dump(event))
             return out
         async with sdk.messages.stream(**params) as stream:
-            if style == "text_stream":
-                out.text = "".join([text async for text in stream.text_stream])
-            elif style == "events":
-                out.events = [_dump(event) async for event in stream]
-            out.final = _dump(await stream.get_final_message())
+            try:
+                if style == "text_stream":
+                    async for text in stream.text_stream:
+                        out.text += text
+                elif style == "events":
+                    async for event in stream:
+                        out.events.append(_dump(event))
+                out.final = _dump(await stream.get_final_message())
+            except Exception:
+                out.snapshot = _snapshot(stream)
+                raise
     except Exception as exc:  # noqa: BLE001
         out.fail(exc)
     return out
