@@ -303,3 +303,42 @@ def test_a_stall_of_ten_minutes_times_out_at_once_in_virtual_time(tmp_path: Path
             with pytest.raises(Exception) as info:  # noqa: PT011 - the class is the stack's, checked below
                 s.get_final_message()
     assert type(info.value).__name__ == "ReadTimeout" and time.monotonic() - started < 60
+
+
+def test_faults_compose_with_a_real_recorded_disconnect(tmp_path: Path) -> None:
+    """A recording of a real FIN still takes a sequence: a 429 the SDK retries, then the recorded cut."""
+    from tests.support import sdk
+    from tests.support.wire_server import WireServer, transcript
+
+    path = tmp_path / "c.yaml"
+    with WireServer() as server:
+        server.queue(transcript("text_basic", fin_after=4))
+        with streamtape.use_cassette(path, record_mode="all"):
+            recorded = sdk.consume(server.base_url, "text_stream")
+    with streamtape.use_cassette(path, faults="rate_limit -> delay:first_byte=3") as tape:
+        replayed = sdk.consume(server.base_url, "text_stream", options={"max_retries": 2})
+    assert replayed == recorded and recorded.error[0].endswith("RemoteProtocolError") and recorded.text == "Hello"
+    assert [c.outcome for c in tape.calls] == ["429, complete", "200, then RemoteProtocolError"]
+
+
+def test_real_time_mode_paces_injected_delays(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """speed=1 waits what the faults say (measured on a virtual clock); speed=0 waits for nothing."""
+    import importlib
+
+    from streamtape import clock
+    from tests.support import sdk
+
+    now, waits = [10.0], []
+    monkeypatch.setattr(clock.time, "monotonic", lambda: now[0])
+
+    def sleep(seconds: float) -> None:
+        waits.append(round(seconds, 6))
+        now[0] += seconds
+
+    monkeypatch.setattr(clock.time, "sleep", sleep)
+    save_text_basic(tmp_path / "c.yaml")
+    for speed in (0, 1):
+        with streamtape.use_cassette(tmp_path / "c.yaml", faults="delay:first_byte=2,per_event=0.5", speed=speed):
+            with importlib.import_module(sdk.STACK).Client() as client:
+                assert client.post("https://api.anthropic.com/v1/messages", json={"a": 1}).content == BODY
+    assert waits == [2.0, 0.6] + [0.5] * 6  # headers at 0 + 2 s; the one recorded chunk at 0.1 s, + 0.5 s per event
