@@ -238,6 +238,11 @@ class Tape:
         self.calls.append(call)
         return actions
 
+    @property
+    def offline(self) -> bool:
+        """True when no request can reach the network (replay only): only then may time be virtual."""
+        return not self._record_all and self.record_mode is not RecordMode.NEW_EPISODES
+
     def note_backoff(self, seconds: float) -> None:
         """The SDK is about to wait ``seconds`` before retrying; charged to the next call."""
         with self._lock:

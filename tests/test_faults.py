@@ -342,3 +342,17 @@ def test_real_time_mode_paces_injected_delays(tmp_path: Path, monkeypatch: pytes
             with importlib.import_module(sdk.STACK).Client() as client:
                 assert client.post("https://api.anthropic.com/v1/messages", json={"a": 1}).content == BODY
     assert waits == [2.0, 0.6] + [0.5] * 6  # headers at 0 + 2 s; the one recorded chunk at 0.1 s, + 0.5 s per event
+
+
+def test_back_off_is_real_while_recording(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only a replay-only tape makes the SDK's back-off virtual; recording waits as the SDK asks."""
+    import anthropic._base_client as base
+
+    slept: list[float] = []
+    monkeypatch.setattr(base.time, "sleep", slept.append)  # the real module, under the tape's shim
+    save_text_basic(tmp_path / "c.yaml")
+    for mode, expected in (("none", []), ("new_episodes", [1.5])):
+        with streamtape.use_cassette(tmp_path / "c.yaml", record_mode=mode) as tape:
+            base.time.sleep(1.5)  # what the SDK's _sleep_for_retry does
+        assert slept == expected and tape.offline == (mode == "none")
+        slept.clear()

@@ -8,8 +8,9 @@ last.
 
 The SDKs' retry back-off goes through the tape too: they sleep with ``time.sleep`` / ``anyio.sleep``
 looked up in their ``_base_client`` module, and while a tape is entered those names point at a
-clock that, at speed 0, charges the wait to the tape (``Call.waited``) instead of sleeping, so
-"429 twice, then success" replays in milliseconds with the SDK's own retry logic.
+clock that charges the wait to the tape (``Call.waited``) and, when the tape replays only and runs
+at speed 0, does not sleep at all, so "429 twice, then success" replays in milliseconds with the
+SDK's own retry logic. A tape that may record waits in real time: the real API is on the other end.
 """
 
 from __future__ import annotations
@@ -98,12 +99,10 @@ class _TimeModule:
 
     def sleep(self, seconds: float) -> None:
         tape = self._interceptor.current()
-        if tape is None:
-            return self._real.sleep(seconds)
-        tape.note_backoff(seconds)
-        if tape.speed > 0:
-            self._real.sleep(seconds / tape.speed)
-        return None
+        if tape is not None:
+            tape.note_backoff(seconds)
+        if (real := _real_seconds(tape, seconds)) > 0:
+            self._real.sleep(real)
 
 
 class _AnyioModule(_TimeModule):
@@ -111,12 +110,18 @@ class _AnyioModule(_TimeModule):
 
     async def sleep(self, seconds: float) -> None:  # type: ignore[override]
         tape = self._interceptor.current()
-        if tape is None:
-            return await self._real.sleep(seconds)
-        tape.note_backoff(seconds)
-        if tape.speed > 0:
-            await self._real.sleep(seconds / tape.speed)
-        return None
+        if tape is not None:
+            tape.note_backoff(seconds)
+        if (real := _real_seconds(tape, seconds)) > 0:
+            await self._real.sleep(real)
+
+
+def _real_seconds(tape: Tape | None, seconds: float) -> float:
+    """How long to really wait: a tape that may record waits as long as the SDK asks (the real API is
+    on the other end); a replay-only tape waits ``seconds / speed``, and at speed 0 not at all."""
+    if tape is None or not tape.offline:
+        return seconds
+    return seconds / tape.speed if tape.speed > 0 else 0.0
 
 
 def _patch_sdk_clocks(interceptor: _Interceptor) -> list[tuple[ModuleType, str, Any]]:
