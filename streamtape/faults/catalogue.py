@@ -391,8 +391,8 @@ class Delay(Fault):
         extra, previous, pieces = self.first_byte, None, []
         for piece in plan.pieces:
             if piece.event != previous:
-                extra += self.per_event + (rng.uniform(-self.jitter, self.jitter) if self.jitter else 0.0)
-                extra = max(extra, 0.0)
+                # each event waits per_event +/- jitter, never less than nothing: time never runs backwards
+                extra += max(0.0, self.per_event + (rng.uniform(-self.jitter, self.jitter) if self.jitter else 0.0))
                 previous = piece.event
             pieces.append(replace(piece, at=piece.at + extra))
         plan.pieces = pieces

@@ -103,8 +103,10 @@ class Playback:
                     return
                 self.last_at = step.at
                 if isinstance(step, Send):
-                    self.received += len(step.data)
-                    yield step.at, step.data
+                    yield step.at, self._take(step.data)
+                    if self._complete():
+                        yield step.at, None  # a Content-Length body is whole: the client stops reading
+                        return
                 elif isinstance(step, End) or (isinstance(step, Cut) and self._clean_close(step)):
                     yield step.at, None
                     return
@@ -113,8 +115,17 @@ class Playback:
                     return
         yield self.last_at, None
 
+    def _take(self, data: bytes) -> bytes:
+        if self.expected is not None:
+            data = data[: max(self.expected - self.received, 0)]  # bytes past the length are never read
+        self.received += len(data)
+        return data
+
+    def _complete(self) -> bool:
+        return self.expected is not None and self.received >= self.expected
+
     def _instant(self, run: Chunks) -> bool:
-        if self.speed != 0:
+        if self.speed != 0 or self.expected is not None:
             return False
         return self.timeout is None or (run.longest_gap < self.timeout and run.at - self.last_at < self.timeout)
 
