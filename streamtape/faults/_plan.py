@@ -98,6 +98,16 @@ class Plan:
             raise ConfigError(f"{fault}: at_byte={at_byte}, but the recorded body has {size} bytes; use 0..{size}")
         return len(self.pieces)
 
+    def announce_length(self) -> None:
+        """If the response announced a Content-Length, make it announce the body it now has: a
+        server sends a length for the body it is about to send (a cut then breaks that promise)."""
+        respond = self.respond
+        if respond is None or not any(name.lower() == "content-length" for name, _ in respond.headers):
+            return
+        size = str(sum(len(piece.data) for piece in self.pieces))
+        headers = tuple((k, size if k.lower() == "content-length" else v) for k, v in respond.headers)
+        self.head = [replace(a, headers=headers) if a is respond else a for a in self.head]
+
     def cut(self, index: int, tail: list[Action]) -> Plan:
         """Keep the pieces before ``index`` and end with ``tail``."""
         self.pieces = self.pieces[:index]

@@ -251,6 +251,7 @@ class ErrorEvent(_Positioned):
         plan.cut(index, [])
         at = plan.last_at
         plan.pieces.append(Piece(_templates.error_event_bytes(self.error_type, self.message), at))
+        plan.announce_length()  # the API closes cleanly after it: it sends what it announces
         return plan.cut(len(plan.pieces), [End(at)])
 
 
@@ -265,6 +266,7 @@ class Truncate(_Positioned):
             self._cut_index(plan) if self.positioned else plan.position(self.name, after=plan.events - 1, at_byte=None)
         )
         plan.cut(index, [])
+        plan.announce_length()  # a clean, early end: the length announced is the length sent
         return plan.cut(index, [End(plan.last_at)])
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from ..errors import ConfigError
 from ..wire import Action
 from ._plan import Plan
-from .catalogue import CATALOGUE, Context, Fault
+from .catalogue import CATALOGUE, CONTENT, Context, Fault
 
 __all__ = ["Chaos", "Schedule", "apply"]
 
@@ -108,6 +108,12 @@ def apply(faults: Sequence[Fault], actions: list[Action], context: Context) -> l
         return actions
     plan = Plan.from_actions(actions)
     resolved = [fault.resolve(plan) if isinstance(fault, _Drawn) else fault for fault in faults]
+    announced = False
     for fault in sorted(resolved, key=lambda f: f.phase):
+        if fault.phase > CONTENT and not announced:
+            plan.announce_length()  # the body the server means to send, before any cut
+            announced = True
         plan = fault(plan, context)
+    if not announced:
+        plan.announce_length()
     return plan.actions()

@@ -99,6 +99,16 @@ class Reply:
     stays unset for `gate_timeout` seconds the server aborts the connection
     with RST and records the failure in `WireServer.errors`.
 
+    Timing: `head_delay` is a pause (seconds) before the status line;
+    `piece_delay` a pause before every piece, the first included (a slow
+    but steady server); `piece_delays[k]`, when given, the pause before
+    piece k instead (missing entries: `piece_delay`), and an extra last
+    entry the pause before the body's end (or the fault due there). A
+    pause comes before the gate and the fault due at that position.
+
+    `before_head` ends the connection after reading the request, before
+    any response byte: "fin" (clean close) or "rst" (reset).
+
     `reason` is the status line's phrase (default: the standard one).
     `sent_at` is cleared and then filled by the server with
     `time.monotonic()` after each piece is written. It describes the most
@@ -118,12 +128,18 @@ class Reply:
     gate_timeout: float = GATE_TIMEOUT
     reason: str | None = None
     sent_at: list[float] = field(default_factory=list)
+    piece_delay: float = 0.0
+    piece_delays: list[float] | None = None
+    head_delay: float = 0.0
+    before_head: Literal["fin", "rst"] | None = None
 
     def __post_init__(self) -> None:
         if self.framing not in get_args(Framing):
             raise ValueError(f"framing must be one of {get_args(Framing)}, not {self.framing!r}")
         if self.fin_after is not None and self.rst_after is not None:
             raise ValueError("fin_after and rst_after are mutually exclusive")
+        if self.before_head not in (None, "fin", "rst"):
+            raise ValueError(f"before_head must be 'fin', 'rst' or None, not {self.before_head!r}")
 
     @property
     def body(self) -> bytes:
@@ -418,7 +434,15 @@ class _ConnectionWorker:
         if data:
             self._sock.sendall(data)
 
+    def _pause(self, seconds: float) -> None:
+        """Say nothing for `seconds`; a stop() ends the connection instead (FIN)."""
+        if seconds > 0 and self._stopping.wait(seconds):
+            raise _Hangup(reset=False)
+
     def _send_reply(self, reply: Reply, method: str) -> None:
+        self._pause(reply.head_delay)
+        if reply.before_head is not None:
+            raise _Hangup(reset=reply.before_head == "rst")
         with_body = _body_allowed(method, reply.status)
         pieces = wire_pieces(reply.events, reply.gzip)
         self._send_head(reply, pieces, with_body)
@@ -437,6 +461,7 @@ class _ConnectionWorker:
     def _send_body(self, reply: Reply, pieces: list[bytes]) -> None:
         reply.sent_at.clear()
         for index in range(len(pieces) + 1):
+            self._pause(_piece_delay(reply, index, len(pieces)))
             self._before_piece(reply, index)
             if index < len(pieces):
                 self._send(h11.Data(data=pieces[index]))
@@ -485,6 +510,13 @@ def wire_pieces(events: list[bytes], use_gzip: bool) -> list[bytes]:
         for i, event in enumerate(events)
     ]
     return pieces or [compressor.flush(zlib.Z_FINISH)]
+
+
+def _piece_delay(reply: Reply, index: int, count: int) -> float:
+    """The pause before piece `index` (`index == count`: before the body's end or fault)."""
+    if reply.piece_delays is not None and index < len(reply.piece_delays):
+        return reply.piece_delays[index]
+    return reply.piece_delay if index < count else 0.0
 
 
 def _response_headers(reply: Reply, pieces: list[bytes], with_body: bool) -> list[tuple[bytes, bytes]]:
