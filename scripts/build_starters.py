@@ -7,6 +7,7 @@ per event with seeded 15-60 ms gaps. Run from the project root: python scripts/b
 
 from __future__ import annotations
 
+import argparse
 import json
 import random
 import sys
@@ -77,10 +78,13 @@ def build(starter: str, transcript: str, prompt: str) -> Interaction:
 
 
 def main() -> None:
-    TARGET.mkdir(parents=True, exist_ok=True)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=TARGET, help=f"where to write them (default {TARGET})")
+    out = parser.parse_args().out
+    out.mkdir(parents=True, exist_ok=True)
     for starter, (transcript, prompt) in STARTERS.items():
-        path = Cassette([build(starter, transcript, prompt)]).save(TARGET / f"{starter}.yaml")
-        print(f"wrote {path.relative_to(ROOT)}")
+        path = Cassette([build(starter, transcript, prompt)]).save(out / f"{starter}.yaml")
+        print(f"wrote {path}")
 
 
 if __name__ == "__main__":
