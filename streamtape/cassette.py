@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from operator import itemgetter, sub
 from pathlib import Path
 from typing import Any
 
@@ -96,8 +97,8 @@ class Response(_Message):
     @cached_property
     def longest_gap(self) -> float:
         """The longest silence between consecutive chunks, in seconds."""
-        ats = [at for at, _ in self.timing]
-        return max((b - a for a, b in zip(ats, ats[1:], strict=False)), default=0.0)
+        ats = list(map(itemgetter(0), self.timing))
+        return max(map(sub, ats[1:], ats[:-1]), default=0.0)
 
 
 @dataclass(frozen=True)
