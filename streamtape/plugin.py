@@ -1,7 +1,8 @@
-"""pytest glue: the ``tape`` fixture, the ``tape`` marker and the record-mode option.
+"""pytest glue: the ``tape`` fixture, the ``tape`` and ``tape_faults`` markers, and the options.
 
-Registered through the ``pytest11`` entry point, so installing streamtape is enough. Settings are
-resolved in one place (``_record_mode``): command line > marker > ini > environment > default.
+Registered through the ``pytest11`` entry point, so installing streamtape is enough. Every setting
+is resolved in one place, ``settings_for``: command line (or its environment twin) > marker > ini >
+default.
 """
 
 from __future__ import annotations
@@ -9,18 +10,38 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from .cassette import Cassette
+from .errors import StreamtapeError
 from .tape import RecordMode, Tape
 
-_MARKER_HELP = (
-    "tape(cassette=None, *, record_mode=None, match_on=None, speed=None): replay (or record) the test's "
-    "HTTP traffic from a streamtape cassette; default path <test dir>/cassettes/<module>/<test>.yaml"
+_TAPE_HELP = (
+    "tape(cassette=None, *, faults=None, record_mode=None, match_on=None, speed=None): replay (or record) "
+    "the test's HTTP traffic with a streamtape cassette; default path <test dir>/cassettes/<module>/<test>.yaml"
 )
-_MARKER_KEYS = ("record_mode", "match_on", "speed")
+_FAULTS_HELP = (
+    "tape_faults(*specs): run the test once per fault spec, e.g. 'disconnect:after=*' (one test per event "
+    "boundary of the cassette), 'at_byte=*/64' (every 64th byte), 'rate_limit*3', 'stall:after=2'"
+)
+_MARKER_KEYS = ("cassette", "faults", "record_mode", "match_on", "speed")
+PLACEHOLDER_KEY = "streamtape-replay-placeholder-key"
+
+
+@dataclass(frozen=True)
+class TapeSettings:
+    """Everything one test's tape is made from."""
+
+    path: Path
+    record_mode: RecordMode
+    faults: Any = None
+    match_on: Any = None
+    speed: float = 0.0
+    strict: bool = False
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -29,55 +50,178 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--tape-record-mode",
         choices=[mode.value for mode in RecordMode],
         default=None,
-        help="record mode for every tape: none (default: replay only, no network), once, new_episodes, all",
+        help="none (default: replay only, never the network), once, new_episodes or all; env STREAMTAPE_RECORD_MODE",
     )
-    parser.addini("tape_record_mode", "default record mode for tapes (none, once, new_episodes, all)", default="")
+    group.addoption("--tape-dir", default=None, help="where cassettes live (default: <test dir>/cassettes)")
+    group.addoption(
+        "--tape-strict", action="store_true", default=None, help="fail tests that leave recorded interactions unplayed"
+    )
+    parser.addini("tape_record_mode", "record mode for tapes: none, once, new_episodes, all", default="")
+    parser.addini("tape_cassette_dir", "where cassettes live (default: <test dir>/cassettes)", default="")
+    parser.addini("tape_strict", "fail tests that leave recorded interactions unplayed", type="bool", default=False)
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", _MARKER_HELP)
+    config.addinivalue_line("markers", _TAPE_HELP)
+    config.addinivalue_line("markers", _FAULTS_HELP)
 
 
-def _record_mode(config: pytest.Config, marker_value: Any) -> RecordMode:
-    for value in (
+def settings_for(node: Any, config: pytest.Config) -> TapeSettings:
+    """The one place settings are resolved: command line (or env) > marker > ini > default."""
+    marker = node.get_closest_marker("tape")
+    args, kwargs = (marker.args, dict(marker.kwargs)) if marker else ((), {})
+    unknown = sorted(set(kwargs) - set(_MARKER_KEYS))
+    if len(args) > 1 or unknown or (args and "cassette" in kwargs):
+        raise pytest.UsageError(
+            f"{node.nodeid}: @pytest.mark.tape takes at most one cassette path and the keywords "
+            f"{', '.join(_MARKER_KEYS)}; got {len(args)} paths and keywords {sorted(kwargs)}"
+        )
+    cassette = kwargs.get("cassette", args[0] if args else None)
+    mode = _first(
         config.getoption("--tape-record-mode"),
-        marker_value,
-        config.getini("tape_record_mode") or None,
-        os.environ.get("STREAMTAPE_RECORD_MODE") or None,
-    ):
-        if value is not None:
-            return RecordMode.parse(value)
-    return RecordMode.NONE
+        os.environ.get("STREAMTAPE_RECORD_MODE"),
+        kwargs.get("record_mode"),
+        config.getini("tape_record_mode"),
+    )
+    strict = _first(config.getoption("--tape-strict"), config.getini("tape_strict"))
+    speed = kwargs.get("speed")
+    try:
+        record_mode = RecordMode.parse(mode or "none")
+    except StreamtapeError as exc:
+        raise pytest.UsageError(f"{node.nodeid}: {exc}") from None
+    return TapeSettings(
+        path=_cassette_path(node, config, cassette),
+        record_mode=record_mode,
+        faults=kwargs.get("faults"),
+        match_on=kwargs.get("match_on"),
+        speed=0.0 if speed is None else speed,
+        strict=bool(strict),
+    )
+
+
+def _first(*values: Any) -> Any:
+    return next((value for value in values if value not in (None, "")), None)
+
+
+def _cassette_dir(node: Any, config: pytest.Config) -> Path:
+    test_dir = Path(str(node.path)).parent
+    configured = _first(config.getoption("--tape-dir"), config.getini("tape_cassette_dir"))
+    if not configured:
+        return test_dir / "cassettes"
+    folder = Path(configured)
+    return folder if folder.is_absolute() else Path(str(config.rootpath)) / folder
+
+
+def _cassette_path(node: Any, config: pytest.Config, cassette: Any) -> Path:
+    if cassette is not None:
+        path = Path(cassette)
+        return path if path.is_absolute() else Path(str(node.path)).parent / path
+    return default_cassette_path(node, _cassette_dir(node, config))
 
 
 def _safe(name: str) -> str:
-    return re.sub(r"[^\w.\-]+", "_", name).strip("._") or "_"
+    return re.sub(r"[^\w.\-]+", "_", name).strip("._")[:120] or "_"
 
 
-def default_cassette_path(node: pytest.Item) -> Path:
-    """``<test dir>/cassettes/<module>/<[Class.]test name>.yaml``, as pytest-recording names them."""
+def default_cassette_path(node: Any, folder: Path | None = None) -> Path:
+    """``<test dir>/cassettes/<module>/<[Class.]test name>.yaml``, as pytest-recording names them;
+    parametrized tests share their function's cassette."""
     module = Path(str(node.path))
     cls = getattr(node, "cls", None)
-    name = f"{cls.__name__}.{node.name}" if cls is not None else node.name
-    return module.parent / "cassettes" / module.stem / f"{_safe(name)}.yaml"
+    name = getattr(node, "originalname", None) or node.name.split("[")[0]
+    name = f"{cls.__name__}.{name}" if cls is not None else name
+    return (folder or module.parent / "cassettes") / module.stem / f"{_safe(name)}.yaml"
+
+
+# --- sweeps ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Unexpandable:
+    spec: str
+    reason: str
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    marker = metafunc.definition.get_closest_marker("tape_faults")
+    if marker is None:
+        return
+    if "tape" not in metafunc.fixturenames:
+        raise pytest.UsageError(f"{metafunc.definition.nodeid}: @pytest.mark.tape_faults needs the `tape` fixture")
+    if not marker.args or not all(isinstance(spec, str) for spec in marker.args):
+        raise pytest.UsageError(f"{metafunc.definition.nodeid}: @pytest.mark.tape_faults takes fault spec strings")
+    settings = settings_for(metafunc.definition, metafunc.config)
+    params = [item for spec in marker.args for item in _expand(spec, settings.path, metafunc.definition.nodeid)]
+    ids = [item.spec if isinstance(item, _Unexpandable) else item for item in params]
+    metafunc.parametrize("tape_fault", params, ids=ids, indirect=True)
+
+
+def _expand(spec: str, path: Path, nodeid: str) -> list[Any]:
+    from .faults import parse
+
+    if "=*" not in spec:
+        _check(parse, spec, nodeid)
+        return [spec]
+    if not path.exists():
+        return [_Unexpandable(spec, f"{spec!r} sweeps the cassette {path}, which is not recorded yet; "
+                                    "record it first (--tape-record-mode=once), then run the sweep")]  # fmt: skip
+    events, size = _stream_shape(path)
+    if "after=*" in spec:
+        expanded = [spec.replace("after=*", f"after={n}") for n in range(events + 1)]
+    else:
+        match = re.search(r"at_byte=\*(?:/(\d+))?", spec)
+        assert match is not None
+        step = int(match.group(1) or 1)
+        expanded = [spec.replace(match.group(0), f"at_byte={b}") for b in range(0, size + 1, step)]
+    for item in expanded:
+        _check(parse, item, nodeid)
+    return expanded
+
+
+def _check(parse: Any, spec: str, nodeid: str) -> None:
+    try:
+        parse(spec)
+    except StreamtapeError as exc:
+        raise pytest.UsageError(f"{nodeid}: @pytest.mark.tape_faults: {exc}") from None
+
+
+def _stream_shape(path: Path) -> tuple[int, int]:
+    """Events and body bytes of the cassette's longest stream."""
+    interactions = Cassette.load(path).interactions
+    streams = [item for item in interactions if item.response is not None]
+    if not streams:
+        return 0, 0
+    longest = max(streams, key=lambda item: len(item.events))
+    return len(longest.events), len(longest.body)
+
+
+# --- fixtures --------------------------------------------------------------------------------------
 
 
 @pytest.fixture
-def tape(request: pytest.FixtureRequest) -> Iterator[Tape]:
+def tape_fault(request: pytest.FixtureRequest) -> Any:
+    """The fault spec this run of a ``tape_faults`` test applies (``None`` outside a sweep)."""
+    param = getattr(request, "param", None)
+    if isinstance(param, _Unexpandable):
+        pytest.fail(param.reason, pytrace=False)
+    return param
+
+
+@pytest.fixture
+def tape(request: pytest.FixtureRequest, tape_fault: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Tape]:
     """The active streamtape ``Tape``: every httpx2/httpx request of the test goes through it."""
-    marker = request.node.get_closest_marker("tape")
-    args, kwargs = (marker.args, dict(marker.kwargs)) if marker else ((), {})
-    unknown = sorted(set(kwargs) - {"cassette", *_MARKER_KEYS})
-    if len(args) > 1 or unknown:
-        raise pytest.UsageError(
-            f"{request.node.nodeid}: @pytest.mark.tape takes at most one cassette path and the keywords "
-            f"cassette, {', '.join(_MARKER_KEYS)}; got {len(args)} paths and keywords {unknown}"
-        )
-    cassette = kwargs.pop("cassette", args[0] if args else None)
-    path = Path(cassette) if cassette is not None else default_cassette_path(request.node)
-    if not path.is_absolute():
-        path = Path(str(request.node.path)).parent / path
-    mode = _record_mode(request.config, kwargs.pop("record_mode", None))
-    speed = kwargs.get("speed")
-    with Tape(path, record_mode=mode, match_on=kwargs.get("match_on"), speed=0.0 if speed is None else speed) as active:
+    settings = settings_for(request.node, request.config)
+    faults = tape_fault if tape_fault is not None else settings.faults
+    active = Tape(settings.path, record_mode=settings.record_mode, match_on=settings.match_on,
+                  speed=settings.speed, faults=faults)  # fmt: skip
+    with active:
+        if active.offline and not os.environ.get("ANTHROPIC_API_KEY"):
+            monkeypatch.setenv("ANTHROPIC_API_KEY", PLACEHOLDER_KEY)  # replay needs no key; the SDK wants one
         yield active
+    if settings.strict and active.unplayed:
+        unplayed = "\n".join(f"  - {item.describe()}" for item in active.unplayed)
+        pytest.fail(
+            f"{len(active.unplayed)} recorded interaction(s) in {settings.path} were never played "
+            f"(strict mode: --tape-strict / tape_strict):\n{unplayed}",
+            pytrace=False,
+        )

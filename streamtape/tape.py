@@ -17,6 +17,7 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ._filelock import cassette_lock
 from .cassette import Cassette, Interaction, Request
 from .errors import CassetteNotFoundError, ConfigError, StreamtapeError, UnmatchedRequestError
 from .faults import Context as FaultContext
@@ -144,14 +145,23 @@ class Tape:
         return self
 
     def save(self) -> Path | None:
-        """Write what this run recorded (merged as the record mode says); ``__exit__`` does this."""
+        """Write what this run recorded (merged as the record mode says); ``__exit__`` does this.
+
+        Under a cross-process lock, the file is read again and this run's recordings are appended to
+        what is there now, so parallel workers recording into one cassette never lose each other's
+        interactions (``all`` rewrites the file with this run's, as it says)."""
         with self._lock:
             if not self._recordings:
                 return None
             new = [recording.snapshot() for recording in self._recordings]
-            kept = [] if self.record_mode is RecordMode.ALL else self.cassette.interactions[: self._loaded]
-            self.cassette = Cassette([*kept, *new], path=self.path)
-            return self.cassette.save(self.path)
+            with cassette_lock(self.path):
+                kept = (
+                    []
+                    if self.record_mode is RecordMode.ALL or not self.path.exists()
+                    else Cassette.load(self.path).interactions
+                )
+                self.cassette = Cassette([*kept, *new], path=self.path)
+                return self.cassette.save(self.path)
 
     def __enter__(self) -> Tape:
         from .intercept import install

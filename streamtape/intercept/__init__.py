@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from .handler import ahandle, handle
-from .stacks import Stack, available_stacks
+from .stacks import ORIGINALS, Stack, available_stacks
 
 if TYPE_CHECKING:
     from ..tape import Tape
@@ -55,9 +55,9 @@ class _Interceptor:
             if tape in self.tapes:
                 self.tapes.remove(tape)
             if not self.tapes:
-                for stack in self.patched:
-                    stack.core.ConnectionPool.handle_request = stack.sync_handle
-                    stack.core.AsyncConnectionPool.handle_async_request = stack.async_handle
+                for (cls, name), method in list(ORIGINALS.items()):
+                    setattr(cls, name, method)
+                ORIGINALS.clear()
                 self.patched = []
                 for module, name, original in self.clocks:
                     setattr(module, name, original)
@@ -81,8 +81,12 @@ def _patch(stack: Stack, interceptor: _Interceptor) -> None:
             return await stack.async_handle(pool, request)
         return await ahandle(tape, stack, pool, request, stack.async_handle)
 
-    stack.core.ConnectionPool.handle_request = handle_request
-    stack.core.AsyncConnectionPool.handle_async_request = handle_async_request
+    for cls, name, replacement in (
+        (stack.core.ConnectionPool, "handle_request", handle_request),
+        (stack.core.AsyncConnectionPool, "handle_async_request", handle_async_request),
+    ):
+        ORIGINALS.setdefault((cls, name), getattr(cls, name))
+        setattr(cls, name, replacement)
 
 
 _SDK_CLIENT_MODULES = ("anthropic._base_client", "openai._base_client")
