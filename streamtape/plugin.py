@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -119,16 +120,25 @@ def _cassette_path(node: Any, config: pytest.Config, cassette: Any) -> Path:
     return default_cassette_path(node, _cassette_dir(node, config))
 
 
+_FORBIDDEN = re.compile(r"[<>?%*:|\"'/\\\x00-\x1f]")
+_RESERVED = re.compile(r"^(con|prn|aux|nul|com\d|lpt\d)(\..*)?$", re.IGNORECASE)
+
+
 def _safe(name: str) -> str:
-    return re.sub(r"[^\w.\-]+", "_", name).strip("._")[:120] or "_"
+    """A file name every filesystem takes: pytest-recording's replacements, plus Windows' rules."""
+    name = _FORBIDDEN.sub("-", name).rstrip(". ")[:150] or "_"
+    return f"_{name}" if _RESERVED.match(name) else name
 
 
 def default_cassette_path(node: Any, folder: Path | None = None) -> Path:
-    """``<test dir>/cassettes/<module>/<[Class.]test name>.yaml``, as pytest-recording names them;
-    parametrized tests share their function's cassette."""
+    """``<test dir>/cassettes/<module>/<[Class.]test name>.yaml``, named as pytest-recording names them
+    (a parametrized test's id is part of its name); the runs of a ``tape_faults`` sweep share the
+    cassette of the test they shape."""
     module = Path(str(node.path))
     cls = getattr(node, "cls", None)
-    name = getattr(node, "originalname", None) or node.name.split("[")[0]
+    params = getattr(getattr(node, "callspec", None), "params", {})
+    swept_only = set(params) == {"tape_fault"}  # the runs of a sweep replay one recording
+    name = getattr(node, "originalname", node.name) if swept_only else node.name
     name = f"{cls.__name__}.{name}" if cls is not None else name
     return (folder or module.parent / "cassettes") / module.stem / f"{_safe(name)}.yaml"
 
@@ -198,6 +208,14 @@ def _stream_shape(path: Path) -> tuple[int, int]:
 # --- fixtures --------------------------------------------------------------------------------------
 
 
+@contextmanager
+def _as_failure() -> Iterator[None]:
+    try:
+        yield
+    except StreamtapeError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
 @pytest.fixture
 def tape_fault(request: pytest.FixtureRequest) -> Any:
     """The fault spec this run of a ``tape_faults`` test applies (``None`` outside a sweep)."""
@@ -214,10 +232,17 @@ def tape(request: pytest.FixtureRequest, tape_fault: Any, monkeypatch: pytest.Mo
     faults = tape_fault if tape_fault is not None else settings.faults
     active = Tape(settings.path, record_mode=settings.record_mode, match_on=settings.match_on,
                   speed=settings.speed, faults=faults)  # fmt: skip
-    with active:
+    # A harness error at setup or teardown fails the test with its message (pytest's fixture
+    # machinery only expects Exceptions there; streamtape's errors are BaseExceptions).
+    with _as_failure():
+        active.__enter__()
+    try:
         if active.offline and not os.environ.get("ANTHROPIC_API_KEY"):
             monkeypatch.setenv("ANTHROPIC_API_KEY", PLACEHOLDER_KEY)  # replay needs no key; the SDK wants one
         yield active
+    finally:
+        with _as_failure():
+            active.__exit__(None, None, None)
     if settings.strict and active.unplayed:
         unplayed = "\n".join(f"  - {item.describe()}" for item in active.unplayed)
         pytest.fail(
