@@ -242,7 +242,12 @@ class Tape:
         if self.schedule is not None and self.schedule.applies_to(request.method, request.url):
             applied = self.schedule.faults_for(self._faulted)
             self._faulted += 1
-            actions = apply_faults(applied, actions, FaultContext(number=len(self.calls) + 1))
+            try:
+                actions = apply_faults(applied, actions, FaultContext(number=len(self.calls) + 1))
+            except ConfigError as exc:
+                raise ConfigError(
+                    f"cassette {self.path}, interaction #{index} ({request.method} {request.url}): {exc}"
+                ) from None
         call = Call(request, index, self._player.plays[index], "replayed", interaction,
                     tuple(f.spec() for f in applied), describe(actions), self._take_backoff())  # fmt: skip
         self.calls.append(call)

@@ -356,3 +356,18 @@ def test_back_off_is_real_while_recording(tmp_path: Path, monkeypatch: pytest.Mo
             base.time.sleep(1.5)  # what the SDK's _sleep_for_retry does
         assert slept == expected and tape.offline == (mode == "none")
         slept.clear()
+
+
+def test_a_fault_that_cannot_apply_names_the_cassette_and_request(tmp_path: Path) -> None:
+    import importlib
+
+    from tests.support import sdk
+
+    save_text_basic(tmp_path / "c.yaml")
+    with streamtape.use_cassette(tmp_path / "c.yaml", faults="disconnect:after=9", match_on=["path"]):
+        with importlib.import_module(sdk.STACK).Client() as client, pytest.raises(ConfigError) as info:
+            client.post("https://api.anthropic.com/v1/messages", json={})
+    assert str(info.value) == (
+        f"cassette {tmp_path / 'c.yaml'}, interaction #0 (POST https://api.anthropic.com/v1/messages): "
+        "disconnect:after=9: after=9, but the recorded response has 7 SSE events; use after=0..7"
+    )
