@@ -1,34 +1,146 @@
-"""The ``streamtape`` command."""
+"""The ``streamtape`` command: glue between click, rich and the library.
+
+Exit codes: 0 success; 1 the command ran and found problems (``lint``); 2 a usage or input error
+(a missing file, a bad argument), reported in one sentence without a traceback.
+"""
 
 from __future__ import annotations
 
-import argparse
+import json
 import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
 
 from . import __version__
 from .cassette import Cassette
 from .errors import StreamtapeError
+from .starters import starter
+
+EPILOG_EXIT = "Exit codes: 0 success, 1 problems found, 2 usage or input error."
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="streamtape", description="Record and replay streaming HTTP byte-exact.")
-    parser.add_argument("--version", action="version", version=f"streamtape {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser("demo", help="record and replay a starter stream and show the docs' error-handling trap")
-    demo.add_argument("--speed", type=float, default=1.0, help="1 = recorded timing (default), 0 = instant")
-    show = commands.add_parser("inspect", help="summarise a cassette's interactions")
-    show.add_argument("cassette")
-    args = parser.parse_args(argv)
-    if args.command == "demo":
-        from .demo import run_demo
+def _console(stderr: bool = False) -> Console:
+    # colour only on a terminal; plain text in pipes, files and CI logs
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
 
-        return run_demo(speed=args.speed)
+
+def _fail(message: str) -> None:
+    _console(stderr=True).print(f"streamtape: {message}", markup=False)
+    sys.exit(2)
+
+
+def _load(name: str) -> Cassette:
+    """A cassette from a path, or ``starter:NAME``; errors in one sentence."""
     try:
-        cassette = Cassette.load(args.cassette)
+        path = starter(name) if name.startswith("starter:") else Path(name)
+        return Cassette.load(path)
     except StreamtapeError as exc:
-        print(f"streamtape: {exc}", file=sys.stderr)
-        return 2
-    for index, item in enumerate(cassette):
-        events = len(item.events)
-        print(f"#{index} {item.describe()}  {len(item.body)} bytes, {len(item.chunks)} chunks, {events} events")
-    return 0
+        _fail(str(exc))
+        raise AssertionError("unreachable") from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EPILOG_EXIT)
+@click.version_option(__version__, prog_name="streamtape")
+def main() -> None:
+    """Record and replay streaming HTTP (Server-Sent Events) byte-exact, with faithful faults."""
+
+
+@main.command(epilog="Example: streamtape demo --speed 0\n\n" + EPILOG_EXIT)
+@click.option("--speed", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="1 = the recording's timing, 0 = instant, N = N times faster")  # fmt: skip
+def demo(speed: float) -> None:
+    """Record and replay a real stream over a local socket, no API key needed, and show what the
+    docs' error handling misses."""
+    from .demo import run_demo
+
+    sys.exit(run_demo(speed=speed))
+
+
+@main.command(epilog="Examples:\n\n  streamtape inspect tests/cassettes/story.yaml\n\n"
+                     "  streamtape inspect starter:thinking --json\n\n" + EPILOG_EXIT)  # fmt: skip
+@click.argument("cassette")
+@click.option("--json", "as_json", is_flag=True, help="print the report as JSON, for machines")
+def inspect(cassette: str, as_json: bool) -> None:
+    """Summarise each interaction: request, status, events by type, timing, tokens, how it ended,
+    and a timeline of when each event arrived."""
+    from .report import describe_cassette
+
+    report = describe_cassette(_load(cassette))
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    console = _console()
+    for item in report["interactions"]:
+        console.print(_inspect_table(item))
+
+
+def _ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1000:.0f} ms"
+
+
+def _inspect_table(item: dict[str, Any]) -> Table:
+    from .report import timeline
+
+    request = item["request"]
+    title = f"#{item['index']}  {request['method']} {request['url']}"
+    table = Table(title=title, title_justify="left", show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column()
+    details = ", ".join(f"{k}={request[k]}" for k in ("model", "max_tokens", "messages") if request[k] is not None)
+    if details:
+        table.add_row("request", details)
+    if "status" not in item:
+        table.add_row("ended", item["ended"])
+        return table
+    table.add_row("status", str(item["status"]))
+    table.add_row("events", ", ".join(f"{name} {count}" for name, count in item["events"].items()) or "none")
+    table.add_row("timing", ", ".join(f"{label} {_ms(item[key])}" for label, key in (
+        ("headers", "headers_at"), ("first event", "first_event_at"), ("duration", "duration"),
+        ("longest gap", "longest_gap"))))  # fmt: skip
+    if item["tokens"]:
+        table.add_row("tokens", ", ".join(f"{k.removesuffix('_tokens')} {v}" for k, v in item["tokens"].items()))
+    table.add_row("ended", item["ended"] + (f" (stop_reason {item['stop_reason']})" if item["stop_reason"] else ""))
+    if item["arrivals"]:
+        table.add_row("timeline", f"|{timeline(item['arrivals'], item['duration'])}| 0 - {item['duration']:.2f} s")
+    table.add_row("", "")
+    return table
+
+
+@main.command(epilog="Examples:\n\n  streamtape lint tests/cassettes\n\n  streamtape lint --fix story.yaml\n\n"
+                     + EPILOG_EXIT)  # fmt: skip
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--fix", is_flag=True, help="remove secrets in place (atomically); other problems are reported")
+def lint(paths: tuple[str, ...], fix: bool) -> None:
+    """Check cassettes: schema, SSE well-formedness, secrets, readability. Directories are searched
+    for *.yaml files."""
+    from .lint import fix_secrets, lint_file
+
+    files = _cassette_files(paths)
+    console = _console()
+    problems = []
+    for path in files:
+        if fix and any(p.fixable for p in lint_file(path)):
+            console.print(f"{path}: fixed {fix_secrets(path)} secret(s)", markup=False)
+        problems += lint_file(path)
+    for problem in problems:
+        console.print(f"[{problem.kind}] {problem}", markup=False)
+    summary = f"{len(files)} cassette(s), {len(problems)} problem(s)"
+    console.print(summary if not problems else f"{summary}; see above", markup=False)
+    sys.exit(1 if problems else 0)
+
+
+def _cassette_files(paths: tuple[str, ...]) -> list[Path]:
+    files: list[Path] = []
+    for name in paths:
+        path = Path(name)
+        if path.is_dir():
+            files += sorted(path.rglob("*.yaml"))
+        elif path.is_file():
+            files.append(path)
+        else:
+            _fail(f"{name}: no such file or directory; give cassette files or directories holding them")
+    return files

@@ -1,0 +1,119 @@
+"""What ``streamtape inspect`` says about a cassette: per interaction, the request, the status, the
+events by type, the timing, the tokens, how it ended, and when each event arrived."""
+
+from __future__ import annotations
+
+import bisect
+import statistics
+from collections import Counter
+from itertools import accumulate
+from typing import Any
+
+from .cassette import Cassette, Interaction
+from .wire import Cut
+
+__all__ = ["describe_cassette", "describe_interaction", "timeline"]
+
+
+def describe_cassette(cassette: Cassette) -> dict[str, Any]:
+    return {
+        "path": str(cassette.path) if cassette.path else None,
+        "interactions": [describe_interaction(i, item) for i, item in enumerate(cassette.interactions)],
+    }
+
+
+def describe_interaction(index: int, item: Interaction) -> dict[str, Any]:
+    request = item.request
+    body = request.json if isinstance(request.json, dict) else {}
+    out: dict[str, Any] = {
+        "index": index,
+        "request": {
+            "method": request.method,
+            "url": request.url,
+            "model": body.get("model"),
+            "max_tokens": body.get("max_tokens"),
+            "messages": len(body["messages"]) if isinstance(body.get("messages"), list) else None,
+            "stream": body.get("stream"),
+        },
+    }
+    if item.response is None:
+        assert item.error is not None
+        out["ended"] = f"no response: {item.error.error} {item.error.message or ''}".strip()
+        return out
+    response = item.response
+    arrivals = event_arrivals(item)
+    gaps = [b - a for a, b in zip(arrivals, arrivals[1:], strict=False)]
+    out.update(
+        status=response.status,
+        events=dict(Counter(event.event for event in response.events)),
+        bytes=len(response.body),
+        chunks=len(response.timing),
+        headers_at=response.headers_at,
+        first_event_at=arrivals[0] if arrivals else None,
+        duration=response.end.at or (response.timing[-1][0] if response.timing else response.headers_at),
+        longest_gap=max(gaps, default=0.0),
+        median_gap=statistics.median(gaps) if gaps else 0.0,
+        tokens=_tokens(item),
+        stop_reason=_stop_reason(item),
+        ended=_ending(item),
+        arrivals=arrivals,
+    )
+    return out
+
+
+def event_arrivals(item: Interaction) -> list[float]:
+    """When each complete SSE event had fully arrived (seconds after the request)."""
+    response = item.response
+    if response is None or not response.timing:
+        return []
+    ends = list(accumulate(size for _, size in response.timing))
+    ats = [at for at, _ in response.timing]
+    return [ats[min(bisect.bisect_left(ends, event.end), len(ats) - 1)] for event in response.events]
+
+
+def _tokens(item: Interaction) -> dict[str, int]:
+    tokens: dict[str, int] = {}
+    for event in item.events:
+        data = event.json if isinstance(event.json, dict) else {}
+        usage = (data.get("message") or {}).get("usage") if event.event == "message_start" else data.get("usage")
+        if isinstance(usage, dict):
+            for key in ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"):
+                if isinstance(usage.get(key), int):
+                    tokens[key] = usage[key]
+    return tokens
+
+
+def _stop_reason(item: Interaction) -> str | None:
+    for event in reversed(item.events):
+        data = event.json if isinstance(event.json, dict) else {}
+        if event.event == "message_delta" and isinstance(data.get("delta"), dict):
+            return data["delta"].get("stop_reason")
+    return None
+
+
+def _ending(item: Interaction) -> str:
+    assert item.response is not None
+    end = item.response.end
+    if isinstance(end, Cut):
+        return f"cut: {end.error} {end.message or ''}".strip()
+    names = [event.event for event in item.events]
+    if "error" in names:
+        error = next(e.json for e in item.events if e.event == "error")
+        kind = ((error or {}).get("error") or {}).get("type", "error") if isinstance(error, dict) else "error"
+        return f"in-stream error: {kind}"
+    if names and names[-1] != "message_stop" and "message_start" in names:
+        return "clean, but early (no message_stop)"
+    return "clean"
+
+
+def timeline(arrivals: list[float], duration: float, width: int = 60) -> str:
+    """One character per time slot: how many events arrived in it (blank: none, then ▁▂▃▄▅▆▇█)."""
+    if not arrivals:
+        return ""
+    span = max(duration, arrivals[-1], 1e-9)
+    counts = [0] * width
+    for at in arrivals:
+        counts[min(int(at / span * width), width - 1)] += 1
+    top = max(counts)
+    bars = " ▁▂▃▄▅▆▇█"
+    return "".join(bars[0] if c == 0 else bars[max(1, round(c / top * 8))] for c in counts)

@@ -1,0 +1,97 @@
+"""The streamtape command, run as a user runs it: a subprocess, checking output and exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from streamtape import Cassette, Interaction, Request, Response
+from streamtape.wire import Cut
+from tests.support.wire_server import DATA_DIR
+
+BODY = (DATA_DIR / "text_basic.sse").read_bytes()
+
+
+def streamtape(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "streamtape", *args], capture_output=True, text=True, timeout=120, cwd=cwd
+    )
+
+
+def save(path: Path, body: bytes = BODY, headers: tuple = ()) -> Path:
+    response = Response(200, (("content-type", "text/event-stream"), *headers), body, ((0.4, len(body)),))
+    return Cassette(
+        [Interaction(Request("POST", "https://api.anthropic.com/v1/messages", body=b'{"model":"m"}'), response)]
+    ).save(path)
+
+
+class TestInspect:
+    def test_a_starter_as_text(self) -> None:
+        result = streamtape("inspect", "starter:thinking")
+        assert result.returncode == 0 and result.stderr == ""
+        out = result.stdout
+        assert "#0  POST https://api.anthropic.com/v1/messages" in out
+        assert "content_block_delta 9" in out and "output 133" in out and "stop_reason end_turn" in out
+        assert "timeline" in out and "█" in out
+        assert "\033[" not in out  # no colour in a pipe
+
+    def test_json_for_machines(self, tmp_path: Path) -> None:
+        cut = BODY[:658]
+        response = Response(200, (("content-type", "text/event-stream"),), cut, ((0.4, 490), (0.45, 168)), "OK", 0.3,
+                            Cut("RemoteProtocolError", "peer closed connection", 0.5))  # fmt: skip
+        path = Cassette([Interaction(Request("POST", "https://h/v1/messages", body=b'{"model":"m"}'), response)]).save(
+            tmp_path / "c.yaml"
+        )
+        report = json.loads(streamtape("inspect", str(path), "--json").stdout)
+        item = report["interactions"][0]
+        assert item["events"] == {"message_start": 1, "content_block_start": 1, "ping": 1}
+        assert item["first_event_at"] == 0.4 and item["ended"] == "cut: RemoteProtocolError peer closed connection"
+        assert item["request"]["model"] == "m"
+
+    def test_a_missing_file_is_one_sentence(self) -> None:
+        result = streamtape("inspect", "nope.yaml")
+        assert result.returncode == 2 and result.stdout == ""
+        assert result.stderr == "streamtape: nope.yaml: no such cassette file\n"
+
+
+class TestLint:
+    def test_clean_cassettes(self) -> None:
+        result = streamtape("lint", "cassettes")
+        assert result.returncode == 0 and "4 cassette(s), 0 problem(s)" in result.stdout
+
+    def test_problems_are_named(self, tmp_path: Path) -> None:
+        broken = BODY.replace(b"event: message_start", b"event: message_begin", 1)
+        save(tmp_path / "bad.yaml", broken)
+        (tmp_path / "torn.yaml").write_text("version: 1\ninteractions: [\n")
+        result = streamtape("lint", str(tmp_path))
+        assert result.returncode == 1
+        assert f"[sse] {tmp_path / 'bad.yaml'}: interactions[0]: the first event is 'message_begin'" in result.stdout
+        assert "named 'message_begin' but its data says type 'message_start'" in result.stdout
+        assert f"[schema] {tmp_path / 'torn.yaml'}: line 3, column 1: not valid YAML" in result.stdout
+
+    def test_fix_removes_secrets_atomically(self, tmp_path: Path) -> None:
+        path = tmp_path / "leaky.yaml"
+        save(path, headers=(("set-cookie", "session=1"), ("anthropic-organization-id", "org-1")))
+        text = path.read_text()
+        path.write_text(text.replace("headers:\n", "headers:\n      x-api-key: sk-ant-api03-abcdefghijklmnop\n", 1))
+        assert "x-api-key" in path.read_text()
+        before = streamtape("lint", str(path))
+        assert before.returncode == 1 and "[secret]" in before.stdout and "--fix" in before.stdout
+        fixed = streamtape("lint", "--fix", str(path))
+        assert "fixed 1 secret(s)" in fixed.stdout and fixed.returncode == 0
+        assert "sk-ant" not in path.read_text() and Cassette.load(path).interactions[0].body == BODY
+
+    @pytest.mark.parametrize("args", [[], ["missing-dir"]])
+    def test_usage_errors(self, args: list[str]) -> None:
+        result = streamtape("lint", *args)
+        assert result.returncode == 2 and "Traceback" not in result.stderr
+
+
+def test_help_has_examples_and_exit_codes() -> None:
+    for command in ("inspect", "lint", "demo"):
+        result = streamtape(command, "--help")
+        assert result.returncode == 0 and "Example" in result.stdout and "Exit codes" in result.stdout
