@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -144,3 +145,62 @@ def _cassette_files(paths: tuple[str, ...]) -> list[Path]:
         else:
             _fail(f"{name}: no such file or directory; give cassette files or directories holding them")
     return files
+
+
+@main.command(epilog="Examples:\n\n  streamtape serve starter:thinking --port 8080\n\n"
+                     "  streamtape serve tests/cassettes --fault 'disconnect:after=5'\n\n"
+                     "  then: anthropic.Anthropic(base_url='http://127.0.0.1:8080')\n\n" + EPILOG_EXIT)  # fmt: skip
+@click.argument("source")
+@click.option("--host", default="127.0.0.1", show_default=True, help="the address to bind (loopback unless told)")
+@click.option("--port", type=click.IntRange(0, 65535), default=0, help="the port (default: any free port)")
+@click.option("--fault", "fault_specs", multiple=True, metavar="SPEC",
+              help="a fault spec applied over the socket (true FIN, RST, silence); repeat to combine")  # fmt: skip
+@click.option("--speed", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="1 = recorded timing, 0 = as fast as possible, N = N times faster")  # fmt: skip
+def serve(source: str, host: str, port: int, fault_specs: tuple[str, ...], speed: float) -> None:
+    """Serve a cassette (or every cassette in a directory) over real HTTP/1.1, at recorded timing,
+    so any client (the SDK, curl, another language) meets the recorded streams and their faults."""
+    from .server import ReplayServer
+
+    cassette = _load_source(source)
+    faults = _fault_spec(fault_specs)
+    try:
+        server = ReplayServer(cassette, host=host, port=port, speed=speed, faults=faults)
+    except OSError as exc:
+        _fail(f"cannot listen on {host}:{port} ({exc.strerror or exc}); choose another --port or --host")
+    except StreamtapeError as exc:
+        _fail(str(exc))
+    console = _console()
+    console.print(
+        f"streamtape: serving {len(cassette)} interaction(s) from {source} at {server.base_url}", markup=False
+    )
+    console.print("press Ctrl-C to stop", markup=False)
+    with server:
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            console.print("streamtape: stopped", markup=False)
+
+
+def _fault_spec(specs: tuple[str, ...]) -> str | None:
+    if not specs:
+        return None
+    from .faults import parse
+
+    spec = " + ".join(specs) if len(specs) > 1 else specs[0]
+    try:
+        parse(spec)
+    except StreamtapeError as exc:
+        _fail(f"--fault {exc}")
+    return spec
+
+
+def _load_source(source: str) -> Cassette:
+    """One cassette, ``starter:NAME``, or every *.yaml under a directory, as one cassette."""
+    path = Path(source)
+    if not path.is_dir():
+        return _load(source)
+    files = sorted(path.rglob("*.yaml"))
+    if not files:
+        _fail(f"{source}: no *.yaml cassettes in this directory")
+    return Cassette([item for file in files for item in _load(str(file)).interactions])

@@ -18,7 +18,7 @@ from typing import Any
 
 import h11
 
-from .cassette import Cassette, Interaction, Request
+from .cassette import Cassette, Request
 from .matching import Matcher, Player, resolve_matchers
 from .wire import Action, Cut, End, Respond, Send, Stall, expand
 
@@ -45,9 +45,14 @@ class ReplayServer:
         port: int = 0,
         speed: float = 1.0,
         match_on: Sequence[str | Matcher] = _SERVER_MATCH_ON,
+        faults: Any = None,
     ) -> None:
+        from .faults import resolve
+
         self.cassette = cassette
         self.speed = speed
+        self.schedule = resolve(faults)
+        self._faulted = 0
         self._player = Player(cassette.interactions, resolve_matchers(match_on))
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -126,15 +131,27 @@ class ReplayServer:
             self.requests.append(request)
             index = self._player.choose(request)
             explanation = self._player.explain(request) if index is None else []
+            actions = self._actions(request, index) if index is not None else []
         if index is None:
             _send_unmatched(sock, connection, request, explanation)
         else:
-            self._play(sock, connection, self.cassette.interactions[index])
+            self._play(sock, connection, actions)
         return connection.our_state is h11.DONE and connection.their_state is h11.DONE
 
-    def _play(self, sock: socket.socket, connection: h11.Connection, item: Interaction) -> None:
+    def _actions(self, request: Request, index: int) -> list[Action]:
+        """The interaction's actions, reshaped by this request's faults (the tape's rules)."""
+        from .faults import Context, apply
+
+        actions = self.cassette.interactions[index].actions()
+        if self.schedule is None or not self.schedule.applies_to(request.method, request.url):
+            return actions
+        faults = self.schedule.faults_for(self._faulted)
+        self._faulted += 1
+        return apply(faults, actions, Context(number=len(self.requests)))
+
+    def _play(self, sock: socket.socket, connection: h11.Connection, actions: list[Action]) -> None:
         start = time.monotonic()
-        for action in expand(item.actions()):
+        for action in expand(actions):
             self._wait_until(start, action.at)
             _perform(sock, connection, action, self._stopping)
 

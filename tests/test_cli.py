@@ -95,3 +95,61 @@ def test_help_has_examples_and_exit_codes() -> None:
     for command in ("inspect", "lint", "demo"):
         result = streamtape(command, "--help")
         assert result.returncode == 0 and "Example" in result.stdout and "Exit codes" in result.stdout
+
+
+class TestServe:
+    """`streamtape serve` as a subprocess, driven by the real SDK and by a raw socket client."""
+
+    def start(self, *args: str) -> tuple[subprocess.Popen[str], str]:
+        process = subprocess.Popen([sys.executable, "-m", "streamtape", "serve", *args],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        line = process.stdout.readline() if process.stdout else ""
+        assert " at http://127.0.0.1:" in line, (line, process.stderr.read() if process.stderr else "")
+        return process, line.rsplit(" at ", 1)[1].strip()
+
+    def stop(self, process: subprocess.Popen[str]) -> str:
+        import signal
+
+        process.send_signal(signal.SIGINT)
+        out, _ = process.communicate(timeout=30)
+        return out
+
+    def test_the_sdk_meets_a_socket_level_disconnect(self) -> None:
+        import anthropic
+
+        from tests.support import sdk
+
+        starter = Cassette.load(Path("cassettes/anthropic/thinking.yaml")).interactions[0]
+        params = {k: v for k, v in starter.request.json.items() if k != "stream"}
+        process, url = self.start("starter:thinking", "--speed", "0", "--fault", "disconnect:after=13")
+        try:
+            outcome = sdk.consume(url, "text_stream", **params)
+            assert outcome.error[0] == f"{sdk.STACK}.RemoteProtocolError"
+            assert outcome.text.startswith("1. **Pouch**") and isinstance(anthropic.Anthropic, type)
+        finally:
+            assert "stopped" in self.stop(process)
+
+    def test_a_raw_socket_client(self) -> None:
+        import socket
+
+        starter = Cassette.load(Path("cassettes/anthropic/text.yaml")).interactions[0]
+        body = starter.request.body
+        process, url = self.start("cassettes/anthropic", "--speed", "0")
+        try:
+            host, port = url.removeprefix("http://").split(":")
+            with socket.create_connection((host, int(port)), timeout=10) as raw:
+                raw.sendall(b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                            b"Connection: close\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)  # fmt: skip
+                received = b""
+                while chunk := raw.recv(65536):
+                    received += chunk
+            assert received.startswith(b"HTTP/1.1 200 OK\r\n")
+            assert b"transfer-encoding: chunked" in received.lower() and b"event: message_stop" in received
+        finally:
+            self.stop(process)
+
+    def test_bad_fault_spec_is_one_sentence(self) -> None:
+        result = streamtape("serve", "starter:text", "--fault", "disconect")
+        assert (
+            result.returncode == 2 and "unknown fault 'disconect'" in result.stderr and "Traceback" not in result.stderr
+        )
