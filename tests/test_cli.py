@@ -138,8 +138,11 @@ class TestServe:
         try:
             host, port = url.removeprefix("http://").split(":")
             with socket.create_connection((host, int(port)), timeout=10) as raw:
-                raw.sendall(b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                            b"Connection: close\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)  # fmt: skip
+                head = (
+                    "POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                    f"Connection: close\r\nContent-Length: {len(body)}\r\n\r\n"
+                )
+                raw.sendall(head.encode() + body)
                 received = b""
                 while chunk := raw.recv(65536):
                     received += chunk
