@@ -204,3 +204,98 @@ def _load_source(source: str) -> Cassette:
     if not files:
         _fail(f"{source}: no *.yaml cassettes in this directory")
     return Cassette([item for file in files for item in _load(str(file)).interactions])
+
+
+@main.command(epilog="Examples:\n\n  streamtape play starter:thinking\n\n"
+                     "  streamtape play story.yaml --fault 'disconnect:after=5' --speed 0\n\n"
+                     "Exit codes: 0 the stream completed, 1 the app would have met an exception, 2 usage "
+                     "or input error.")  # fmt: skip
+@click.argument("cassette")
+@click.option("--fault", "fault_specs", multiple=True, metavar="SPEC", help="a fault spec; repeat to combine")
+@click.option("--speed", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="1 = recorded timing, 0 = instant, N = N times faster")  # fmt: skip
+@click.option("--interaction", "index", type=click.IntRange(min=0), default=0, show_default=True,
+              help="which interaction of the cassette to play")  # fmt: skip
+def play(cassette: str, fault_specs: tuple[str, ...], speed: float, index: int) -> None:
+    """Replay a recorded stream through the real anthropic SDK, rendering text, thinking and tool
+    calls as they arrive, then say how it ended: the stop reason and usage, or the exception the SDK
+    raised and whether the docs' usual `except` clauses would have caught it."""
+    import tempfile
+
+    import anthropic
+
+    from .play import seed_verdict, stream_message, summary
+    from .tape import Tape
+
+    loaded = _load(cassette)
+    if index >= len(loaded):
+        _fail(f"{cassette}: --interaction {index}, but the cassette has {len(loaded)} (0..{len(loaded) - 1})")
+    item = loaded.interactions[index]
+    if not isinstance(item.request.json, dict) or "messages" not in item.request.json:
+        _fail(f"{cassette}: interaction #{index} is not a Messages request; play replays Messages streams")
+    params = {k: v for k, v in item.request.json.items() if k != "stream"}
+    origin = item.request.url.split("/v1/")[0]
+    console = _console()
+    with tempfile.TemporaryDirectory(prefix="streamtape-play-") as tmp:
+        single = Cassette([item]).save(Path(tmp) / "play.yaml")
+        tape = Tape(single, speed=speed, faults=_fault_spec(fault_specs), match_on=["method", "path"])
+        with tape, anthropic.Anthropic(base_url=origin, api_key="streamtape-play", max_retries=2) as client:
+            outcome = stream_message(client, params, console)
+    console.print(f"streamtape: {summary(outcome)}", markup=False)
+    if outcome.error is not None:
+        console.print(f"streamtape: {seed_verdict(outcome.error)}", markup=False)
+        sys.exit(1)
+
+
+@main.command(epilog="Examples:\n\n  ANTHROPIC_API_KEY=... streamtape record story.yaml --prompt 'Write a story'\n\n"
+                     "  streamtape record tools.yaml --request request.json --base-url http://127.0.0.1:8080\n\n"
+                     "Exit codes: 0 recorded, 1 the call failed (what arrived is still saved), 2 usage or "
+                     "input error.")  # fmt: skip
+@click.argument("out", type=click.Path(dir_okay=False))
+@click.option("--prompt", help="the user message")
+@click.option("--request", "request_file", type=click.Path(exists=True, dir_okay=False),
+              help="a JSON file with the Messages request body instead of --prompt")  # fmt: skip
+@click.option("--model", default="claude-sonnet-4-5", show_default=True)
+@click.option("--max-tokens", type=click.IntRange(min=1), default=1024, show_default=True)
+@click.option("--thinking", is_flag=True, help="ask for extended thinking (budget: half of --max-tokens)")
+@click.option("--base-url", envvar="ANTHROPIC_BASE_URL", help="the API's address (env ANTHROPIC_BASE_URL)")
+def record(out: str, prompt: str | None, request_file: str | None, model: str, max_tokens: int, thinking: bool,
+           base_url: str | None) -> None:  # fmt: skip
+    """Make one real streaming Messages call through the SDK and record it: text (and thinking)
+    stream live to the terminal, and a summary follows. The key comes from ANTHROPIC_API_KEY."""
+    import os
+
+    import anthropic
+
+    from .play import stream_message, summary
+    from .tape import Tape
+
+    if (prompt is None) == (request_file is None):
+        _fail("give --prompt TEXT or --request FILE.json (one of them)")
+    if not os.environ.get("ANTHROPIC_API_KEY"):
+        _fail("ANTHROPIC_API_KEY is not set; export your key to record (replay never needs one)")
+    params = _record_params(prompt, request_file, model, max_tokens, thinking)
+    console = _console()
+    tape = Tape(out, record_mode="all")
+    with tape, anthropic.Anthropic(base_url=base_url, max_retries=0) as client:
+        outcome = stream_message(client, params, console)
+    saved = f"saved to {out}" if tape.recorded else "nothing was recorded"
+    console.print(f"streamtape: {summary(outcome)}; {saved}", markup=False)
+    sys.exit(1 if outcome.error is not None else 0)
+
+
+def _record_params(prompt: str | None, request_file: str | None, model: str, max_tokens: int,
+                   thinking: bool) -> dict[str, Any]:  # fmt: skip
+    if request_file is not None:
+        try:
+            params = json.loads(Path(request_file).read_text(encoding="utf-8"))
+        except (ValueError, OSError) as exc:
+            _fail(f"{request_file}: not a JSON request body ({exc})")
+        if not isinstance(params, dict) or "messages" not in params:
+            _fail(f"{request_file}: expected a JSON object with 'messages' (and model, max_tokens)")
+        params.pop("stream", None)
+        return {"model": model, "max_tokens": max_tokens, **params}
+    params = {"model": model, "max_tokens": max_tokens, "messages": [{"role": "user", "content": prompt}]}
+    if thinking:
+        params["thinking"] = {"type": "enabled", "budget_tokens": max(1024, max_tokens // 2)}
+    return params

@@ -156,3 +156,83 @@ class TestServe:
         assert (
             result.returncode == 2 and "unknown fault 'disconect'" in result.stderr and "Traceback" not in result.stderr
         )
+
+
+class TestPlay:
+    def test_a_clean_stream_states_the_stop_reason(self) -> None:
+        result = streamtape("play", "starter:tool_use", "--speed", "0")
+        assert result.returncode == 0
+        assert '[tool call: get_weather] {"city": "San Francisco"}' in result.stdout
+        assert "stop_reason tool_use, 394 tokens in, 79 out" in result.stdout
+
+    def test_a_fault_says_whether_the_docs_would_catch_it(self) -> None:
+        result = streamtape("play", "starter:thinking", "--speed", "0", "--fault", "disconnect:after=13")
+        assert result.returncode == 1 and result.stdout.count("1. **Pouch**") == 1
+        assert "RemoteProtocolError: NOT caught by the docs' except clauses" in result.stdout
+        overload = streamtape("play", "starter:overloaded_in_stream", "--speed", "0")
+        assert 'printed as "API error: 200" - an in-stream error, reported as status 200' in overload.stdout
+
+    def test_bad_interaction_number(self) -> None:
+        result = streamtape("play", "starter:text", "--interaction", "3")
+        assert result.returncode == 2 and "--interaction 3, but the cassette has 1 (0..0)" in result.stderr
+
+
+@pytest.mark.sdk
+class TestRecord:
+    def run(self, tmp_path: Path, base_url: str, *args: str, key: str | None = "test-key-not-a-secret"):  # type: ignore[no-untyped-def]
+        import os
+
+        env = {k: v for k, v in os.environ.items() if k not in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL")}
+        if key:
+            env["ANTHROPIC_API_KEY"] = key
+        command = [
+            sys.executable,
+            "-m",
+            "streamtape",
+            "record",
+            str(tmp_path / "out.yaml"),
+            "--base-url",
+            base_url,
+            *args,
+        ]
+        return subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
+
+    def test_records_a_stream_live_with_a_summary(self, tmp_path: Path) -> None:
+        from tests.support.wire_server import WireServer, transcript
+
+        with WireServer() as server:
+            server.queue(transcript("thinking"))
+            result = self.run(tmp_path, server.base_url, "--prompt", "Name a pelican", "--thinking")
+            assert server.requests[0].json()["thinking"]["type"] == "enabled"
+        assert result.returncode == 0, result.stderr
+        assert "1. **Pouch**" in result.stdout and "stop_reason end_turn, 46 tokens in, 133 out" in result.stdout
+        saved = Cassette.load(tmp_path / "out.yaml").interactions[0]
+        assert saved.request.json["messages"][0]["content"] == "Name a pelican" and len(saved.events) == 17
+        assert "test-key-not-a-secret" not in (tmp_path / "out.yaml").read_text()
+
+    def test_a_broken_connection_is_one_sentence_and_still_saved(self, tmp_path: Path) -> None:
+        from tests.support.wire_server import WireServer, transcript
+
+        with WireServer() as server:
+            server.queue(transcript("text_basic", fin_after=4))
+            result = self.run(tmp_path, server.base_url, "--prompt", "hi")
+        assert result.returncode == 1 and "Traceback" not in result.stderr
+        assert "4 events, then RemoteProtocolError" in result.stdout and "saved to" in result.stdout
+        assert Cassette.load(tmp_path / "out.yaml").interactions[0].response.end.error == "RemoteProtocolError"
+
+    def test_an_http_error_is_saved(self, tmp_path: Path) -> None:
+        from tests.support.wire_server import WireServer, error_reply
+
+        with WireServer() as server:
+            server.queue(error_reply("http_429_rate_limit"))
+            result = self.run(tmp_path, server.base_url, "--prompt", "hi")
+        assert result.returncode == 1 and "then RateLimitError: Error code: 429" in result.stdout
+        assert Cassette.load(tmp_path / "out.yaml").interactions[0].response.status == 429
+
+    def test_a_missing_key(self, tmp_path: Path) -> None:
+        result = self.run(tmp_path, "http://127.0.0.1:9", "--prompt", "hi", key=None)
+        assert result.returncode == 2
+        assert (
+            result.stderr
+            == "streamtape: ANTHROPIC_API_KEY is not set; export your key to record (replay never needs one)\n"
+        )
