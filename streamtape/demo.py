@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import io
-import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any, TextIO
 
+from rich.console import Console
+
 from .cassette import Cassette, Interaction, Response
+from .play import stream_message
 from .server import ReplayServer
 from .starters import starter
 from .tape import use_cassette
@@ -26,50 +27,19 @@ from .wire import Cut
 __all__ = ["run_demo"]
 
 
-class _Out:
-    """Terminal output; colour only on a terminal."""
-
-    def __init__(self, stream: TextIO) -> None:
-        self.stream = stream
-        self.colour = stream.isatty()
-
-    def style(self, text: str, code: str) -> str:
-        return f"\033[{code}m{text}\033[0m" if self.colour else text
-
-    def line(self, text: str = "") -> None:
-        print(text, file=self.stream, flush=True)
-
-    def step(self, number: int, text: str) -> None:
-        self.line()
-        self.line(self.style(f"{number}. {text}", "1"))
-
-    def text(self, text: str, code: str = "") -> None:
-        self.stream.write(self.style(text, code) if code else text)
-        self.stream.flush()
-
-
 def _params(item: Interaction) -> dict[str, Any]:
     return {k: v for k, v in item.request.json.items() if k != "stream"}
 
 
-def _stream_live(out: _Out, base_url: str, params: dict[str, Any]) -> tuple[Any, float]:
-    """Stream one message with the real SDK, printing thinking and text live; (final, first-event s)."""
+def _stream_live(console: Console, base_url: str, params: dict[str, Any]) -> tuple[Any, float]:
+    """Stream one message with the real SDK, rendered live; (final message, first-event seconds)."""
     import anthropic
 
-    started, first = time.monotonic(), 0.0
     with anthropic.Anthropic(base_url=base_url, api_key="demo-no-key-needed", max_retries=0) as client:
-        with client.messages.stream(**params) as stream:
-            for event in stream:
-                first = first or time.monotonic() - started
-                if event.type == "content_block_start" and event.index > 0:
-                    out.line()
-                if event.type == "thinking":
-                    out.text(event.thinking, "2")
-                elif event.type == "text":
-                    out.text(event.text)
-            final = stream.get_final_message()
-    out.line()
-    return final, first
+        outcome = stream_message(client, params, console)
+    if outcome.error is not None:
+        raise outcome.error
+    return outcome.final, outcome.first_event_at or 0.0
 
 
 def _seed_handler(base_url: str, params: dict[str, Any], out: TextIO) -> None:
@@ -110,7 +80,7 @@ def _cut_mid_text(item: Interaction) -> tuple[Cassette, int]:
     return Cassette([Interaction(item.request, partial)]), events
 
 
-def _trap(out: _Out, title: str, cassette: Cassette, workdir: Path, speed: float) -> None:
+def _trap(out: Console, title: str, cassette: Cassette, workdir: Path, speed: float) -> None:
     """Record ``cassette`` served over a socket, replay it offline through the seed's handler."""
     path = workdir / f"{title}.yaml"
     item = cassette.interactions[0]
@@ -125,62 +95,65 @@ def _trap(out: _Out, title: str, cassette: Cassette, workdir: Path, speed: float
     except Exception as exc:  # noqa: BLE001 - showing what escapes is the point
         _show_app_output(out, shown.getvalue())
         name = f"{type(exc).__module__}.{type(exc).__name__}"
-        out.line(out.style(f"   ✗ not caught: {name}: {exc}", "31"))
-        out.line("     the seed's `except anthropic.APIConnectionError` never sees a mid-stream disconnect.")
+        out.print(f"   ✗ not caught: {name}: {exc}", style="red", markup=False)
+        out.print(
+            "     the seed's `except anthropic.APIConnectionError` never sees a mid-stream disconnect.", markup=False
+        )
         return
     _show_app_output(out, shown.getvalue())
-    out.line(
-        out.style("   ✗ reported as above: the in-stream overload arrives as APIStatusError with status 200,", "31")
-    )
-    out.line("     not as OverloadedError (529), so the retry advice never runs.")
+    out.print("   ✗ reported as above: the in-stream overload arrives as APIStatusError with status 200,", style="red")
+    out.print("     not as OverloadedError (529), so the retry advice never runs.", markup=False)
 
 
-def _show_app_output(out: _Out, printed: str) -> None:
+def _show_app_output(out: Console, printed: str) -> None:
     for line in printed.strip("\n").splitlines() or ["(nothing)"]:
-        out.line(f"   app printed: {line}")
+        out.print(f"   app printed: {line}", markup=False)
+
+
+def _step(console: Console, number: int, text: str) -> None:
+    console.print()
+    console.print(f"{number}. {text}", style="bold", markup=False)
 
 
 def run_demo(*, speed: float = 1.0, out: TextIO | None = None, keep: Path | None = None) -> int:
     """Run the demo; returns the exit status."""
-    o = _Out(out or sys.stdout)
+    console = Console(file=out, highlight=False, soft_wrap=True) if out else Console(highlight=False, soft_wrap=True)
     workdir = keep or Path(tempfile.mkdtemp(prefix="streamtape-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
     source = Cassette.load(starter("thinking"))
     item = source.interactions[0]
     recorded = workdir / "thinking.yaml"
-    o.line(o.style("streamtape demo", "1") + " — the real anthropic SDK, a real socket, no API key")
+    console.print("[bold]streamtape demo[/bold] — the real anthropic SDK, a real socket, no API key")
 
     with ReplayServer(source, speed=speed) as server:
         base_url = server.base_url
-        o.step(1, f"Serving the starter cassette 'thinking' at {server.base_url} (recorded timing x{speed:g})")
-        o.step(2, "Recording through streamtape while the SDK streams it (thinking dimmed):")
+        _step(console, 1, f"Serving the starter cassette 'thinking' at {base_url} (recorded timing x{speed:g})")
+        _step(console, 2, "Recording through streamtape while the SDK streams it (thinking dimmed):")
         with use_cassette(recorded, record_mode="all") as tape:
-            live, first = _stream_live(o, base_url, _params(item))
+            live, first = _stream_live(console, base_url, _params(item))
         saved = tape.recorded[0]
-        o.line(
-            f"   recorded {len(saved.events)} events, {len(saved.body)} bytes, first event after "
-            f"{first * 1000:.0f} ms -> {recorded}"
-        )
+        console.print(f"   recorded {len(saved.events)} events, {len(saved.body)} bytes, first event after "
+                      f"{first * 1000:.0f} ms -> {recorded}", markup=False)  # fmt: skip
 
-    o.step(3, "Server stopped. Replaying the cassette offline:")
+    _step(console, 3, "Server stopped. Replaying the cassette offline:")
     with use_cassette(recorded) as tape:
-        replayed, _ = _stream_live(o, base_url, _params(item))
+        replayed, _ = _stream_live(console, base_url, _params(item))
     same = replayed == live and tape.all_played
-    o.line(
-        o.style(
-            f"   {'✓ identical' if same else '✗ DIFFERENT'} final message: stop_reason={replayed.stop_reason}, "
-            f"output_tokens={replayed.usage.output_tokens}",
-            "32" if same else "31",
-        )
+    verdict = "✓ identical" if same else "✗ DIFFERENT"
+    result = (
+        f"   {verdict} final message: stop_reason={replayed.stop_reason}, output_tokens={replayed.usage.output_tokens}"
     )
+    console.print(result, style="green" if same else "red", markup=False)
 
     cut, after = _cut_mid_text(item)
-    o.step(
-        4, f"The docs' error handling (`except anthropic.APIConnectionError: ...`) vs a disconnect after event {after}:"
+    _step(console, 4, f"The docs' error handling (`except anthropic.APIConnectionError: ...`) vs a disconnect "
+                      f"after event {after}:")  # fmt: skip
+    _trap(console, "disconnect", cut, workdir, speed)
+    _step(
+        console, 5, "The same handler vs an in-stream overload (a real `event: error` the API sends with status 200):"
     )
-    _trap(o, "disconnect", cut, workdir, speed)
-    o.step(5, "The same handler vs an in-stream overload (a real `event: error` the API sends with status 200):")
-    _trap(o, "overloaded", Cassette.load(starter("overloaded_in_stream")), workdir, speed)
-    o.line()
-    o.line(f"Cassettes written to {workdir}. Next: docs/cassette-format.md, and record your own with use_cassette().")
+    _trap(console, "overloaded", Cassette.load(starter("overloaded_in_stream")), workdir, speed)
+    console.print()
+    console.print(f"Cassettes written to {workdir}. Next: `streamtape inspect {recorded}`, docs/faults.md and "
+                  "docs/pytest.md.", markup=False)  # fmt: skip
     return 0 if same else 1
