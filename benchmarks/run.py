@@ -369,6 +369,70 @@ def bench_faults(rounds: int, workdir: Path) -> Samples:
     return interleave(variants, rounds)
 
 
+SERVE_STREAMS, SERVE_EVENTS, SERVE_GAP = 100, 20, 0.02  # (e): 100 streams of 20 events, 20 ms apart
+
+
+def _read_streams(url: str, count: int) -> list[list[float]]:
+    """Open ``count`` raw connections, send the request on each, and note when each SSE event
+    arrives, with one selector loop: cheap enough that the clients do not blur what they measure."""
+    import selectors
+    import socket
+
+    host, port = url.removeprefix("http://").split(":")
+    request = f"POST /v1/messages HTTP/1.1\r\nHost: {host}\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}"
+    selector = selectors.DefaultSelector()
+    arrivals: list[list[float]] = [[] for _ in range(count)]
+    for index in range(count):
+        sock = socket.create_connection((host, int(port)))
+        sock.setblocking(False)
+        selector.register(sock, selectors.EVENT_READ, index)
+    for key in list(selector.get_map().values()):
+        key.fileobj.sendall(request.encode())  # type: ignore[union-attr]
+    open_count = count
+    while open_count:
+        for key, _ in selector.select(timeout=30):
+            data = key.fileobj.recv(65536)  # type: ignore[union-attr]
+            now = time.perf_counter()
+            if not data:
+                selector.unregister(key.fileobj)
+                key.fileobj.close()  # type: ignore[union-attr]
+                open_count -= 1
+                continue
+            arrivals[key.data] += [now] * data.count(b"event: ")
+    return arrivals
+
+
+def bench_serve(workdir: Path) -> Samples:
+    """(e): ``streamtape serve`` (its own process, as users run it) holding 100 concurrent streams at
+    recorded timing. Inter-event jitter: for each stream, how far each event's arrival, counted from
+    that stream's first event, is from its recorded offset. Measured by 100 real clients."""
+    import subprocess
+
+    pieces = split_events((DATA_DIR / f"{TTFE_TRANSCRIPT}.sse").read_bytes())
+    events = (pieces * (SERVE_EVENTS // len(pieces) + 1))[:SERVE_EVENTS]
+    timing = tuple((0.05 + SERVE_GAP * i, len(piece)) for i, piece in enumerate(events))
+    request = streamtape.Request("POST", "http://bench/v1/messages", (), b"{}")
+    response = streamtape.Response(200, (("content-type", "text/event-stream"),), b"".join(events), timing, "OK", 0.05)
+    path = streamtape.Cassette([streamtape.Interaction(request, response)]).save(workdir / "serve.yaml")
+    command = [sys.executable, "-m", "streamtape", "serve", str(path), "--speed", "1"]
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        url = (server.stdout.readline() if server.stdout else "").rsplit(" at ", 1)[-1].strip()
+        arrivals = _read_streams(url, SERVE_STREAMS)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    jitter = []
+    for arrived in arrivals:
+        offsets = [(a - arrived[0]) - (at - timing[0][0]) for a, (at, _) in zip(arrived, timing, strict=False)]
+        jitter += [abs(offset) for offset in offsets[1:]]
+    if len(jitter) != SERVE_STREAMS * (SERVE_EVENTS - 1):
+        raise RuntimeError(f"(e): expected {SERVE_STREAMS * (SERVE_EVENTS - 1)} gaps, got {len(jitter)}")
+    ordered = sorted(jitter)
+    return {"serve.p50": [ordered[len(ordered) // 2]], "serve.p99": [ordered[int(len(ordered) * 0.99)]],
+            "serve.max": [ordered[-1]]}  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Summary:
     """One variant's samples, in milliseconds."""
@@ -429,6 +493,9 @@ VARIANT_LABELS = (
     ("fault.retry.real", "    a real client would spend"),
     ("fault.stall", "(d) 'stall 10 minutes' (timeout 600 s)"),
     ("fault.stall.real", "    a real client would spend"),
+    ("serve.p50", "(e) serve, 100 streams: inter-event jitter p50"),
+    ("serve.p99", "    p99"),
+    ("serve.max", "    max"),
 )
 
 
@@ -461,6 +528,9 @@ def checks(s: Mapping[str, Summary], n_events: int) -> list[Check]:
               strict=True),
         Check("d.stall", "(d) 'stall 10 minutes': wall time", s["fault.stall"].median, "ms",
               "ReadTimeout raised at once in virtual time", limit=1000.0, strict=True),
+        Check("e.serve", "(e) serve, 100 concurrent streams: p99 jitter", s["serve.p99"].median, "ms",
+              f"{SERVE_STREAMS} x {SERVE_EVENTS} events {SERVE_GAP * 1000:.0f} ms apart; max "
+              f"{s['serve.max'].median:.1f} ms", limit=10.0, strict=True),
     ]  # fmt: skip
 
 
@@ -556,6 +626,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             **bench_replay(stream, args.rounds, Path(tmp)),
             **bench_ttfe(args.ttfe_rounds, Path(tmp)),
             **bench_faults(args.rounds, Path(tmp)),
+            **bench_serve(Path(tmp)),
         }
     summaries = {key: Summary.of(values) for key, values in samples.items()}
     report = Report(environment(), stream, args.rounds, args.ttfe_rounds, samples, summaries,

@@ -35,5 +35,5 @@ def test_quick_run_measures_every_row(tmp_path: Path) -> None:
     checks = json.loads(out.read_text())["checks"]
     import math
 
-    assert {c["key"].split(".")[0] for c in checks} == {"a", "b", "c", "d"}
+    assert {c["key"].split(".")[0] for c in checks} == {"a", "b", "c", "d", "e"}
     assert all(math.isfinite(c["value"]) and c["verdict"] in ("PASS", "MISS", "info") for c in checks)
