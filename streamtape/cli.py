@@ -123,7 +123,7 @@ def lint(paths: tuple[str, ...], fix: bool) -> None:
     files = _cassette_files(paths)
     console = _console()
     problems = []
-    for path in files:
+    for path in _progress(files, console, "linting"):
         if fix and any(p.fixable for p in lint_file(path)):
             console.print(f"{path}: fixed {fix_secrets(path)} secret(s)", markup=False)
         problems += lint_file(path)
@@ -132,6 +132,15 @@ def lint(paths: tuple[str, ...], fix: bool) -> None:
     summary = f"{len(files)} cassette(s), {len(problems)} problem(s)"
     console.print(summary if not problems else f"{summary}; see above", markup=False)
     sys.exit(1 if problems else 0)
+
+
+def _progress(items: list[Path], console: Console, what: str) -> Any:
+    """A progress bar on a terminal when there is enough to wait for; the plain list otherwise."""
+    if console.is_terminal and len(items) > 20:
+        from rich.progress import track
+
+        return track(items, description=what, console=console, transient=True)
+    return items
 
 
 def _cassette_files(paths: tuple[str, ...]) -> list[Path]:
@@ -279,7 +288,8 @@ def record(out: str, prompt: str | None, request_file: str | None, model: str, m
     tape = Tape(out, record_mode="all")
     with tape, anthropic.Anthropic(base_url=base_url, max_retries=0) as client:
         outcome = stream_message(client, params, console)
-    saved = f"saved to {out}" if tape.recorded else "nothing was recorded"
+    recorded = tape.recorded
+    saved = f"{len(recorded[-1].body)} bytes saved to {out}" if recorded else "nothing was recorded"
     console.print(f"streamtape: {summary(outcome)}; {saved}", markup=False)
     sys.exit(1 if outcome.error is not None else 0)
 

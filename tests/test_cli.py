@@ -206,6 +206,7 @@ class TestRecord:
             assert server.requests[0].json()["thinking"]["type"] == "enabled"
         assert result.returncode == 0, result.stderr
         assert "1. **Pouch**" in result.stdout and "stop_reason end_turn, 46 tokens in, 133 out" in result.stdout
+        assert "3463 bytes saved to" in result.stdout
         saved = Cassette.load(tmp_path / "out.yaml").interactions[0]
         assert saved.request.json["messages"][0]["content"] == "Name a pelican" and len(saved.events) == 17
         assert "test-key-not-a-secret" not in (tmp_path / "out.yaml").read_text()
