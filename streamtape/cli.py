@@ -209,7 +209,9 @@ def _load_source(source: str) -> Cassette:
     path = Path(source)
     if not path.is_dir():
         return _load(source)
-    files = sorted(path.rglob("*.yaml"))
+    root = path.resolve()
+    # never a file outside the directory, even through a symlink inside it
+    files = sorted(f for f in path.rglob("*.yaml") if f.resolve().is_relative_to(root))
     if not files:
         _fail(f"{source}: no *.yaml cassettes in this directory")
     return Cassette([item for file in files for item in _load(str(file)).interactions])

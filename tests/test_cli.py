@@ -237,3 +237,14 @@ class TestRecord:
             result.stderr
             == "streamtape: ANTHROPIC_API_KEY is not set; export your key to record (replay never needs one)\n"
         )
+
+
+def test_serve_never_reads_outside_its_directory(tmp_path: Path) -> None:
+    """A symlink inside the served directory that points outside it is not served."""
+    served, outside = tmp_path / "served", tmp_path / "outside"
+    served.mkdir()
+    outside.mkdir()
+    save(outside / "secret.yaml")
+    (served / "link.yaml").symlink_to(outside / "secret.yaml")
+    result = streamtape("serve", str(served))
+    assert result.returncode == 2 and "no *.yaml cassettes in this directory" in result.stderr
