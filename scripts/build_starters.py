@@ -25,9 +25,26 @@ TARGET = ROOT / "cassettes" / "anthropic"
 STARTERS = {
     # starter name: (transcript, the prompt the request carries)
     "text": ("text_basic", "Say hello"),
+    "text_multi_delta": ("text_multi_delta", "Suggest names for a pelican"),
+    "long_thinking": ("thinking_long_pydantic", "Think it through, then answer"),
     "thinking": ("thinking", "Suggest names for a pelican"),
+    "redacted_thinking": ("redacted_thinking", "Think it through, then answer"),
     "tool_use": ("tool_use", "What is the weather in San Francisco?"),
+    "parallel_tool_use": ("tool_use_parallel", "Call the tool twice"),
+    "web_search_citations": ("web_search_citations", "Search the web and cite your sources"),
+    "pause_turn": ("pause_turn_web_search", "Research this thoroughly on the web"),
+    "max_tokens": ("max_tokens_2024_format", "Write a long story"),
+    "stop_sequence": ("stop_sequence", "Count to ten"),
+    "refusal": ("refusal_with_stop_details", "Something the model refuses"),
+    "cache_read": ("usage_cache_read", "Summarise the cached document"),
+    "cache_write": ("usage_cache_write", "Summarise the document"),
     "overloaded_in_stream": ("error_overloaded_in_stream", "Write a story"),
+}
+ERRORS = {
+    # starter name: (status, body file, headers file or None)
+    "rate_limited": (429, "http_429_rate_limit.body.json", "http_429_rate_limit.headers.json"),
+    "overloaded": (529, "http_529_overloaded.body.json", None),
+    "server_error": (500, "http_500_api_error.body.json", None),
 }
 _FRAMING = {"content-length", "transfer-encoding", "content-encoding", "connection"}
 
@@ -77,6 +94,23 @@ def build(starter: str, transcript: str, prompt: str) -> Interaction:
     return Interaction(request, Response(200, _headers(transcript), body, timing, "OK", 0.35))
 
 
+def build_error(starter: str, status: int, body_file: str, headers_file: str | None) -> Interaction:
+    """A real HTTP error response (real body; real headers where they were recorded)."""
+    body = (SOURCE / body_file).read_bytes()
+    headers = _headers(headers_file.removesuffix(".headers.json")) if headers_file else ()
+    headers = (("content-type", "application/json"), *((k, v) for k, v in headers if k.lower() != "content-type"),
+               ("content-length", str(len(body))))  # fmt: skip
+    request_json = {"max_tokens": 1024, "messages": [{"role": "user", "content": "Write a story"}],
+                    "model": "claude-sonnet-4-5", "stream": True}  # fmt: skip
+    request = Request(
+        "POST",
+        "https://api.anthropic.com/v1/messages",
+        (("content-type", "application/json"), ("anthropic-version", "2023-06-01")),
+        json.dumps(request_json, separators=(",", ":")).encode(),
+    )
+    return Interaction(request, Response(status, headers, body, ((0.3, len(body)),), "", 0.3))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=TARGET, help=f"where to write them (default {TARGET})")
@@ -84,6 +118,9 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     for starter, (transcript, prompt) in STARTERS.items():
         path = Cassette([build(starter, transcript, prompt)]).save(out / f"{starter}.yaml")
+        print(f"wrote {path}")
+    for starter, spec in ERRORS.items():
+        path = Cassette([build_error(starter, *spec)]).save(out / f"{starter}.yaml")
         print(f"wrote {path}")
 
 

@@ -266,9 +266,9 @@ def play(cassette: str, fault_specs: tuple[str, ...], speed: float, index: int) 
 @click.option("--prompt", help="the user message")
 @click.option("--request", "request_file", type=click.Path(exists=True, dir_okay=False),
               help="a JSON file with the Messages request body instead of --prompt")  # fmt: skip
-@click.option("--model", default="claude-sonnet-4-5", show_default=True)
+@click.option("--model", default="claude-sonnet-5-5", show_default=True)
 @click.option("--max-tokens", type=click.IntRange(min=1), default=1024, show_default=True)
-@click.option("--thinking", is_flag=True, help="ask for extended thinking (budget: half of --max-tokens)")
+@click.option("--thinking", is_flag=True, help="ask for adaptive extended thinking (thinking: {type: adaptive})")
 @click.option("--base-url", envvar="ANTHROPIC_BASE_URL", help="the API's address (env ANTHROPIC_BASE_URL)")
 def record(out: str, prompt: str | None, request_file: str | None, model: str, max_tokens: int, thinking: bool,
            base_url: str | None) -> None:  # fmt: skip
@@ -309,5 +309,5 @@ def _record_params(prompt: str | None, request_file: str | None, model: str, max
         return {"model": model, "max_tokens": max_tokens, **params}
     params = {"model": model, "max_tokens": max_tokens, "messages": [{"role": "user", "content": prompt}]}
     if thinking:
-        params["thinking"] = {"type": "enabled", "budget_tokens": max(1024, max_tokens // 2)}
+        params["thinking"] = {"type": "adaptive"}
     return params

@@ -61,7 +61,7 @@ class TestInspect:
 class TestLint:
     def test_clean_cassettes(self) -> None:
         result = streamtape("lint", "cassettes")
-        assert result.returncode == 0 and "4 cassette(s), 0 problem(s)" in result.stdout
+        assert result.returncode == 0 and "18 cassette(s), 0 problem(s)" in result.stdout
 
     def test_problems_are_named(self, tmp_path: Path) -> None:
         broken = BODY.replace(b"event: message_start", b"event: message_begin", 1)
@@ -203,7 +203,8 @@ class TestRecord:
         with WireServer() as server:
             server.queue(transcript("thinking"))
             result = self.run(tmp_path, server.base_url, "--prompt", "Name a pelican", "--thinking")
-            assert server.requests[0].json()["thinking"]["type"] == "enabled"
+            assert server.requests[0].json()["thinking"] == {"type": "adaptive"}
+            assert server.requests[0].json()["model"] == "claude-sonnet-5-5"
         assert result.returncode == 0, result.stderr
         assert "1. **Pouch**" in result.stdout and "stop_reason end_turn, 46 tokens in, 133 out" in result.stdout
         assert "3463 bytes saved to" in result.stdout

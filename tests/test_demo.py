@@ -36,10 +36,37 @@ def test_demo_shows_the_record_replay_and_the_trap(tmp_path: Path) -> None:
     assert result.stderr == ""
 
 
-def test_starters_are_real_streams() -> None:
-    assert {"text", "thinking", "tool_use", "overloaded_in_stream"} <= set(starter_names())
-    for name in starter_names():
-        item = Cassette.load(starter(f"starter:{name}")).interactions[0]
-        assert item.events and item.response.status == 200
-    with pytest.raises(ConfigError, match="no starter cassette 'nope'; available: overloaded_in_stream, text"):
+EXPECTED = {
+    "text": "end_turn", "text_multi_delta": "end_turn", "long_thinking": "end_turn", "thinking": "end_turn",
+    "redacted_thinking": "end_turn", "tool_use": "tool_use", "parallel_tool_use": "tool_use",
+    "web_search_citations": "end_turn", "pause_turn": "pause_turn", "max_tokens": "max_tokens",
+    "stop_sequence": "stop_sequence", "refusal": "refusal", "cache_read": "max_tokens", "cache_write": "max_tokens",
+    "overloaded_in_stream": "APIStatusError", "rate_limited": "RateLimitError", "overloaded": "OverloadedError",
+    "server_error": "InternalServerError",
+}  # fmt: skip
+
+
+def test_every_starter_is_listed() -> None:
+    assert set(starter_names()) == set(EXPECTED)
+    with pytest.raises(ConfigError, match="no starter cassette 'nope'; available: cache_read, cache_write"):
         streamtape.starters.starter("nope")
+
+
+@pytest.mark.filterwarnings(
+    "ignore:The model .* is deprecated:DeprecationWarning"
+)  # the models they were recorded with
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_every_starter_replays_through_the_sdk(name: str) -> None:
+    """Each starter, replayed by name through the real SDK, ends as its real source did."""
+    import anthropic
+
+    item = Cassette.load(starter(name)).interactions[0]
+    params = {k: v for k, v in item.request.json.items() if k != "stream"}
+    with streamtape.use_cassette(streamtape.starter(name)) as tape:
+        with anthropic.Anthropic(api_key="test-key", max_retries=2) as client:
+            try:
+                with client.messages.stream(**params) as stream:
+                    outcome = stream.get_final_message().stop_reason
+            except anthropic.APIError as exc:
+                outcome = type(exc).__name__
+    assert outcome == EXPECTED[name] and tape.all_played
