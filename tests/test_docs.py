@@ -54,3 +54,46 @@ def test_block_runs(code: str, request: pytest.FixtureRequest, tmp_path: Path, m
     write_cassettes(tmp_path)
     monkeypatch.chdir(tmp_path)
     exec(compile(PRELUDE + code, "<docs>", "exec"), {"__name__": "docs"})  # noqa: S102 - our own docs
+
+
+YAML_BLOCKS = [
+    pytest.param(code, id=f"{page.name}-yaml-{number}")
+    for page in PAGES
+    for number, code in enumerate(re.findall(r"```yaml\n(.*?)```", page.read_text(encoding="utf-8"), re.S), 1)
+]
+
+
+@pytest.mark.parametrize("code", YAML_BLOCKS)
+def test_yaml_block_is_valid(code: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cassette in the docs loads; a scenario in the docs parses."""
+    if "version: 1" in code:
+        streamtape.Cassette.loads(code)
+    else:
+        (tmp_path / "docs-example.yaml").write_text(code)
+        monkeypatch.setenv("STREAMTAPE_SCENARIOS", str(tmp_path))
+        streamtape.faults.parse("scenario:docs-example")
+
+
+COMMANDS = [
+    pytest.param(line, id=line[:60])
+    for page in PAGES
+    for block in re.findall(r"```sh\n(.*?)```", page.read_text(encoding="utf-8"), re.S)
+    for line in block.splitlines()
+    if line.startswith("streamtape ")
+]
+
+
+@pytest.mark.parametrize("line", COMMANDS)
+def test_shell_commands_name_real_options(line: str) -> None:
+    """Every `streamtape ...` line in the docs names a real command with options it takes."""
+    import shlex
+
+    from click.testing import CliRunner
+
+    from streamtape.cli import main
+
+    words = shlex.split(line.split("  #")[0])[1:]
+    command = main.commands[words[0]]
+    known = {opt for param in command.params for opt in getattr(param, "opts", [])}
+    assert all(word in known for word in words if word.startswith("--")), (line, sorted(known))
+    assert CliRunner().invoke(main, [words[0], "--help"]).exit_code == 0
