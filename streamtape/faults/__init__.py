@@ -41,10 +41,10 @@ from .catalogue import (
     Truncate,
 )
 from .schedule import Chaos, Schedule, apply
-from .spec import describe_catalogue, parse, parse_fault
+from .spec import parse, parse_fault
 
 __all__ = [
-    "CATALOGUE", "Chaos", "Context", "Fault", "Schedule", "apply", "chaos", "corrupt", "delay", "describe_catalogue",
+    "CATALOGUE", "Chaos", "Context", "Fault", "Schedule", "apply", "chaos", "corrupt", "delay",
     "disconnect", "drop", "duplicate", "error_event", "http_error", "overloaded", "parse", "parse_fault", "ping",
     "rate_limit", "rechunk", "refuse", "reset", "resolve", "sequence", "server_error", "stall", "timeout", "truncate",
 ]  # fmt: skip

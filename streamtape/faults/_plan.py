@@ -108,11 +108,11 @@ class Plan:
         headers = tuple((k, size if k.lower() == "content-length" else v) for k, v in respond.headers)
         self.head = [replace(a, headers=headers) if a is respond else a for a in self.head]
 
-    def cut(self, index: int, tail: list[Action]) -> Plan:
-        """Keep the pieces before ``index`` and end with ``tail``."""
+    def keep(self, index: int) -> float:
+        """Keep only the pieces before ``index`` (and no tail); returns when the last kept one arrived."""
         self.pieces = self.pieces[:index]
-        self.tail = tail
-        return self
+        self.tail = []
+        return self.last_at
 
     def shift(self, start: int, seconds: float) -> None:
         """Everything from piece ``start`` on (and the tail) arrives ``seconds`` later."""

@@ -138,9 +138,8 @@ class _Break(_Positioned):
     def __call__(self, plan: Plan, context: Context) -> Plan:
         if not self.positioned:
             return Plan([Cut(self.error)])
-        index = self._cut_index(plan)
-        plan.cut(index, [])
-        return plan.cut(index, [Cut(self.error, None, plan.last_at)])
+        plan.tail = [Cut(self.error, None, plan.keep(self._cut_index(plan)))]
+        return plan
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -232,8 +231,8 @@ class Stall_(_Positioned):  # noqa: N801 - ``Stall`` is the wire action; this is
     def __call__(self, plan: Plan, context: Context) -> Plan:
         index = self._cut_index(plan) if self.positioned else 0
         if self.seconds is None:
-            plan.cut(index, [])
-            return plan.cut(index, [Stall(None, plan.last_at)])
+            plan.tail = [Stall(None, plan.keep(index))]
+            return plan
         plan.shift(index, self.seconds)
         return plan
 
@@ -248,11 +247,11 @@ class ErrorEvent(_Positioned):
 
     def __call__(self, plan: Plan, context: Context) -> Plan:
         index = self._cut_index(plan) if self.positioned else 0  # alone, as the API sends it
-        plan.cut(index, [])
-        at = plan.last_at
+        at = plan.keep(index)
         plan.pieces.append(Piece(_templates.error_event_bytes(self.error_type, self.message), at))
         plan.announce_length()  # the API closes cleanly after it: it sends what it announces
-        return plan.cut(len(plan.pieces), [End(at)])
+        plan.tail = [End(at)]
+        return plan
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -265,9 +264,10 @@ class Truncate(_Positioned):
         index = (
             self._cut_index(plan) if self.positioned else plan.position(self.name, after=plan.events - 1, at_byte=None)
         )
-        plan.cut(index, [])
+        at = plan.keep(index)
         plan.announce_length()  # a clean, early end: the length announced is the length sent
-        return plan.cut(index, [End(plan.last_at)])
+        plan.tail = [End(at)]
+        return plan
 
 
 # --- shaping -------------------------------------------------------------------------------------

@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import fields
 from typing import Any
 
@@ -60,16 +59,6 @@ def parse_fault(text: str, *, whole: str | None = None) -> Fault:
         allowed = ", ".join(valid) if valid else "no parameters"
         raise ConfigError(f"fault spec {whole!r}: {name} has no parameter {unknown[0]!r}; valid: {allowed}")
     return cls(**kwargs)
-
-
-def describe_catalogue() -> list[str]:
-    """One line per fault: its spec form and what it does."""
-    lines = []
-    for name, cls in CATALOGUE.items():
-        params = ",".join(f"{f.name}=" for f in fields(cls))
-        doc = inspect.getdoc(cls) or ""
-        lines.append(f"{name}{':' + params if params else ''}  {doc.splitlines()[0] if doc else ''}")
-    return lines
 
 
 def _strip_params(part: str) -> str:
