@@ -341,7 +341,7 @@ def fault_variant(path: Path, spec: str, metric: str, expect: str) -> Variant:
             try:
                 with client.messages.stream(**request_params()) as stream:
                     stream.get_final_message()
-            except httpx2.ReadTimeout:
+            except (httpx2.ReadTimeout, anthropic.APITimeoutError):  # anthropic >= 2.17 wraps it
                 outcome = "ReadTimeout"
             seconds = time.perf_counter() - start
         client.close()

@@ -42,7 +42,7 @@ def _stream_live(console: Console, base_url: str, params: dict[str, Any]) -> tup
     return outcome.final, outcome.first_event_at or 0.0
 
 
-def _seed_handler(base_url: str, params: dict[str, Any], out: TextIO) -> None:
+def _docs_handler(base_url: str, params: dict[str, Any], out: TextIO) -> None:
     """The error-handling example from the Anthropic SDK's streaming docs, verbatim."""
     import anthropic
 
@@ -81,28 +81,36 @@ def _cut_mid_text(item: Interaction) -> tuple[Cassette, int]:
 
 
 def _trap(out: Console, title: str, cassette: Cassette, workdir: Path, speed: float) -> None:
-    """Record ``cassette`` served over a socket, replay it offline through the seed's handler."""
+    """Record ``cassette`` served over a socket, replay it offline through the docs' handler, and say
+    what the app met: an exception that escaped it, or what it printed and whether that is right."""
     path = workdir / f"{title}.yaml"
     item = cassette.interactions[0]
     with ReplayServer(cassette, speed=speed) as server, use_cassette(path, record_mode="all"):
         base_url = server.base_url
         with contextlib.suppress(Exception):  # a real failure, recorded: replayed and shown below
-            _seed_handler(base_url, _params(item), io.StringIO())
+            _docs_handler(base_url, _params(item), io.StringIO())
     shown = io.StringIO()
     try:
         with use_cassette(path):  # replayed: the server is gone
-            _seed_handler(base_url, _params(item), shown)
+            _docs_handler(base_url, _params(item), shown)
     except Exception as exc:  # noqa: BLE001 - showing what escapes is the point
         _show_app_output(out, shown.getvalue())
         name = f"{type(exc).__module__}.{type(exc).__name__}"
         out.print(f"   ✗ not caught: {name}: {exc}", style="red", markup=False)
         out.print(
-            "     the seed's `except anthropic.APIConnectionError` never sees a mid-stream disconnect.", markup=False
+            "     the docs' `except anthropic.APIConnectionError` never sees a mid-stream disconnect "
+            "(anthropic < 2.17 lets the httpx2 error escape).",
+            markup=False,
         )
         return
-    _show_app_output(out, shown.getvalue())
-    out.print("   ✗ reported as above: the in-stream overload arrives as APIStatusError with status 200,", style="red")
-    out.print("     not as OverloadedError (529), so the retry advice never runs.", markup=False)
+    printed = shown.getvalue()
+    _show_app_output(out, printed)
+    if "API error: 200" in printed:
+        out.print("   ✗ reported as above: the in-stream overload arrives as APIStatusError with status 200,", style="red")
+        out.print("     not as OverloadedError (529), so the retry advice never runs.", markup=False)
+    else:
+        out.print("   ✓ caught by the docs' handler (anthropic >= 2.17 wraps mid-stream failures as "
+                  "APIConnectionError): the partial answer above is all the user got.", style="green", markup=False)  # fmt: skip
 
 
 def _show_app_output(out: Console, printed: str) -> None:

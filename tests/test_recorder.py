@@ -84,10 +84,9 @@ class TestRealFailures:
         with streamtape.use_cassette(tmp_path / "c.yaml"):
             replayed = sdk.consume(server.base_url, style)
         assert replayed == recorded
-        assert recorded.error[0] == f"{sdk.STACK}.{error}" and message in recorded.error[1]
-        assert recorded.error[2] == f"{sdk.STACK.replace('httpx', 'httpcore')}.{error}"
+        assert error in sdk.raised(recorded.error) and message in recorded.error[1]
         end = Cassette.load(tmp_path / "c.yaml").interactions[0].response.end
-        assert (end.error, end.message) == (error, recorded.error[1])
+        assert end.error == error and end.message in recorded.error[1]
 
     @pytest.mark.parametrize("fault", FAULTS)
     async def test_async(self, fault: str, server: WireServer, tmp_path: Path) -> None:
@@ -98,7 +97,7 @@ class TestRealFailures:
         server.stop()
         async with streamtape.use_cassette(tmp_path / "c.yaml"):
             replayed = await sdk.aconsume(server.base_url, "text_stream")
-        assert replayed == recorded and recorded.error[0] == f"{sdk.STACK}.{error}"
+        assert replayed == recorded and error in sdk.raised(recorded.error)
 
     def test_partial_body_is_kept(self, server: WireServer, tmp_path: Path) -> None:
         reply = transcript("text_basic", fin_after=4)
@@ -117,7 +116,8 @@ class TestRealFailures:
         with streamtape.use_cassette(tmp_path / "c.yaml"):
             replayed = sdk.consume(url)
         assert replayed == recorded
-        assert recorded.error[:2] == ("anthropic.APIConnectionError", "Connection error.")
+        assert recorded.error[0] == "anthropic.APIConnectionError"
+        assert recorded.error[1] in ("Connection error.", "Connection to 127.0.0.1:PORT failed: [Errno 111] Connection refused")
         assert recorded.error[2] == f"{sdk.STACK}.ConnectError"
         assert Cassette.load(tmp_path / "c.yaml").interactions[0].error.error == "ConnectError"
 

@@ -60,6 +60,12 @@ def _read_timeout(core_request: Any) -> float | None:
     return None if timeout is None else float(timeout)
 
 
+def _address(core_request: Any) -> tuple[str, int]:
+    url = core_request.url
+    port = url.port or {b"http": 80, b"https": 443}.get(url.scheme, 0)
+    return url.host.decode("ascii"), port
+
+
 def _is_stream(headers: list[tuple[bytes, bytes]]) -> bool:
     return any(k.lower() == b"content-type" and b"event-stream" in v.lower() for k, v in headers)
 
@@ -70,7 +76,9 @@ def handle(tape: Tape, stack: Stack, pool: Any, core_request: Any, forward: Any)
     request, redactor = _request(core_request, body)
     route = tape.route(request)
     if isinstance(route, list):
-        return replay_response(stack, route, speed=tape.speed, read_timeout=_read_timeout(core_request))
+        return replay_response(
+            stack, route, speed=tape.speed, read_timeout=_read_timeout(core_request), address=_address(core_request)
+        )
     recording = Recording(request, redactor)
     tape.begin_recording(recording)
     try:
@@ -87,7 +95,9 @@ async def ahandle(tape: Tape, stack: Stack, pool: Any, core_request: Any, forwar
     request, redactor = _request(core_request, body)
     route = tape.route(request)
     if isinstance(route, list):
-        return await areplay_response(stack, route, speed=tape.speed, read_timeout=_read_timeout(core_request))
+        return await areplay_response(
+            stack, route, speed=tape.speed, read_timeout=_read_timeout(core_request), address=_address(core_request)
+        )
     recording = Recording(request, redactor)
     tape.begin_recording(recording)
     try:

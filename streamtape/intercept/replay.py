@@ -12,6 +12,8 @@ only wait (sync or async) and hand on what it decided.
 
 from __future__ import annotations
 
+import errno
+import os
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -20,7 +22,7 @@ from ..errors import ConfigError
 from ..wire import Action, Chunks, Cut, End, Respond, Send, Stall, expand
 from .stacks import Stack
 
-__all__ = ["Playback", "ReplayStream", "areplay_response", "real_message", "replay_response"]
+__all__ = ["Playback", "ReplayStream", "areplay_response", "real_error", "real_message", "replay_response"]
 
 
 def real_message(
@@ -45,6 +47,45 @@ def real_message(
     return ""
 
 
+def real_error(
+    stack: Stack, error: str, message: str, *, asynchronous: bool, address: tuple[str, int] | None = None
+) -> BaseException:
+    """The core exception ``error`` with the chain a real socket gives it, when ``message`` is the stack's
+    own text for it (measured over real sockets, httpcore2 2.17 / anyio 4): the OS error as the core
+    error's argument, and as its ``__cause__`` where the stack sets one (sync reads; async reads through
+    anyio's ``BrokenResourceError``), or its ``__context__`` (connects). SDKs read that chain: anthropic
+    >= 2.17 words ``APIConnectionError`` from the deepest OS error in it. Other messages (a recorded
+    text the table does not know) get the core error alone."""
+    inner: BaseException | None = None
+    as_cause = True
+    if error in ("ReadError", "WriteError"):
+        reset = ConnectionResetError(errno.ECONNRESET, os.strerror(errno.ECONNRESET))
+        if asynchronous and message == "":
+            import anyio
+
+            inner = anyio.BrokenResourceError()
+            inner.__cause__ = reset
+        elif not asynchronous and message == str(reset):
+            inner = reset
+    elif error == "ConnectError":
+        as_cause = False
+        if not asynchronous and message == f"[Errno {errno.ECONNREFUSED}] {os.strerror(errno.ECONNREFUSED)}":
+            inner = ConnectionRefusedError(errno.ECONNREFUSED, os.strerror(errno.ECONNREFUSED))
+        elif asynchronous and message == "All connection attempts failed" and address is not None:
+            inner = OSError(message)
+            inner.__cause__ = ConnectionRefusedError(errno.ECONNREFUSED, f"Connect call failed {address!r}")
+    elif error in ("ReadTimeout", "ConnectTimeout", "WriteTimeout") and message == ("" if asynchronous else "timed out"):
+        inner = TimeoutError() if asynchronous else TimeoutError("timed out")
+    if inner is None:
+        return stack.error(error, message)
+    exc = getattr(stack.core, error)(inner)
+    if as_cause:
+        exc.__cause__ = inner
+    else:
+        exc.__context__, exc.__suppress_context__ = inner, True
+    return exc
+
+
 def _framing(headers: tuple[tuple[str, str], ...]) -> tuple[str, int | None]:
     lowered = {name.lower(): value.strip().lower() for name, value in headers}
     if "content-length" in lowered and lowered["content-length"].isdigit():
@@ -58,9 +99,17 @@ class Playback:
     """The decisions for one request: when things arrive, and what is raised instead of them."""
 
     def __init__(
-        self, actions: list[Action], stack: Stack, *, asynchronous: bool, read_timeout: float | None, speed: float
+        self,
+        actions: list[Action],
+        stack: Stack,
+        *,
+        asynchronous: bool,
+        read_timeout: float | None,
+        speed: float,
+        address: tuple[str, int] | None = None,
     ) -> None:
         self.actions = actions
+        self.address = address
         self.stack = stack
         self.asynchronous = asynchronous
         self.timeout = read_timeout
@@ -143,7 +192,8 @@ class Playback:
         return None
 
     def _timeout(self) -> BaseException:
-        return self.stack.error("ReadTimeout", "" if self.asynchronous else "timed out")
+        return real_error(self.stack, "ReadTimeout", "" if self.asynchronous else "timed out",
+                          asynchronous=self.asynchronous)  # fmt: skip
 
     def _clean_close(self, cut: Cut) -> bool:
         # A FIN ends a close-delimited body cleanly: the client cannot tell it from the end.
@@ -160,7 +210,7 @@ class Playback:
                 received=self.received,
                 expected=self.expected,
             )
-        return self.stack.error(cut.error, message)
+        return real_error(self.stack, cut.error, message, asynchronous=self.asynchronous, address=self.address)
 
 
 class ReplayStream:
@@ -216,9 +266,16 @@ def _response(stack: Stack, head: Respond, stream: ReplayStream) -> Any:
     )
 
 
-def replay_response(stack: Stack, actions: list[Action], *, speed: float, read_timeout: float | None) -> Any:
+def replay_response(
+    stack: Stack,
+    actions: list[Action],
+    *,
+    speed: float,
+    read_timeout: float | None,
+    address: tuple[str, int] | None = None,
+) -> Any:
     """The core response for ``actions`` (sync); raises when they fail before headers."""
-    playback = Playback(actions, stack, asynchronous=False, read_timeout=read_timeout, speed=speed)
+    playback = Playback(actions, stack, asynchronous=False, read_timeout=read_timeout, speed=speed, address=address)
     pacer = Pacer(speed)
     at, head = playback.head()
     pacer.wait(at)
@@ -227,8 +284,15 @@ def replay_response(stack: Stack, actions: list[Action], *, speed: float, read_t
     return _response(stack, head, ReplayStream(playback, pacer))
 
 
-async def areplay_response(stack: Stack, actions: list[Action], *, speed: float, read_timeout: float | None) -> Any:
-    playback = Playback(actions, stack, asynchronous=True, read_timeout=read_timeout, speed=speed)
+async def areplay_response(
+    stack: Stack,
+    actions: list[Action],
+    *,
+    speed: float,
+    read_timeout: float | None,
+    address: tuple[str, int] | None = None,
+) -> Any:
+    playback = Playback(actions, stack, asynchronous=True, read_timeout=read_timeout, speed=speed, address=address)
     pacer = Pacer(speed)
     at, head = playback.head()
     await pacer.await_(at)

@@ -7,6 +7,7 @@ whichever module the installed SDK uses, so the same tests run in both environme
 from __future__ import annotations
 
 import importlib
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,9 +41,25 @@ class Outcome:
 
     def fail(self, exc: BaseException) -> None:
         cause = type(exc.__cause__).__module__ + "." + type(exc.__cause__).__name__ if exc.__cause__ else None
-        self.error = (f"{type(exc).__module__}.{type(exc).__name__}", str(exc), cause)
+        self.error = (f"{type(exc).__module__}.{type(exc).__name__}", _portless(str(exc)), cause)
         self.status = getattr(exc, "status_code", None)
         self.cause_message = str(exc.__cause__) if exc.__cause__ is not None else None
+
+
+def raised(error: tuple[str, str, str | None] | None) -> set[str]:
+    """The class names an app can meet for ``Outcome.error``: the exception's and its cause's. anthropic
+    >= 2.17 wraps a mid-stream ``httpx2.RemoteProtocolError`` as ``APIConnectionError`` caused by it;
+    earlier SDKs let it escape; either way the stack's error is one of these."""
+    if error is None:
+        return set()
+    return {name.rsplit(".", 1)[1] for name in (error[0], error[2]) if name}
+
+
+def _portless(message: str) -> str:
+    """anthropic >= 2.17 names the host in mid-stream connection errors ("Connection to 127.0.0.1:PORT
+    failed: ..."); the real server and the replay listen on different ports, which is all that differs."""
+    message = re.sub(r"(127\.0\.0\.1|localhost):\d+", r"\1:PORT", message)
+    return re.sub(r"\('127\.0\.0\.1', \d+\)", "('127.0.0.1', PORT)", message)  # async: "Connect call failed (...)"
 
 
 def client(base_url: str, **options: Any) -> anthropic.Anthropic:
