@@ -1,18 +1,22 @@
 """Every error streamtape raises.
 
     StreamtapeError                 (BaseException: see below)
-     +-- ConfigError                a bad argument: record mode, match_on, speed, ...
+     +-- ConfigError                a bad argument: record mode, match_on, speed, a fault, a position
      +-- CassetteError              a cassette file cannot be used
-     |    +-- CassetteFormatError   not YAML, wrong version, a missing or malformed field
+     |    +-- CassetteFormatError   not YAML, wrong version, a missing or malformed field, cut short
      |    +-- CassetteNotFoundError replay asked for a file that does not exist
      +-- UnmatchedRequestError      a request the cassette cannot answer in this record mode
+     +-- NetworkBlockedError        a request streamtape cannot intercept tried to reach the network
+     +-- RecordingFailedError       a recording only shows that recording went wrong; nothing was saved
+     +-- IncompleteRecordingError   replay read past the point where the app stopped reading while recording
 
 Why ``BaseException``: streamtape's errors say "the test harness is set up wrong", and they are raised
 from deep inside the app's HTTP calls. The SDK wraps every ``Exception`` raised below it as
 ``APIConnectionError("Connection error.")`` and retries it with real back-off sleeps, and apps often
 wrap calls in ``except Exception`` handlers or retry decorators. Deriving from ``BaseException`` (as
 pytest's own ``pytest.fail`` outcome does) lets a harness error reach the test as itself, at once.
-Catch them with ``except streamtape.StreamtapeError``.
+Catch them with ``except streamtape.StreamtapeError``. None of them is also an ``Exception`` (not even
+``ConfigError``): a class that derived from ``ValueError`` too would be caught by ``except Exception``.
 """
 
 from __future__ import annotations
@@ -24,6 +28,9 @@ __all__ = [
     "CassetteFormatError",
     "CassetteNotFoundError",
     "ConfigError",
+    "IncompleteRecordingError",
+    "NetworkBlockedError",
+    "RecordingFailedError",
     "StreamtapeError",
     "UnmatchedRequestError",
 ]
@@ -33,7 +40,7 @@ class StreamtapeError(BaseException):
     """Root of every streamtape error."""
 
 
-class ConfigError(StreamtapeError, ValueError):
+class ConfigError(StreamtapeError):
     """An argument streamtape was given is not valid; the message lists what is."""
 
 
@@ -60,3 +67,17 @@ class CassetteNotFoundError(CassetteError):
 
 class UnmatchedRequestError(StreamtapeError):
     """No recorded interaction answers a request, and the record mode forbids recording it."""
+
+
+class NetworkBlockedError(StreamtapeError):
+    """While a tape is entered, a request that streamtape does not record or replay (aiohttp, urllib3 /
+    requests, a raw socket) tried to reach a host that is not allowed (``allow_hosts``)."""
+
+
+class RecordingFailedError(StreamtapeError):
+    """A recording run got no response at all, or only an authentication failure: nothing was saved."""
+
+
+class IncompleteRecordingError(StreamtapeError):
+    """The app stopped reading a response while it was recorded, the rest could not be read, and a
+    replay read past that point."""

@@ -19,13 +19,20 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._filelock import cassette_lock
 from .cassette import Cassette, Interaction, Request
-from .errors import CassetteNotFoundError, ConfigError, StreamtapeError, UnmatchedRequestError
+from .errors import (
+    CassetteNotFoundError,
+    ConfigError,
+    RecordingFailedError,
+    StreamtapeError,
+    UnmatchedRequestError,
+)
 from .faults import Context as FaultContext
 from .faults import Fault
 from .faults import apply as apply_faults
 from .faults import resolve as resolve_faults
+from .guard import AllowList
 from .matching import Matcher, Player, resolve_matchers
-from .wire import Action, describe
+from .wire import Action, Cut, describe
 
 if TYPE_CHECKING:
     from .intercept.recorder import Recording
@@ -81,6 +88,12 @@ class Call:
 
 _RECORD = object()  # Tape.route's answer: send this request to the network and record it
 
+#: the environment variables SDKs read their key from; a replay-only tape fills the unset ones in
+PLACEHOLDER_KEYS = ("ANTHROPIC_API_KEY", "OPENAI_API_KEY")
+PLACEHOLDER_KEY = "streamtape-replay-placeholder-key"
+#: statuses that say the recording itself went wrong (the key or the proxy), not what the API does
+_AUTH_FAILURES = frozenset({401, 403, 407})
+
 
 class Tape:
     """A cassette in use: a context manager (sync and async) and a decorator.
@@ -98,12 +111,21 @@ class Tape:
         match_on: Iterable[str | Matcher] | None = None,
         speed: float = 0.0,
         faults: Any = None,
+        allow_hosts: Iterable[str] | None = None,
+        record_failures: bool = False,
     ) -> None:
         self.path = Path(path)
         self.record_mode = RecordMode.parse(record_mode)
         self.matchers = resolve_matchers(match_on)
         self.speed = _check_speed(speed)
         self.schedule = resolve_faults(faults)
+        #: hosts requests may reach unrecorded while the tape is entered (see ``streamtape.guard``)
+        self.allow_hosts = AllowList(allow_hosts)
+        #: keep a recording that only shows it went wrong (no response at all, or 401/403/407)
+        self.record_failures = bool(record_failures)
+        #: True once a request was recorded while faults were asked for: they shape replays only
+        self.faults_skipped = False
+        self._placeholders: list[str] = []
         self.cassette = Cassette(path=self.path)
         self.calls: list[Call] = []
         self._lock = threading.RLock()
@@ -142,7 +164,34 @@ class Tape:
             self._recordings = []
             self.calls = []
             self._faulted, self._backoff = 0, 0.0
+            self.faults_skipped = False
+            if not self._record_all:
+                self._check_positions()
         return self
+
+    def _check_positions(self) -> None:
+        """A fault position no interaction the schedule applies to can reach fails here, at once,
+        naming the cassette and the valid range (not later, inside the app's HTTP call)."""
+        if self.schedule is None:
+            return
+        from .faults import positions
+
+        targets = [
+            item for item in self.cassette.interactions
+            if item.response is not None and self.schedule.applies_to(item.request.method, item.request.url)
+        ]  # fmt: skip
+        if not targets:
+            return
+        events = max(len(item.events) for item in targets)
+        size = max(len(item.body) for item in targets)
+        for fault, kind, value in positions(self.schedule):
+            limit, low = {"after": (events, 0), "at_byte": (size, 0), "event": (events, 1)}[kind]
+            if value > limit:
+                what = "SSE events" if kind != "at_byte" else "body bytes"
+                raise ConfigError(
+                    f"cassette {self.path}: fault {fault.spec()!r} asks for {kind}={value}, but the longest "
+                    f"response it applies to has {limit} {what}; use {kind}={low}..{limit}"
+                )
 
     def save(self) -> Path | None:
         """Write what this run recorded (merged as the record mode says); ``__exit__`` does this.
@@ -150,10 +199,18 @@ class Tape:
         Under a cross-process lock, the file is read again and this run's recordings are appended to
         what is there now, so parallel workers recording into one cassette never lose each other's
         interactions (``all`` rewrites the file with this run's, as it says)."""
+        import time
+
+        deadline = time.monotonic() + _drain_seconds()
+        for recording in list(self._recordings):
+            recording.settle(deadline)  # what the app did not read is read first (bounded)
         with self._lock:
             if not self._recordings:
                 return None
             new = [recording.snapshot() for recording in self._recordings]
+            if not self.record_failures and all(_failed(item) for item in new):
+                self._recordings = []
+                raise RecordingFailedError(_failure_report(self.path, new))
             with cassette_lock(self.path):
                 kept = (
                     []
@@ -171,6 +228,8 @@ class Tape:
         self.load()
         install(self)
         self._entered = 1
+        if self.offline:
+            self._set_placeholder_keys()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -178,13 +237,36 @@ class Tape:
 
         self._entered = 0
         uninstall(self)
+        self._restore_keys()
         self.save()
 
     async def __aenter__(self) -> Tape:
         return self.__enter__()
 
     async def __aexit__(self, *exc_info: object) -> None:
+        await self._asettle()
         self.__exit__(*exc_info)
+
+    def _set_placeholder_keys(self) -> None:
+        """Replay needs no key, but the SDKs refuse to send without one: for the duration of a
+        replay-only tape, the unset key variables hold a placeholder (restored on exit)."""
+        for name in PLACEHOLDER_KEYS:
+            if not os.environ.get(name):
+                os.environ[name] = PLACEHOLDER_KEY
+                self._placeholders.append(name)
+
+    def _restore_keys(self) -> None:
+        for name in self._placeholders:
+            if os.environ.get(name) == PLACEHOLDER_KEY:
+                del os.environ[name]
+        self._placeholders = []
+
+    async def _asettle(self) -> None:
+        import time
+
+        deadline = time.monotonic() + _drain_seconds()
+        for recording in list(self._recordings):
+            await recording.asettle(deadline)
 
     def __call__(self, func: F) -> F:
         """Use the tape as a decorator, sync or async: entered for each call."""
@@ -248,6 +330,9 @@ class Tape:
                 raise ConfigError(
                     f"cassette {self.path}, interaction #{index} ({request.method} {request.url}): {exc}"
                 ) from None
+        if actions and isinstance(actions[-1], Cut) and actions[-1].error == "ClientClosed":
+            where = f"cassette {self.path}, interaction #{index} ({request.method} {request.url})"
+            actions = [*actions[:-1], Cut("ClientClosed", where, actions[-1].at)]
         call = Call(request, index, self._player.plays[index], "replayed", interaction,
                     tuple(f.spec() for f in applied), describe(actions), self._take_backoff())  # fmt: skip
         self.calls.append(call)
@@ -269,6 +354,7 @@ class Tape:
 
     def begin_recording(self, recording: Recording) -> None:
         with self._lock:
+            self.faults_skipped = self.faults_skipped or self.schedule is not None
             self._recordings.append(recording)
             index = self._loaded + len(self._recordings) - 1
             self.calls.append(Call(recording.request, index, 1, "recorded", waited=self._take_backoff()))
@@ -307,6 +393,34 @@ class Tape:
             return [recording.snapshot() for recording in self._recordings]
 
 
+def _drain_seconds() -> float:
+    from .intercept.recorder import DRAIN_SECONDS
+
+    return DRAIN_SECONDS
+
+
+def _failed(item: Interaction) -> bool:
+    """The recording shows that recording went wrong: no response at all, or the key was refused."""
+    return item.response is None or item.response.status in _AUTH_FAILURES
+
+
+def _failure_report(path: Path, items: list[Interaction]) -> str:
+    answers = []
+    for item in items:
+        if item.response is None:
+            assert item.error is not None
+            answers.append(f"{item.request.method} {item.request.url} got no response ({item.error.error}"
+                           f"{': ' + item.error.message if item.error.message else ''})")  # fmt: skip
+        else:
+            answers.append(f"{item.request.method} {item.request.url} got {item.response.status} "
+                           f"({item.response.body[:200].decode('utf-8', 'replace')})")  # fmt: skip
+    return (
+        f"recording failed, so nothing was saved to {path}: {'; '.join(answers)}. Check the network, the "
+        "base URL and the API key, then run again (to keep such a failure as a cassette on purpose, "
+        "pass record_failures=True)."
+    )
+
+
 def _check_speed(speed: float) -> float:
     if isinstance(speed, bool) or not isinstance(speed, (int, float)) or speed < 0 or speed != speed:
         raise ConfigError(
@@ -323,6 +437,8 @@ def use_cassette(
     match_on: Iterable[str | Matcher] | None = None,
     speed: float = 0.0,
     faults: Any = None,
+    allow_hosts: Iterable[str] | None = None,
+    record_failures: bool = False,
 ) -> Tape:
     """A ``Tape`` for ``path``: use it as ``with``/``async with`` or as a decorator.
 
@@ -330,7 +446,14 @@ def use_cassette(
     faults (every request), ``faults.sequence(...)`` (per attempt), or a spec string such as
     ``"rate_limit*2 -> ok"`` or ``"scenario:flaky-network"``.
 
+    ``allow_hosts``: hosts (names, addresses, ``*`` patterns) requests may reach unrecorded while the
+    tape is entered; every other request streamtape cannot record or replay fails with
+    ``NetworkBlockedError`` (``streamtape.guard``). ``record_failures``: keep a recording that only
+    shows the recording went wrong (no response, or 401/403/407); by default it is not saved and the
+    exit raises ``RecordingFailedError``.
+
     >>> with use_cassette("tests/cassettes/story.yaml", record_mode="once") as tape:  # doctest: +SKIP
     ...     ...
     """
-    return Tape(path, record_mode=record_mode, match_on=match_on, speed=speed, faults=faults)
+    return Tape(path, record_mode=record_mode, match_on=match_on, speed=speed, faults=faults,
+                allow_hosts=allow_hosts, record_failures=record_failures)  # fmt: skip

@@ -31,6 +31,9 @@ CUT_ERRORS: dict[str, str] = {
     "LocalProtocolError": "the client broke the HTTP protocol",
     "ProxyError": "the proxy refused or failed the request",
     "UnsupportedProtocol": "the URL's scheme is not supported",
+    # not a network failure: where a recording stops because the app closed the response early and the
+    # rest could not be read; a replay that reads past it raises IncompleteRecordingError
+    "ClientClosed": "the app closed the response early while recording; the rest was never read",
 }
 
 

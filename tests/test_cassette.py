@@ -146,7 +146,7 @@ BAD_FILES = {
     ),
     "bad-error": (
         "version: 1\ninteractions:\n- request: {method: GET, url: 'http://h/'}\n  error: {error: Boom}\n",
-        "interactions[0].error.error: unknown error 'Boom'; expected one of ConnectError",
+        "interactions[0].error.error: unknown error 'Boom'; expected one of ClientClosed, ConnectError",
     ),
     "bad-end": (
         "version: 1\ninteractions:\n- request: {method: GET, url: 'http://h/'}\n  response: {status: 200, end: done}\n",

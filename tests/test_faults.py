@@ -197,7 +197,7 @@ class TestSpecs:
         [
             ("disconect", "unknown fault 'disconect'; valid: refuse, reset, disconnect, timeout, http_error"),
             ("disconnect:aftr=5", "disconnect has no parameter 'aftr'; valid: after, at_byte"),
-            ("refuse:after=1", "refuse has no parameter 'after'; valid: no parameters"),
+            ("refuse:after=1", "refuse has no parameter 'after'; it takes no parameters"),
             ("stall:after", "stall parameter 'after' needs a value: key=value"),
             ("rate_limit*0", "N must be 1 or more"),
             ("disconnect:after=2,at_byte=9", "give after=N (an SSE event) or at_byte=B (a byte), not both"),
@@ -364,11 +364,30 @@ def test_a_fault_that_cannot_apply_names_the_cassette_and_request(tmp_path: Path
 
     from tests.support import sdk
 
+    # a position no interaction reaches is refused when the tape is entered ...
     save_text_basic(tmp_path / "c.yaml")
-    with streamtape.use_cassette(tmp_path / "c.yaml", faults="disconnect:after=9", match_on=["path"]):
+    with pytest.raises(ConfigError) as entered:
+        streamtape.use_cassette(tmp_path / "c.yaml", faults="disconnect:after=9").__enter__()
+    assert str(entered.value) == (
+        f"cassette {tmp_path / 'c.yaml'}: fault 'disconnect:after=9' asks for after=9, but the longest response "
+        "it applies to has 7 SSE events; use after=0..7"
+    )
+    # ... and one the answering interaction cannot reach, when it is applied: BaseException, so an
+    # `except Exception` in the app (or the SDK's retry loop) cannot swallow it
+    short = Cassette.load(tmp_path / "c.yaml").interactions[0]
+    long_body = BODY * 2
+    longer = Interaction(Request("POST", "https://api.anthropic.com/v1/other"),
+                         Response(200, (("content-type", "text/event-stream"),), long_body, ((0.1, len(long_body)),)))  # fmt: skip
+    Cassette([short, longer]).save(tmp_path / "two.yaml")
+    swallowed = []
+    with streamtape.use_cassette(tmp_path / "two.yaml", faults="disconnect:after=9", match_on=["path"]):
         with importlib.import_module(sdk.STACK).Client() as client, pytest.raises(ConfigError) as info:
-            client.post("https://api.anthropic.com/v1/messages", json={})
+            try:
+                client.post("https://api.anthropic.com/v1/messages", json={})
+            except Exception as exc:  # noqa: BLE001 - what a careless app does
+                swallowed.append(exc)
+    assert not swallowed and not isinstance(info.value, Exception)
     assert str(info.value) == (
-        f"cassette {tmp_path / 'c.yaml'}, interaction #0 (POST https://api.anthropic.com/v1/messages): "
+        f"cassette {tmp_path / 'two.yaml'}, interaction #0 (POST https://api.anthropic.com/v1/messages): "
         "disconnect:after=9: after=9, but the recorded response has 7 SSE events; use after=0..7"
     )

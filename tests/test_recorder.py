@@ -111,7 +111,7 @@ class TestRealFailures:
     def test_refused_connection_is_recorded_and_replayed(self, tmp_path: Path) -> None:
         with WireServer() as server:
             url = server.base_url
-        with streamtape.use_cassette(tmp_path / "c.yaml", record_mode="all"):
+        with streamtape.use_cassette(tmp_path / "c.yaml", record_mode="all", record_failures=True):
             recorded = sdk.consume(url)
         with streamtape.use_cassette(tmp_path / "c.yaml"):
             replayed = sdk.consume(url)

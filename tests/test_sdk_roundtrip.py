@@ -84,7 +84,8 @@ async def test_http_errors_replay_identically(
 ) -> None:
     path = tmp_path / "c.yaml"
     server.queue(error_reply(name))
-    async with streamtape.use_cassette(path, record_mode="all"):
+    # record_failures: a 401 is a failed recording, kept here on purpose (it is what this test replays)
+    async with streamtape.use_cassette(path, record_mode="all", record_failures=True):
         recorded = await _consume(server.base_url, asynchronous)
     server.stop()
     async with streamtape.use_cassette(path):

@@ -40,12 +40,12 @@ from .catalogue import (
     Timeout,
     Truncate,
 )
-from .schedule import Chaos, Schedule, apply
+from .schedule import Chaos, Schedule, apply, positions
 from .spec import parse, parse_fault
 
 __all__ = [
     "CATALOGUE", "Chaos", "Context", "Fault", "Schedule", "apply", "chaos", "corrupt", "delay",
-    "disconnect", "drop", "duplicate", "error_event", "http_error", "overloaded", "parse", "parse_fault", "ping",
+    "disconnect", "drop", "duplicate", "error_event", "http_error", "overloaded", "parse", "parse_fault", "ping", "positions",
     "rate_limit", "rechunk", "refuse", "reset", "resolve", "sequence", "server_error", "stall", "timeout", "truncate",
 ]  # fmt: skip
 

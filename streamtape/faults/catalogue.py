@@ -9,6 +9,8 @@ before headers, timeout, HTTP errors), then content (corrupt, duplicate, drop, p
 from __future__ import annotations
 
 import random
+import types
+import typing
 from dataclasses import dataclass, fields, replace
 from http import HTTPStatus
 from typing import Any, ClassVar
@@ -35,9 +37,62 @@ class Context:
     seed: int = 0
 
 
+class _FaultType(type):
+    """Checks a fault's parameters before the dataclass sees them, so ``faults.disconnect(aftr=3)``
+    and ``"disconnect:aftr=3"`` get the same one-sentence ``ConfigError`` listing the valid names
+    (not a bare ``TypeError``), and a value of the wrong type names the parameter and its type."""
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        name = getattr(cls, "name", "") or cls.__name__
+        if args:
+            raise ConfigError(f"{name} takes keyword parameters only ({_valid(cls)}); got {len(args)} positional")
+        check_params(cls, kwargs)
+        return super().__call__(**kwargs)
+
+
+def _valid(cls: type) -> str:
+    names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+    return "valid: " + ", ".join(names) if names else "it takes no parameters"
+
+
+def check_params(cls: type, kwargs: dict[str, Any]) -> None:
+    """Raise ``ConfigError`` for a parameter ``cls`` does not have or a value of the wrong type."""
+    name = getattr(cls, "name", "") or cls.__name__
+    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    for key in kwargs:
+        if key not in known:
+            raise ConfigError(f"{name} has no parameter {key!r}; {_valid(cls)}")
+    hints = typing.get_type_hints(cls)
+    for key, value in kwargs.items():
+        expected = _kinds(hints.get(key, Any))
+        if expected is not None and not _is(value, expected):
+            wanted = " or ".join("none" if k is type(None) else k.__name__ for k in expected)
+            raise ConfigError(f"{name}: {key}={value!r} is not valid; expected {wanted}")
+
+
+def _kinds(hint: Any) -> tuple[type, ...] | None:
+    if hint is Any:
+        return None
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return tuple(arg for arg in typing.get_args(hint))
+    return (hint,) if isinstance(hint, type) else None
+
+
+def _is(value: Any, kinds: tuple[type, ...]) -> bool:
+    if isinstance(value, bool):
+        return bool in kinds
+    if isinstance(value, int) and float in kinds:
+        return True
+    return isinstance(value, kinds)
+
+
 @dataclass(frozen=True, kw_only=True)
-class Fault:
-    """A change to what one request meets on the wire."""
+class Fault(metaclass=_FaultType):
+    """A change to what one request meets on the wire.
+
+    A fault of your own: subclass it as a frozen, keyword-only dataclass with a ``name`` and a
+    ``__call__(plan, context) -> plan`` (see the catalogue below), and register it in ``CATALOGUE``
+    to use it in spec strings."""
 
     name: ClassVar[str] = ""
 

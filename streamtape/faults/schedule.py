@@ -17,7 +17,7 @@ from ..wire import Action
 from ._plan import Plan
 from .catalogue import CATALOGUE, CONTENT, Context, Fault
 
-__all__ = ["Chaos", "Schedule", "apply"]
+__all__ = ["Chaos", "Schedule", "apply", "positions"]
 
 Step = tuple[Fault, ...]
 
@@ -100,6 +100,18 @@ class _Drawn(Fault):
 
     def spec(self) -> str:
         return f"{self.kind}(chaos)"
+
+
+def positions(schedule: Schedule) -> list[tuple[Fault, str, int]]:
+    """Every fixed position the schedule's faults name: ``(fault, "after" | "at_byte" | "event", value)``."""
+    found = []
+    for step in schedule.steps:
+        for fault in step:
+            for kind in ("after", "at_byte", "event"):
+                value = getattr(fault, kind, None)
+                if isinstance(value, int) and not isinstance(value, bool):
+                    found.append((fault, kind, value))
+    return found
 
 
 def apply(faults: Sequence[Fault], actions: list[Action], context: Context) -> list[Action]:

@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
 from typing import Any
 
 from ..errors import ConfigError
@@ -53,12 +52,10 @@ def parse_fault(text: str, *, whole: str | None = None) -> Fault:
         raise ConfigError(f"fault spec {whole!r}: unknown fault {name!r}; valid: {', '.join(CATALOGUE)}")
     cls = CATALOGUE[name]
     kwargs = dict(_param(item, name, whole) for item in params.split(",") if item.strip())
-    valid = [f.name for f in fields(cls)]
-    unknown = [key for key in kwargs if key not in valid]
-    if unknown:
-        allowed = ", ".join(valid) if valid else "no parameters"
-        raise ConfigError(f"fault spec {whole!r}: {name} has no parameter {unknown[0]!r}; valid: {allowed}")
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ConfigError as exc:  # the constructor's own sentence, which the Python API gives too
+        raise ConfigError(f"fault spec {whole!r}: {exc}") from None
 
 
 def _strip_params(part: str) -> str:

@@ -1,6 +1,7 @@
 """Global interception: while a tape is entered, every httpcore2/httpcore connection pool in the
 process (so every httpx2/httpx client, sync and async, however deep in the app it was built) routes
-its requests through the innermost active tape.
+its requests through the innermost active tape, and ``streamtape.guard`` blocks every other way to the
+network (aiohttp, urllib3, raw sockets) unless the tape's ``allow_hosts`` lets it through.
 
 Patching the pool *classes* catches clients created before the tape was entered and proxy pools
 (which subclass the pool). The patch is installed with the first active tape and removed with the
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from .. import guard
 from .handler import ahandle, handle
 from .stacks import ORIGINALS, Stack, available_stacks
 
@@ -48,6 +50,7 @@ class _Interceptor:
                 for stack in self.patched:
                     _patch(stack, self)
                 self.clocks = _patch_sdk_clocks(self)
+                guard.install(self.current)
             self.tapes.append(tape)
 
     def uninstall(self, tape: Tape) -> None:
@@ -62,6 +65,7 @@ class _Interceptor:
                 for module, name, original in self.clocks:
                     setattr(module, name, original)
                 self.clocks = []
+                guard.uninstall()
 
     def current(self) -> Tape | None:
         tapes = self.tapes

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..cassette import Request
+from ..guard import forwarding
 from ..redact import Redactor
 from .recorder import Recording, RecordingStream
 from .replay import areplay_response, replay_response
@@ -71,6 +72,9 @@ def _is_stream(headers: list[tuple[bytes, bytes]]) -> bool:
 
 
 def handle(tape: Tape, stack: Stack, pool: Any, core_request: Any, forward: Any) -> Any:
+    if tape.allow_hosts and tape.allow_hosts.allows(core_request.url.host.decode("ascii")):
+        with forwarding():  # the test's own service: neither recorded nor blocked
+            return forward(pool, core_request)
     body = b"".join(core_request.stream)
     core_request.stream = _Body(body)
     request, redactor = _request(core_request, body)
@@ -82,14 +86,18 @@ def handle(tape: Tape, stack: Stack, pool: Any, core_request: Any, forward: Any)
     recording = Recording(request, redactor)
     tape.begin_recording(recording)
     try:
-        response = forward(pool, core_request)
+        with forwarding():
+            response = forward(pool, core_request)
     except BaseException as exc:
         recording.failed(stack, exc)
         raise
-    return _tee(response, recording, stack)
+    return _tee(response, recording, stack, sync=True)
 
 
 async def ahandle(tape: Tape, stack: Stack, pool: Any, core_request: Any, forward: Any) -> Any:
+    if tape.allow_hosts and tape.allow_hosts.allows(core_request.url.host.decode("ascii")):
+        with forwarding():
+            return await forward(pool, core_request)
     body = b"".join([part async for part in core_request.stream])
     core_request.stream = _Body(body)
     request, redactor = _request(core_request, body)
@@ -101,16 +109,17 @@ async def ahandle(tape: Tape, stack: Stack, pool: Any, core_request: Any, forwar
     recording = Recording(request, redactor)
     tape.begin_recording(recording)
     try:
-        response = await forward(pool, core_request)
+        with forwarding():
+            response = await forward(pool, core_request)
     except BaseException as exc:
         recording.failed(stack, exc)
         raise
-    return _tee(response, recording, stack)
+    return _tee(response, recording, stack, sync=False)
 
 
-def _tee(response: Any, recording: Recording, stack: Stack) -> Any:
+def _tee(response: Any, recording: Recording, stack: Stack, *, sync: bool) -> Any:
     recording.respond(response.status, response.extensions.get("reason_phrase", b""), response.headers)
     response.stream = RecordingStream(
-        response.stream, recording, stack, drain_on_close=not _is_stream(response.headers)
+        response.stream, recording, stack, drain_on_close=not _is_stream(response.headers), sync=sync
     )
     return response

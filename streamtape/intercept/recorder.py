@@ -3,10 +3,18 @@
 Per chunk it only notes the bytes and their arrival time (no parsing, no copying beyond a list
 append), so time-to-first-token is what it would be without streamtape. A stream that breaks is
 recorded with the bytes that did arrive and the real error, which is then re-raised unchanged.
+
+What the app did not read is still the truth: when the app closes a stream early (it broke out of
+``text_stream``, or stopped after ``message_delta``), the rest of the body is read from the network
+off the app's path (a thread, or an asyncio task), bounded by ``DRAIN_SECONDS`` and ``DRAIN_BYTES``,
+and the tape waits for it before saving. Where that is impossible (the bound ran out, trio, a sync
+exit from async code) the recording ends with ``Cut("ClientClosed")``: never a clean end it did not see.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
 import time
 import zlib
@@ -22,6 +30,10 @@ __all__ = ["Recording", "RecordingStream"]
 
 _DECODABLE = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 _DROP_WHEN_DECODED = {"content-encoding", "content-length"}
+
+#: how long, and how much, the recorder reads on its own after the app closed a stream early
+DRAIN_SECONDS = 120.0
+DRAIN_BYTES = 64 * 1024 * 1024
 
 
 class Recording:
@@ -40,6 +52,10 @@ class Recording:
         self.error: Cut | None = None
         self._wbits: int | None = None  # set when the body is gzip/deflate encoded
         self._lock = threading.Lock()
+        self.stream: RecordingStream | None = None
+        #: the background read of what the app did not read (a thread or an asyncio task), if any
+        self.pending: threading.Thread | asyncio.Task[None] | None = None
+        self.abandoned = False  # the tape stopped waiting for the background read
 
     def now(self) -> float:
         return time.monotonic() - self.start
@@ -59,7 +75,8 @@ class Recording:
     def chunk(self, data: bytes) -> None:
         at = self.now()
         with self._lock:
-            self.chunks.append((at, data))
+            if not self.abandoned:
+                self.chunks.append((at, data))
 
     def finish(self, stack: Stack, exc: BaseException | None = None) -> None:
         if self.end is not None:
@@ -68,6 +85,41 @@ class Recording:
             self.end = Cut(type(exc).__name__, str(exc), self.now())
         else:
             self.end = End(self.now())
+
+    def client_closed(self) -> None:
+        """The app closed the response early and the rest of it could not be read."""
+        with self._lock:
+            self.abandoned = True
+            if self.end is None:
+                self.end = Cut("ClientClosed", None, self.now())
+
+    @property
+    def unfinished(self) -> bool:
+        return self.status != 0 and self.end is None
+
+    def settle(self, deadline: float) -> None:
+        """Before a save (sync): wait for a background read until ``deadline`` (monotonic); read a stream
+        the app never closed to its end; whatever is still open then ends as ``ClientClosed``."""
+        pending = self.pending
+        if isinstance(pending, threading.Thread):
+            pending.join(max(deadline - time.monotonic(), 0.0))
+        elif self.unfinished and pending is None and self.stream is not None and self.stream.sync:
+            self.stream.drain(deadline)
+        if self.unfinished:
+            self.client_closed()
+            if isinstance(pending, asyncio.Task):
+                pending.cancel()
+
+    async def asettle(self, deadline: float) -> None:
+        """``settle`` for an async exit: awaits a background task, or reads an unclosed async stream."""
+        pending = self.pending
+        if isinstance(pending, asyncio.Task):
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(asyncio.shield(pending), max(deadline - time.monotonic(), 0.0))
+        elif self.unfinished and pending is None and self.stream is not None and not self.stream.sync:
+            with contextlib.suppress(BaseException):
+                await self.stream.adrain(deadline)
+        self.settle(deadline)
 
     def snapshot(self) -> Interaction:
         if self.status == 0:
@@ -78,7 +130,7 @@ class Recording:
         headers, chunks = self._decoded(chunks)
         timing = tuple((at, len(data)) for at, data in chunks if data)
         body = b"".join(data for _, data in chunks)
-        end = self.end or End(self.now())
+        end = self.end or Cut("ClientClosed", None, self.now())  # not seen to end: never claim it did
         return Interaction(
             self.request, Response(self.status, headers, body, timing, self.reason, self.headers_at, end)
         )
@@ -100,12 +152,14 @@ class Recording:
 class RecordingStream:
     """Wraps the real core response stream: yields each chunk at once and notes it."""
 
-    def __init__(self, inner: Any, recording: Recording, stack: Stack, drain_on_close: bool) -> None:
+    def __init__(self, inner: Any, recording: Recording, stack: Stack, drain_on_close: bool, *, sync: bool) -> None:
         self.inner = inner
         self.recording = recording
         self.stack = stack
         self.drain_on_close = drain_on_close
+        self.sync = sync
         self.done = False
+        recording.stream = self
 
     def __iter__(self) -> Iterator[bytes]:
         try:
@@ -132,23 +186,70 @@ class RecordingStream:
             self.done = True
             self.recording.finish(self.stack, exc)
 
+    def drain(self, deadline: float) -> None:
+        """Read the rest (sync) into the recording, until the end, an error or the bound."""
+        read = 0
+        try:
+            for _ in self:
+                read += len(self.recording.chunks[-1][1]) if self.recording.chunks else 0
+                if self.recording.abandoned or time.monotonic() > deadline or read > DRAIN_BYTES:
+                    self.recording.client_closed()
+                    return
+        except Exception:  # noqa: BLE001 - a real error mid-drain is recorded as the stream's end
+            pass
+
+    async def adrain(self, deadline: float) -> None:
+        read = 0
+        try:
+            async for _ in self:
+                read += len(self.recording.chunks[-1][1]) if self.recording.chunks else 0
+                if self.recording.abandoned or time.monotonic() > deadline or read > DRAIN_BYTES:
+                    self.recording.client_closed()
+                    return
+        except Exception:  # noqa: BLE001
+            pass
+
     def close(self) -> None:
-        if not self.done and self.drain_on_close:
+        if self.done:
+            self.inner.close()
+        elif self.drain_on_close:
             # The SDK closes a retried 429 without reading it: read the rest so the cassette keeps it.
-            try:
-                for _ in self:
-                    pass
-            except Exception:  # noqa: BLE001 - the drain is best effort; the error is recorded
-                pass
-        self._finish(None)
-        self.inner.close()
+            self.drain(time.monotonic() + DRAIN_SECONDS)
+            self.inner.close()
+        else:
+            # A stream the app stopped reading: the rest is read in the background, off the app's path.
+            def run() -> None:
+                try:
+                    self.drain(time.monotonic() + DRAIN_SECONDS)
+                finally:
+                    with contextlib.suppress(Exception):
+                        self.inner.close()
+
+            thread = threading.Thread(target=run, name="streamtape-drain", daemon=True)
+            self.recording.pending = thread
+            thread.start()
 
     async def aclose(self) -> None:
-        if not self.done and self.drain_on_close:
+        if self.done:
+            await self.inner.aclose()
+        elif self.drain_on_close:
+            await self.adrain(time.monotonic() + DRAIN_SECONDS)
+            await self.inner.aclose()
+        else:
             try:
-                async for _ in self:
-                    pass
-            except Exception:  # noqa: BLE001
-                pass
-        self._finish(None)
-        await self.inner.aclose()
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # not asyncio (trio): nothing can read on after this call returns
+                self.recording.client_closed()
+                await self.inner.aclose()
+                return
+
+            async def run() -> None:
+                try:
+                    await self.adrain(time.monotonic() + DRAIN_SECONDS)
+                finally:
+                    if not self.done:
+                        self.recording.client_closed()
+                    with contextlib.suppress(BaseException):
+                        await self.inner.aclose()
+
+            self.recording.pending = loop.create_task(run(), name="streamtape-drain")

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from ..clock import Pacer
-from ..errors import ConfigError
+from ..errors import ConfigError, IncompleteRecordingError
 from ..wire import Action, Chunks, Cut, End, Respond, Send, Stall, expand
 from .stacks import Stack
 
@@ -200,6 +200,14 @@ class Playback:
         return cut.error == "RemoteProtocolError" and cut.message is None and self.framing == "close"
 
     def _error(self, cut: Cut, *, before_headers: bool) -> BaseException:
+        if cut.error == "ClientClosed":
+            where = f"{cut.message}: " if cut.message else ""
+            return IncompleteRecordingError(
+                f"{where}the recording of this response stops at byte {self.received}, where the app closed it while "
+                "recording and the rest could not be read; this replay read past that point. Re-record with "
+                "an app that reads the whole stream (streamtape then reads the rest itself), or keep this "
+                "replay from reading further."
+            )
         message = cut.message
         if message is None:
             message = real_message(

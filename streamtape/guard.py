@@ -1,0 +1,218 @@
+"""Fail closed: while a tape is entered, no request that streamtape cannot record or replay reaches the
+network unnoticed.
+
+streamtape records and replays what goes through httpx2/httpx (their connection pools). Everything else
+an app might use is guarded at two layers while any tape is entered:
+
+- **transport patches** with the best message: ``aiohttp.ClientSession._request`` (both SDKs'
+  ``DefaultAioHttpClient``, LiteLLM, google-genai) and urllib3's ``HTTPConnectionPool.urlopen``
+  (``requests``, boto3), when those libraries are imported, raise ``NetworkBlockedError`` naming the
+  request before anything is sent;
+- **a socket guard** under everything: ``socket.socket.connect`` / ``connect_ex`` refuse any TCP/UDP
+  connection (loopback included) that streamtape itself did not open for a recording, so a library
+  imported after the tape was entered, or one nobody thought of, fails the same way.
+
+A test that must reach its own services (a database on 127.0.0.1, a local health check) names them in
+``allow_hosts``: host names, IP addresses or ``*`` patterns (``"localhost"``, ``"127.0.0.1"``,
+``"*.internal"``). Requests to them pass through untouched: neither recorded nor blocked. Loopback is
+blocked unless listed, because the "real server" of a test is often on 127.0.0.1 too.
+
+``NetworkBlockedError`` is a ``StreamtapeError`` (a ``BaseException``), so neither an SDK's retry loop
+nor an app's ``except Exception`` can swallow it.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import fnmatch
+import functools
+import socket
+import sys
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from .errors import ConfigError, NetworkBlockedError
+
+if TYPE_CHECKING:
+    from .tape import Tape
+
+__all__ = ["AllowList", "forwarding", "install", "uninstall"]
+
+#: set while streamtape itself sends a request on to the network to record it
+_FORWARDING: contextvars.ContextVar[bool] = contextvars.ContextVar("streamtape_forwarding", default=False)
+
+
+@contextmanager
+def forwarding() -> Iterator[None]:
+    """Connections opened inside are streamtape's own (a recording): the socket guard lets them through."""
+    token = _FORWARDING.set(True)
+    try:
+        yield
+    finally:
+        _FORWARDING.reset(token)
+
+
+class AllowList:
+    """Hosts a test may reach while its tape is entered: exact names or addresses, or ``*`` patterns."""
+
+    def __init__(self, hosts: Iterable[str] | None) -> None:
+        if isinstance(hosts, str):
+            hosts = [hosts]
+        patterns = []
+        for host in hosts or ():
+            if not isinstance(host, str) or not host.strip():
+                raise ConfigError(
+                    f"allow_hosts: {host!r} is not a host; give names, addresses or patterns such as "
+                    "['localhost', '127.0.0.1', '*.internal']"
+                )
+            patterns.append(host.strip().lower().strip("[]"))
+        self.patterns = tuple(patterns)
+        self._addresses: set[str] | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.patterns)
+
+    def allows(self, host: str) -> bool:
+        host = host.lower().strip("[]")
+        if any(fnmatch.fnmatchcase(host, pattern) for pattern in self.patterns):
+            return True
+        return host in self._resolved()
+
+    def _resolved(self) -> set[str]:
+        """The addresses the listed names resolve to: the socket guard sees addresses, not names."""
+        if self._addresses is None:
+            addresses: set[str] = set()
+            for pattern in self.patterns:
+                if "*" in pattern or "?" in pattern:
+                    continue
+                try:
+                    infos = socket.getaddrinfo(pattern, None)
+                except (OSError, UnicodeError):
+                    continue
+                addresses.update(str(info[4][0]) for info in infos)
+            self._addresses = addresses
+        return self._addresses
+
+
+def _blocked(tape: Tape, what: str, library: str) -> NetworkBlockedError:
+    mode = tape.record_mode.value
+    return NetworkBlockedError(
+        f"{what}: streamtape blocked this request while tape {tape.path} (record mode '{mode}') is active: "
+        f"{library} is not recorded or replayed by streamtape, and a test must not reach the network "
+        "unnoticed. Send it through an httpx2/httpx client (anthropic.Anthropic() / AsyncAnthropic() "
+        "without DefaultAioHttpClient), or let the host through unrecorded with allow_hosts=[...] "
+        "(pytest: @pytest.mark.tape(allow_hosts=[...]) or the tape_allow_hosts ini option)."
+    )
+
+
+class _Guard:
+    """The patches, installed while any tape is entered; ``current`` names the innermost tape."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.undo: list[Callable[[], None]] = []
+        self.current: Callable[[], Tape | None] = lambda: None
+
+    def install(self, current: Callable[[], Tape | None]) -> None:
+        with self.lock:
+            if self.undo:
+                return
+            self.current = current
+            self.undo = [_patch_socket(self)]
+            if "aiohttp" in sys.modules:
+                self.undo.append(_patch_aiohttp(self))
+            if "urllib3" in sys.modules:
+                self.undo.append(_patch_urllib3(self))
+
+    def uninstall(self) -> None:
+        with self.lock:
+            for undo in reversed(self.undo):
+                undo()
+            self.undo = []
+
+    def check(self, host: str, what: Callable[[], str], library: str) -> None:
+        """Raise ``NetworkBlockedError`` unless a tape is off, streamtape is recording, or ``host`` is allowed."""
+        tape = self.current()
+        if tape is None or _FORWARDING.get() or tape.allow_hosts.allows(host):
+            return
+        raise _blocked(tape, what(), library)
+
+
+def _patch_socket(guard: _Guard) -> Callable[[], None]:
+    originals = {name: getattr(socket.socket, name) for name in ("connect", "connect_ex")}
+
+    def wrap(name: str) -> Any:
+        original = originals[name]
+
+        @functools.wraps(original)
+        def guarded(sock: socket.socket, address: Any, *args: Any) -> Any:
+            if sock.family in (socket.AF_INET, socket.AF_INET6) and isinstance(address, tuple):
+                host, port = str(address[0]), address[1]
+                guard.check(host, lambda: f"a connection to {host}:{port}", "this socket connection")
+            return original(sock, address, *args)
+
+        return guarded
+
+    for name in originals:
+        setattr(socket.socket, name, wrap(name))
+
+    def undo() -> None:
+        for name, original in originals.items():
+            setattr(socket.socket, name, original)
+
+    return undo
+
+
+def _patch_aiohttp(guard: _Guard) -> Callable[[], None]:
+    import aiohttp
+    from yarl import URL
+
+    cls = aiohttp.ClientSession
+    original = cls._request
+
+    @functools.wraps(original)
+    async def _request(session: Any, method: str, str_or_url: Any, *args: Any, **kwargs: Any) -> Any:
+        url = str_or_url if isinstance(str_or_url, URL) else URL(str(str_or_url))
+        base = getattr(session, "_base_url", None)
+        if base is not None and not url.is_absolute():
+            url = base.join(url)
+        guard.check(url.host or "", lambda: f"{method.upper()} {url}", "aiohttp (aiohttp.ClientSession)")
+        return await original(session, method, str_or_url, *args, **kwargs)
+
+    cls._request = _request  # type: ignore[method-assign]
+
+    def undo() -> None:
+        cls._request = original  # type: ignore[method-assign]
+
+    return undo
+
+
+def _patch_urllib3(guard: _Guard) -> Callable[[], None]:
+    import urllib3.connectionpool
+
+    cls = urllib3.connectionpool.HTTPConnectionPool
+    original = cls.urlopen
+
+    @functools.wraps(original)
+    def urlopen(pool: Any, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        def what() -> str:
+            port = f":{pool.port}" if pool.port else ""
+            return f"{method} {pool.scheme}://{pool.host}{port}{url if url.startswith('/') else ''}"
+
+        guard.check(str(pool.host or ""), what, "urllib3 (requests, boto3)")
+        return original(pool, method, url, *args, **kwargs)
+
+    cls.urlopen = urlopen  # type: ignore[method-assign]
+
+    def undo() -> None:
+        cls.urlopen = original  # type: ignore[method-assign]
+
+    return undo
+
+
+_GUARD = _Guard()
+install = _GUARD.install
+uninstall = _GUARD.uninstall
+check = _GUARD.check
