@@ -1,9 +1,16 @@
-"""Cassettes: recorded interactions and their YAML form (format v1, see docs/cassette-format.md).
+"""Cassettes: recorded interactions and their YAML form (format v2, see docs/cassette-format.md).
 
 A cassette is a list of interactions; each holds the request and what happened on the wire in
 answer: status and headers, the body byte-exact, when each chunk arrived, and how the body ended.
 Loading uses libyaml's safe loader only; saving writes literal blocks by hand, loads the result back
 to prove every body survives, and replaces the file atomically.
+
+A damaged file never loads as a valid one. Format v2 ends with ``lines: N``, the file's own line
+count, and requires ``chunks`` and ``end`` in every response: a file cut short loses the footer (or
+its count no longer matches), and a run of deleted lines changes the count, so either is rejected
+with the file and the line; an in-place hand edit keeps the count (a body edit that changes its
+length is caught by ``chunks``; ``streamtape lint --fix`` re-derives both). Format v1 files (no
+footer, ``chunks`` optional) still load.
 """
 
 from __future__ import annotations
@@ -30,7 +37,8 @@ from .wire import CUT_ERRORS, Action, Chunks, Cut, End, Respond, Send
 
 __all__ = ["Cassette", "Interaction", "Request", "Response", "FORMAT_VERSION"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+_READABLE_VERSIONS = (1, 2)
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 Headers = tuple[tuple[str, str], ...]
@@ -165,7 +173,9 @@ class Cassette:
         return cls.loads(text, path=path)
 
     @classmethod
-    def loads(cls, text: str, *, path: Path | None = None) -> Cassette:
+    def loads(cls, text: str, *, path: Path | None = None, check_lines: bool = True) -> Cassette:
+        """Parse cassette text. ``check_lines=False`` skips v2's line-count check, for ``lint --fix``
+        repairing a hand-edited file; nothing else should need it."""
         try:
             document = yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader
         except yaml.YAMLError as exc:
@@ -173,6 +183,8 @@ class Cassette:
             place = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
             problem = getattr(exc, "problem", None) or str(exc)
             raise CassetteFormatError(path, place, f"not valid YAML ({problem})") from None
+        if check_lines and isinstance(document, dict) and document.get("version") == 2:
+            _check_line_count(document, text, path)
         return cls(_parse_document(document, path), path)
 
     def save(self, path: str | os.PathLike[str] | None = None) -> Path:
@@ -203,6 +215,7 @@ class _Reader:
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
+        self.strict = False  # format v2: every response states its chunks and its end
 
     def fail(self, place: str, message: str) -> CassetteFormatError:
         return CassetteFormatError(self.path, place, message)
@@ -237,15 +250,45 @@ def _parse_document(document: Any, path: Path | None) -> list[Interaction]:
         raise r.fail("", "the file is empty; a cassette starts with 'version: 1'")
     top = r.mapping(document, "top level")
     version = top.get("version")
-    if version != FORMAT_VERSION:
+    if version not in _READABLE_VERSIONS or isinstance(version, bool):
         hint = (
             "a newer streamtape wrote it; upgrade streamtape"
-            if isinstance(version, int) and version > 1
+            if isinstance(version, int) and version > FORMAT_VERSION
             else ("is this a streamtape cassette? (vcrpy cassettes are not)")
         )
-        raise r.fail("version", f"expected 'version: {FORMAT_VERSION}', found {version!r}; {hint}")
+        raise r.fail("version", f"expected 'version: {FORMAT_VERSION}' (or 1), found {version!r}; {hint}")
+    r.strict = version >= 2
+    if r.strict and "lines" not in top:
+        raise r.fail("end of file", _CUT_SHORT)
     items = r.required(top, "interactions", "top level", list)
     return [_parse_interaction(r, item, f"interactions[{i}]") for i, item in enumerate(items)]
+
+
+_CUT_SHORT = (
+    "the file ends before its closing 'lines: N' field: it was cut short (an interrupted copy, a bad "
+    "merge?). Re-record it, or restore it from version control"
+)
+
+
+def _check_line_count(document: dict[str, Any], text: str, path: Path | None) -> None:
+    """v2's footer: the file's line count, written last, so truncation and deleted lines are seen."""
+    declared = document.get("lines")
+    actual = text.count("\n") + (0 if text.endswith("\n") else 1)
+    where = f"line {actual}"
+    if "lines" not in document:
+        raise CassetteFormatError(path, where, _CUT_SHORT)
+    if list(document)[-1] != "lines":
+        raise CassetteFormatError(path, where, f"'lines' must be the last field of the file; {_CUT_SHORT}")
+    if isinstance(declared, bool) or not isinstance(declared, int):
+        raise CassetteFormatError(path, where, f"expected 'lines: N' with N the file's line count, found {declared!r}")
+    if declared != actual:
+        raise CassetteFormatError(
+            path,
+            where,
+            f"the file has {actual} lines but says it has {declared}: lines were removed or added since it "
+            "was written (cut short, or a bad merge). If you edited it by hand, run `streamtape lint --fix "
+            f"{path if path is not None else 'FILE'}` to check and re-count it; else re-record it",
+        )
 
 
 def _parse_interaction(r: _Reader, item: Any, place: str) -> Interaction:
@@ -273,6 +316,11 @@ def _parse_response(r: _Reader, raw: dict[str, Any], place: str) -> Response:
     if not 100 <= status <= 999:
         raise r.fail(f"{place}.status", f"expected an HTTP status between 100 and 999, found {status}")
     body = _parse_body(r, raw, place)
+    if r.strict:
+        for key in ("body", "chunks", "end"):
+            if key not in raw:
+                raise r.fail(place, f"missing required field {key!r} (format v2 states every response's body, "
+                                    "chunks and end; was the file cut short?)")  # fmt: skip
     timing = _parse_timing(r, raw.get("chunks"), f"{place}.chunks", body)
     end = raw.get("end", "clean")
     if not (end == "clean" or isinstance(end, dict)):
@@ -346,7 +394,7 @@ def _parse_cut(r: _Reader, raw: Any, place: str) -> Cut:
 
 # --- writing ---------------------------------------------------------------------------------------
 
-_HEADER = "# streamtape cassette, format v1 (docs/cassette-format.md). Bodies are byte-exact.\n"
+_HEADER = "# streamtape cassette, format v2 (docs/cassette-format.md). Bodies are byte-exact.\n"
 
 
 class _Writer:
@@ -362,6 +410,7 @@ class _Writer:
         text = yaml.dump(doc, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=1 << 30)
         placeholder = re.compile(rf" __streamtape_body_(\d+)_{self.nonce}__\n")
         rendered = _HEADER + placeholder.sub(lambda m: self._block(int(m.group(1))), text)
+        rendered += f"lines: {rendered.count(chr(10)) + 1}\n"  # the footer counts itself
         self._verify(rendered)
         return rendered
 
@@ -409,7 +458,9 @@ class _Writer:
 
     def _verify(self, rendered: str) -> None:
         """Load the whole document back before anything is written: a save never corrupts a file."""
-        loaded = _parse_document(yaml.load(rendered, Loader=_Loader), None)  # noqa: S506
+        document = yaml.load(rendered, Loader=_Loader)  # noqa: S506
+        loaded = _parse_document(document, None)
+        _check_line_count(document, rendered, None)
         actual: list[bytes] = []
         for item in loaded:
             if item.request.json is None and item.request.body:

@@ -125,7 +125,7 @@ def lint(paths: tuple[str, ...], fix: bool) -> None:
     problems = []
     for path in _progress(files, console, "linting"):
         if fix and any(p.fixable for p in lint_file(path)):
-            console.print(f"{path}: fixed {fix_secrets(path)} secret(s)", markup=False)
+            console.print(f"{path}: fixed {fix_secrets(path)} problem(s)", markup=False)
         problems += lint_file(path)
     for problem in problems:
         console.print(f"[{problem.kind}] {problem}", markup=False)

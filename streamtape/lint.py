@@ -34,18 +34,37 @@ class Problem:
         return f"{self.path}: {place}{self.message}"
 
 
+_RECOUNT = "lines were removed or added since it"
+
+
 def lint_file(path: Path) -> list[Problem]:
     try:
         cassette = Cassette.load(path)
     except CassetteError as exc:
-        return [Problem(path, "", "schema", str(exc).removeprefix(f"{path}: "))]
+        message = str(exc).removeprefix(f"{path}: ")
+        # a hand edit that changed the line count (the footer is there) can be re-counted by --fix
+        return [Problem(path, "", "schema", message, fixable=_RECOUNT in message)]
     problems: list[Problem] = []
+    if cassette.interactions and all(_failed(item) for item in cassette.interactions):
+        problems.append(Problem(path, "", "recording", (
+            "every interaction shows only that the recording failed (no response, or 401/403/407): "
+            "replaying it tests nothing of the API. Re-record it with network and key in order"
+        )))  # fmt: skip
     for index, item in enumerate(cassette.interactions):
         where = f"interactions[{index}]"
         problems += [Problem(path, where, "secret", m, True) for m in _secrets(item)]
         problems += [Problem(path, where, "sse", m) for m in _sse(item)]
         problems += [Problem(path, where, "readability", m) for m in _readability(item)]
+        if item.response is not None and isinstance(item.response.end, Cut) and item.response.end.error == "ClientClosed":
+            problems.append(Problem(path, where, "recording", (
+                "the recording stops where the app closed the response early and the rest could not be read; "
+                "a replay that reads further fails with IncompleteRecordingError. Re-record it"
+            )))  # fmt: skip
     return problems
+
+
+def _failed(item: Interaction) -> bool:
+    return item.response is None or item.response.status in (401, 403, 407)
 
 
 def _secrets(item: Interaction) -> list[str]:
@@ -114,9 +133,17 @@ def _readability(item: Interaction) -> list[str]:
 
 
 def fix_secrets(path: Path) -> int:
-    """Remove secret headers and key-shaped strings; save atomically. Returns how many were fixed."""
-    cassette = Cassette.load(path)
-    fixed = 0
+    """Remove secret headers and key-shaped strings, and re-count a hand-edited file's lines; save
+    atomically. Returns how many things were fixed."""
+    try:
+        cassette = Cassette.load(path)
+        recount = 0
+    except CassetteError as exc:
+        if _RECOUNT not in str(exc):
+            raise
+        cassette = Cassette.loads(path.read_text(encoding="utf-8"), path=path, check_lines=False)
+        recount = 1
+    fixed = recount
     items = []
     for item in cassette.interactions:
         request, count = _clean_request(item.request)

@@ -19,18 +19,21 @@ import pytest
 
 from .cassette import Cassette
 from .errors import StreamtapeError
-from .tape import RecordMode, Tape
+from .tape import PLACEHOLDER_KEY, RecordMode, Tape
+
+__all__ = ["PLACEHOLDER_KEY", "TapeSettings", "default_cassette_path", "settings_for"]
 
 _TAPE_HELP = (
-    "tape(cassette=None, *, faults=None, record_mode=None, match_on=None, speed=None): replay (or record) "
-    "the test's HTTP traffic with a streamtape cassette; default path <test dir>/cassettes/<module>/<test>.yaml"
+    "tape(cassette=None, *, faults=None, record_mode=None, match_on=None, speed=None, allow_hosts=None, "
+    "record_failures=None): replay (or record) the test's HTTP traffic with a streamtape cassette (no fixture "
+    "needed); default path <test dir>/cassettes/<module>/<test>.yaml"
 )
 _FAULTS_HELP = (
     "tape_faults(*specs): run the test once per fault spec, e.g. 'disconnect:after=*' (one test per event "
     "boundary of the cassette), 'at_byte=*/64' (every 64th byte), 'rate_limit*3', 'stall:after=2'"
 )
-_MARKER_KEYS = ("cassette", "faults", "record_mode", "match_on", "speed")
-PLACEHOLDER_KEY = "streamtape-replay-placeholder-key"
+_MARKER_KEYS = ("cassette", "faults", "record_mode", "match_on", "speed", "allow_hosts", "record_failures")
+_RESULTS = pytest.StashKey[list[str]]()  # what the terminal summary reports: recordings that skipped faults
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,8 @@ class TapeSettings:
     match_on: Any = None
     speed: float = 0.0
     strict: bool = False
+    allow_hosts: tuple[str, ...] = ()
+    record_failures: bool = False
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -60,11 +65,33 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("tape_record_mode", "record mode for tapes: none, once, new_episodes, all", default="")
     parser.addini("tape_cassette_dir", "where cassettes live (default: <test dir>/cassettes)", default="")
     parser.addini("tape_strict", "fail tests that leave recorded interactions unplayed", type="bool", default=False)
+    parser.addini(
+        "tape_allow_hosts",
+        "hosts tests may reach unrecorded while a tape is entered (names, addresses, * patterns; "
+        "loopback only when listed)",
+        type="linelist",
+        default=[],
+    )
+    parser.addini(
+        "tape_record_failures",
+        "save recordings that only show the recording failed (no response, 401/403/407)",
+        type="bool",
+        default=False,
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", _TAPE_HELP)
     config.addinivalue_line("markers", _FAULTS_HELP)
+    config.stash[_RESULTS] = []
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    notes = config.stash.get(_RESULTS, [])
+    if notes:
+        terminalreporter.section("streamtape")
+        for note in notes:
+            terminalreporter.write_line(note)
 
 
 def settings_for(node: Any, config: pytest.Config) -> TapeSettings:
@@ -86,6 +113,12 @@ def settings_for(node: Any, config: pytest.Config) -> TapeSettings:
     )
     strict = _first(config.getoption("--tape-strict"), config.getini("tape_strict"))
     speed = kwargs.get("speed")
+    allow_hosts = kwargs.get("allow_hosts")
+    if allow_hosts is None:
+        allow_hosts = config.getini("tape_allow_hosts")
+    elif isinstance(allow_hosts, str):
+        allow_hosts = [allow_hosts]
+    record_failures = _first(kwargs.get("record_failures"), config.getini("tape_record_failures"))
     try:
         record_mode = RecordMode.parse(mode or "none")
     except StreamtapeError as exc:
@@ -97,6 +130,8 @@ def settings_for(node: Any, config: pytest.Config) -> TapeSettings:
         match_on=kwargs.get("match_on"),
         speed=0.0 if speed is None else speed,
         strict=bool(strict),
+        allow_hosts=tuple(allow_hosts),
+        record_failures=bool(record_failures),
     )
 
 
@@ -152,15 +187,28 @@ class _Unexpandable:
     reason: str
 
 
+@dataclass(frozen=True)
+class _RecordFirst:
+    """A sweep whose cassette is not recorded yet, in a recording mode: one run that records it clean."""
+
+    specs: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return "record"
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     marker = metafunc.definition.get_closest_marker("tape_faults")
     if marker is None:
         return
-    if "tape" not in metafunc.fixturenames:
-        raise pytest.UsageError(f"{metafunc.definition.nodeid}: @pytest.mark.tape_faults needs the `tape` fixture")
     if not marker.args or not all(isinstance(spec, str) for spec in marker.args):
         raise pytest.UsageError(f"{metafunc.definition.nodeid}: @pytest.mark.tape_faults takes fault spec strings")
     settings = settings_for(metafunc.definition, metafunc.config)
+    sweeps = [spec for spec in marker.args if "=*" in spec]
+    if sweeps and not settings.path.exists() and settings.record_mode is not RecordMode.NONE:
+        # nothing to sweep over yet: one run records the clean stream; the next run expands
+        metafunc.parametrize("tape_fault", [_RecordFirst(tuple(marker.args))], ids=["record"], indirect=True)
+        return
     params = [item for spec in marker.args for item in _expand(spec, settings.path, metafunc.definition.nodeid)]
     ids = [item.spec if isinstance(item, _Unexpandable) else item for item in params]
     metafunc.parametrize("tape_fault", params, ids=ids, indirect=True)
@@ -173,8 +221,10 @@ def _expand(spec: str, path: Path, nodeid: str) -> list[Any]:
         _check(parse, spec, nodeid)
         return [spec]
     if not path.exists():
-        return [_Unexpandable(spec, f"{spec!r} sweeps the cassette {path}, which is not recorded yet; "
-                                    "record it first (--tape-record-mode=once), then run the sweep")]  # fmt: skip
+        return [_Unexpandable(spec, f"{spec!r} sweeps the cassette {path}, which is not recorded yet, and "
+                                    "record mode 'none' never records. Record it once: run with "
+                                    "--tape-record-mode=once (the sweep then collapses to one run that "
+                                    "records the clean stream), then run again to sweep.")]  # fmt: skip
     events, size = _stream_shape(path)
     if "after=*" in spec:
         expanded = [spec.replace("after=*", f"after={n}") for n in range(events + 1)]
@@ -210,6 +260,7 @@ def _stream_shape(path: Path) -> tuple[int, int]:
 
 @contextmanager
 def _as_failure() -> Iterator[None]:
+    __tracebackhide__ = True
     try:
         yield
     except StreamtapeError as exc:
@@ -218,31 +269,51 @@ def _as_failure() -> Iterator[None]:
 
 @pytest.fixture
 def tape_fault(request: pytest.FixtureRequest) -> Any:
-    """The fault spec this run of a ``tape_faults`` test applies (``None`` outside a sweep)."""
+    """The fault spec this run of a ``tape_faults`` test applies (``None`` outside a sweep, and in the
+    run that records a sweep's cassette first)."""
     param = getattr(request, "param", None)
     if isinstance(param, _Unexpandable):
         pytest.fail(param.reason, pytrace=False)
     return param
 
 
+@pytest.fixture(autouse=True)
+def _streamtape_marker(request: pytest.FixtureRequest, tape_fault: Any) -> None:
+    """A test marked ``tape`` (or ``tape_faults``) gets its tape without asking for the fixture, and a
+    test that asks for it gets it before any other function fixture (a client fixture then sees the
+    replay's placeholder key): autouse fixtures are set up first."""
+    node = request.node
+    if "tape" in request.fixturenames or node.get_closest_marker("tape") or node.get_closest_marker("tape_faults"):
+        request.getfixturevalue("tape")
+
+
 @pytest.fixture
-def tape(request: pytest.FixtureRequest, tape_fault: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Tape]:
-    """The active streamtape ``Tape``: every httpx2/httpx request of the test goes through it."""
+def tape(request: pytest.FixtureRequest, tape_fault: Any) -> Iterator[Tape]:
+    """The active streamtape ``Tape``: every httpx2/httpx request of the test goes through it, and
+    nothing else reaches the network (``allow_hosts`` aside)."""
     settings = settings_for(request.node, request.config)
-    faults = tape_fault if tape_fault is not None else settings.faults
-    active = Tape(settings.path, record_mode=settings.record_mode, match_on=settings.match_on,
-                  speed=settings.speed, faults=faults)  # fmt: skip
-    # A harness error at setup or teardown fails the test with its message (pytest's fixture
-    # machinery only expects Exceptions there; streamtape's errors are BaseExceptions).
+    recording_first = isinstance(tape_fault, _RecordFirst)
+    faults = None if recording_first else tape_fault if tape_fault is not None else settings.faults
     with _as_failure():
+        active = Tape(settings.path, record_mode=settings.record_mode, match_on=settings.match_on,
+                      speed=settings.speed, faults=faults, allow_hosts=settings.allow_hosts,
+                      record_failures=settings.record_failures)  # fmt: skip
+        # A harness error at setup or teardown fails the test with its message (pytest's fixture
+        # machinery only expects Exceptions there; streamtape's errors are BaseExceptions).
         active.__enter__()
     try:
-        if active.offline and not os.environ.get("ANTHROPIC_API_KEY"):
-            monkeypatch.setenv("ANTHROPIC_API_KEY", PLACEHOLDER_KEY)  # replay needs no key; the SDK wants one
         yield active
     finally:
         with _as_failure():
             active.__exit__(None, None, None)
+    notes = request.config.stash.get(_RESULTS, [])
+    if recording_first and active.recorded:
+        specs = ", ".join(tape_fault.specs)
+        notes.append(f"{request.node.nodeid}: recorded the clean stream to {settings.path}; run again to sweep "
+                     f"{specs}")  # fmt: skip
+    elif active.faults_skipped:
+        notes.append(f"{request.node.nodeid}: recorded to {settings.path} without its faults (faults shape "
+                     "replays only); run again to test them")  # fmt: skip
     if settings.strict and active.unplayed:
         unplayed = "\n".join(f"  - {item.describe()}" for item in active.unplayed)
         pytest.fail(

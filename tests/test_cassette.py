@@ -123,8 +123,10 @@ BAD_FILES = {
     "not-yaml": ("version: 1\ninteractions: [\n", "line 3, column 1: not valid YAML"),
     "empty": ("", "the file is empty"),
     "a-list": ("- 1\n", "top level: expected a mapping, found a list"),
-    "no-version": ("interactions: []\n", "version: expected 'version: 1', found None"),
-    "newer-version": ("version: 2\ninteractions: []\n", "a newer streamtape wrote it; upgrade streamtape"),
+    "no-version": ("interactions: []\n", "version: expected 'version: 2' (or 1), found None"),
+    "newer-version": ("version: 3\ninteractions: []\n", "a newer streamtape wrote it; upgrade streamtape"),
+    "v2-cut-short": ("version: 2\ninteractions: []\n", "line 2: the file ends before its closing 'lines: N' field"),
+    "v2-lines-removed": ("version: 2\ninteractions: []\nlines: 4\n", "line 3: the file has 3 lines but says it has 4"),
     "no-interactions": ("version: 1\n", "top level: missing required field 'interactions'"),
     "no-request": (
         "version: 1\ninteractions:\n- response: {status: 200}\n",

@@ -231,8 +231,10 @@ class TestSweeps:
         )
         result = pytester.runpytest("test_bad_spec_and_missing_cassette.py")
         result.stdout.fnmatch_lines(
-            ["*missing.yaml, which is not recorded yet; record it first (--tape-record-mode=once)*"]
+            ["*missing.yaml, which is not recorded yet, and record mode 'none' never records. Record it once: "
+             "run with --tape-record-mode=once*"]
         )
+        result.assert_outcomes(errors=1)
         result = pytester.runpytest("test_bad.py")
         result.stdout.fnmatch_lines(["*unknown fault 'disconect'; valid: refuse, reset, disconnect*"])
 
