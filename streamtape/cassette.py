@@ -185,7 +185,14 @@ class Cassette:
             raise CassetteFormatError(path, place, f"not valid YAML ({problem})") from None
         if check_lines and isinstance(document, dict) and document.get("version") == 2:
             _check_line_count(document, text, path)
-        return cls(_parse_document(document, path), path)
+        try:
+            return cls(_parse_document(document, path), path)
+        except CassetteFormatError as exc:
+            if exc.place.startswith("line"):
+                raise
+            line = _locate(text, exc.place)
+            raise CassetteFormatError(path, f"line {line}, {exc.place}" if exc.place else f"line {line}",
+                                      str(exc).split(f"{exc.place}: ", 1)[-1]) from None  # fmt: skip
 
     def save(self, path: str | os.PathLike[str] | None = None) -> Path:
         """Write atomically (a crash never leaves a torn file) and return the path written."""
@@ -262,6 +269,20 @@ def _parse_document(document: Any, path: Path | None) -> list[Interaction]:
         raise r.fail("end of file", _CUT_SHORT)
     items = r.required(top, "interactions", "top level", list)
     return [_parse_interaction(r, item, f"interactions[{i}]") for i, item in enumerate(items)]
+
+
+def _locate(text: str, place: str) -> int:
+    """The line a field's error is about (the safe loader keeps no positions): the start of
+    ``interactions[i]``, the ``version`` line, or the first line."""
+    lines = text.splitlines()
+    match = re.match(r"interactions\[(\d+)\]", place)
+    if match:
+        starts = [n for n, line in enumerate(lines, 1) if line.startswith("- ")]
+        index = int(match.group(1))
+        return starts[index] if index < len(starts) else len(lines)
+    if place.startswith("version"):
+        return next((n for n, line in enumerate(lines, 1) if line.startswith("version:")), 1)
+    return next((n for n, line in enumerate(lines, 1) if line.strip() and not line.startswith("#")), 1)
 
 
 _CUT_SHORT = (

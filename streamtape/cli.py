@@ -18,7 +18,7 @@ from rich.table import Table
 
 from . import __version__
 from .cassette import Cassette
-from .errors import StreamtapeError
+from .errors import RecordingFailedError, StreamtapeError
 from .starters import starter
 
 EPILOG_EXIT = "Exit codes: 0 success, 1 problems found, 2 usage or input error."
@@ -249,9 +249,12 @@ def play(cassette: str, fault_specs: tuple[str, ...], speed: float, index: int) 
     console = _console()
     with tempfile.TemporaryDirectory(prefix="streamtape-play-") as tmp:
         single = Cassette([item]).save(Path(tmp) / "play.yaml")
-        tape = Tape(single, speed=speed, faults=_fault_spec(fault_specs), match_on=["method", "path"])
-        with tape, anthropic.Anthropic(base_url=origin, api_key="streamtape-play", max_retries=2) as client:
-            outcome = stream_message(client, params, console)
+        try:
+            tape = Tape(single, speed=speed, faults=_fault_spec(fault_specs), match_on=["method", "path"])
+            with tape, anthropic.Anthropic(base_url=origin, api_key="streamtape-play", max_retries=2) as client:
+                outcome = stream_message(client, params, console)
+        except StreamtapeError as exc:  # the harness, not the app: exit 2, and name the cassette
+            _fail(f"{cassette}: {exc}")
     console.print(f"streamtape: {summary(outcome)}", markup=False)
     if outcome.error is not None:
         console.print(f"streamtape: {seed_verdict(outcome.error)}", markup=False)
@@ -260,7 +263,7 @@ def play(cassette: str, fault_specs: tuple[str, ...], speed: float, index: int) 
 
 @main.command(epilog="Examples:\n\n  ANTHROPIC_API_KEY=... streamtape record story.yaml --prompt 'Write a story'\n\n"
                      "  streamtape record tools.yaml --request request.json --base-url http://127.0.0.1:8080\n\n"
-                     "Exit codes: 0 recorded, 1 the call failed (what arrived is still saved), 2 usage or "
+                     "Exit codes: 0 recorded, 1 the call failed (a response that broke off is still saved; no response, or a refused key, saves nothing), 2 usage or "
                      "input error.")  # fmt: skip
 @click.argument("out", type=click.Path(dir_okay=False))
 @click.option("--prompt", help="the user message")
@@ -288,10 +291,17 @@ def record(out: str, prompt: str | None, request_file: str | None, model: str, m
     params = _record_params(prompt, request_file, model, max_tokens, thinking)
     console = _console()
     tape = Tape(out, record_mode="all")
-    with tape, anthropic.Anthropic(base_url=base_url, max_retries=0) as client:
-        outcome = stream_message(client, params, console)
+    failed: str | None = None
+    try:
+        with tape, anthropic.Anthropic(base_url=base_url, max_retries=0) as client:
+            outcome = stream_message(client, params, console)
+    except RecordingFailedError as exc:  # no response, or the key was refused: nothing is saved
+        failed = str(exc)
     recorded = tape.recorded
-    saved = f"{len(recorded[-1].body)} bytes saved to {out}" if recorded else "nothing was recorded"
+    saved = f"{len(recorded[-1].body)} bytes saved to {out}" if recorded and not failed else "nothing was saved"
+    if failed:
+        console.print(f"streamtape: {summary(outcome)}; {failed}", markup=False)
+        sys.exit(1)
     console.print(f"streamtape: {summary(outcome)}; {saved}", markup=False)
     sys.exit(1 if outcome.error is not None else 0)
 

@@ -38,13 +38,20 @@ _RECOUNT = "lines were removed or added since it"
 
 
 def lint_file(path: Path) -> list[Problem]:
+    problems: list[Problem] = []
     try:
         cassette = Cassette.load(path)
     except CassetteError as exc:
         message = str(exc).removeprefix(f"{path}: ")
-        # a hand edit that changed the line count (the footer is there) can be re-counted by --fix
-        return [Problem(path, "", "schema", message, fixable=_RECOUNT in message)]
-    problems: list[Problem] = []
+        if _RECOUNT not in message:
+            return [Problem(path, "", "schema", message)]
+        # a hand edit that changed the line count (the footer is there): --fix re-counts it, and the
+        # rest of the file is still checked
+        problems.append(Problem(path, "", "schema", message, fixable=True))
+        try:
+            cassette = Cassette.loads(path.read_text(encoding="utf-8"), path=path, check_lines=False)
+        except CassetteError as inner:
+            return [Problem(path, "", "schema", str(inner).removeprefix(f"{path}: "))]
     if cassette.interactions and all(_failed(item) for item in cassette.interactions):
         problems.append(Problem(path, "", "recording", (
             "every interaction shows only that the recording failed (no response, or 401/403/407): "

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import struct
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -19,6 +20,7 @@ from typing import Any
 import h11
 
 from .cassette import Cassette, Request
+from .errors import StreamtapeError
 from .matching import Matcher, Player, resolve_matchers
 from .wire import Action, Cut, End, Respond, Send, Stall, expand
 
@@ -127,11 +129,17 @@ class ReplayServer:
         request = _read_request(sock, connection)
         if request is None:
             return False
-        with self._lock:
-            self.requests.append(request)
-            index = self._player.choose(request)
-            explanation = self._player.explain(request) if index is None else []
-            actions = self._actions(request, index) if index is not None else []
+        try:
+            with self._lock:
+                self.requests.append(request)
+                index = self._player.choose(request)
+                explanation = self._player.explain(request) if index is None else []
+                actions = self._actions(request, index) if index is not None else []
+        except StreamtapeError as exc:  # a harness mistake (a fault that cannot apply): say so, never retried
+            message = f"streamtape serve: {request.method} {request.url}: {exc}"
+            print(message, file=sys.stderr, flush=True)
+            _send_error(sock, connection, 500, "api_error", message)
+            return connection.our_state is h11.DONE and connection.their_state is h11.DONE
         if index is None:
             _send_unmatched(sock, connection, request, explanation)
         else:
@@ -206,12 +214,17 @@ def _read_request(sock: socket.socket, connection: h11.Connection) -> Request | 
 
 def _send_unmatched(sock: socket.socket, connection: h11.Connection, request: Request, lines: list[str]) -> None:
     """An Anthropic-shaped 404 that SDKs do not retry, saying what came closest."""
+    message = " ".join([f"streamtape serve: no recorded interaction matches {request.method} {request.url}.", *lines])
+    _send_error(sock, connection, 404, "not_found_error", message)
+
+
+def _send_error(sock: socket.socket, connection: h11.Connection, status: int, kind: str, message: str) -> None:
+    """An Anthropic-shaped error response that SDKs do not retry (``x-should-retry: false``)."""
     import json
 
-    message = " ".join([f"streamtape serve: no recorded interaction matches {request.method} {request.url}.", *lines])
-    body = json.dumps({"type": "error", "error": {"type": "not_found_error", "message": message}}).encode()
+    body = json.dumps({"type": "error", "error": {"type": kind, "message": message}}).encode()
     headers = [("content-type", "application/json"), ("content-length", str(len(body))), ("x-should-retry", "false")]
-    _send(sock, connection, h11.Response(status_code=404, headers=headers))
+    _send(sock, connection, h11.Response(status_code=status, headers=headers))
     _send(sock, connection, h11.Data(data=body))
     _send(sock, connection, h11.EndOfMessage())
 

@@ -1,0 +1,393 @@
+"""A test never passes by accident: every harness mistake reaches the test as itself, no request
+escapes a tape, a failed recording is not a cassette, a damaged cassette never loads as a valid one,
+and what the app did not read while recording is still the truth.
+
+Each test makes the mistake a user would make, through the real SDK, real sockets and real pytest runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import anthropic
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import streamtape
+from streamtape import (
+    Cassette,
+    CassetteFormatError,
+    ConfigError,
+    IncompleteRecordingError,
+    NetworkBlockedError,
+    RecordingFailedError,
+    StreamtapeError,
+    faults,
+)
+from tests.support import sdk
+from tests.support.wire_server import WireServer, error_reply, transcript
+
+THINKING = streamtape.starter("thinking")
+PARAMS = {"model": "claude-sonnet-4-5", "max_tokens": 1024, "messages": [{"role": "user", "content": "hi"}]}
+
+
+@contextlib.contextmanager
+def listener() -> Iterator[tuple[socket.socket, str]]:
+    """A listening socket nobody serves: afterwards, ``attempted(sock)`` says whether anything connected."""
+    sock = socket.create_server(("127.0.0.1", 0))
+    sock.setblocking(False)
+    try:
+        yield sock, f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        sock.close()
+
+
+def attempted(sock: socket.socket) -> bool:
+    try:
+        conn, _ = sock.accept()
+    except BlockingIOError:
+        return False
+    conn.close()
+    return True
+
+
+# --- 1. harness errors reach the test as themselves -------------------------------------------------
+
+
+def test_no_streamtape_error_is_an_exception() -> None:
+    errors = [cls for cls in vars(streamtape.errors).values() if isinstance(cls, type) and issubclass(cls, StreamtapeError)]
+    assert len(errors) >= 8 and not [cls for cls in errors if issubclass(cls, Exception)]
+
+
+def test_a_position_past_the_end_is_refused_when_the_tape_is_entered() -> None:
+    with pytest.raises(ConfigError, match=r"asks for after=500, but the longest response .* use after=0\.\.17"):
+        streamtape.use_cassette(THINKING, faults="disconnect:after=500").__enter__()
+    assert streamtape.guard._GUARD.undo == []  # nothing was left installed
+
+
+def test_an_app_that_catches_everything_still_fails(tmp_path: Path) -> None:
+    """The app's `except Exception` and the SDK's retries never see a harness error."""
+    two = Cassette([Cassette.load(THINKING).interactions[0], Cassette.load(streamtape.starter("text")).interactions[0]])
+    path = two.save(tmp_path / "two.yaml")  # thinking has 17 events, text 7: after=12 cuts only the first
+    # the first request gets the cut (an ordinary connection error); the second interaction (7 events)
+    # answers the next one, where the fault cannot apply: the harness error escapes the app's handler
+    with streamtape.use_cassette(path, faults="disconnect:after=12", match_on=["path"]):
+        client = anthropic.Anthropic(max_retries=2)
+        with client.messages.stream(**PARAMS) as stream:
+            with contextlib.suppress(Exception):
+                stream.get_final_message()  # the first, cut: an ordinary (caught) connection error
+        with pytest.raises(ConfigError, match=r"interaction #1 .*after=12, but the recorded response has 7"):
+            try:
+                with client.messages.stream(**PARAMS) as stream:
+                    stream.get_final_message()
+            except Exception:  # noqa: BLE001
+                pytest.fail("the harness error was caught as an Exception")
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: faults.disconnect(aftr=3), "disconnect has no parameter 'aftr'; valid: after, at_byte"),
+        (lambda: faults.stall(seconds="long"), "stall: seconds='long' is not valid; expected float or none"),
+        (lambda: faults.rechunk(8), "rechunk takes keyword parameters only"),
+        (lambda: faults.parse("disconnect:aftr=3"), "fault spec 'disconnect:aftr=3': disconnect has no parameter"),
+    ],
+)
+def test_fault_constructors_say_what_is_valid(make, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        make()
+    assert message in str(info.value)
+
+
+def test_play_exits_2_for_a_harness_error() -> None:
+    from tests.test_cli import streamtape as cli
+
+    result = cli("play", "starter:text", "--speed", "0", "--fault", "disconnect:after=500")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "after=500" in result.stderr and "use after=0..7" in result.stderr
+
+
+def test_serve_answers_a_harness_error_with_one_clear_non_retried_error(capfd: pytest.CaptureFixture[str]) -> None:
+    from streamtape.server import ReplayServer
+
+    two = Cassette([Cassette.load(THINKING).interactions[0], Cassette.load(streamtape.starter("text")).interactions[0]])
+    with ReplayServer(two, speed=0, faults="disconnect:after=12", match_on=["method", "path"]) as replay:
+        client = anthropic.Anthropic(base_url=replay.base_url, api_key="k", max_retries=2)
+        with contextlib.suppress(anthropic.APIConnectionError), client.messages.stream(**PARAMS) as stream:
+            stream.get_final_message()
+        with pytest.raises(anthropic.InternalServerError) as info:
+            client.messages.create(**PARAMS)
+        assert len(replay.requests) == 2  # x-should-retry: false
+    assert "after=12, but the recorded response has 7 SSE events" in str(info.value)
+    err = capfd.readouterr().err
+    assert err.count("streamtape serve:") == 1 and "Traceback" not in err
+
+
+# --- 2. no request escapes ---------------------------------------------------------------------------
+
+
+def test_a_raw_socket_never_connects_while_a_tape_is_entered() -> None:
+    with listener() as (sock, _), streamtape.use_cassette(THINKING):
+        with pytest.raises(NetworkBlockedError, match=r"a connection to 127\.0\.0\.1:\d+: streamtape blocked"):
+            socket.create_connection(sock.getsockname(), timeout=1)
+        assert not attempted(sock)
+    with listener() as (sock, _), streamtape.use_cassette(THINKING, allow_hosts=["localhost"]):
+        socket.create_connection(sock.getsockname(), timeout=1).close()  # allowed: a test's own service
+        assert attempted(sock)
+
+
+def test_requests_and_urllib3_are_blocked_in_replay_and_in_recording(tmp_path: Path) -> None:
+    requests = pytest.importorskip("requests")
+    for mode, path in (("none", THINKING), ("once", tmp_path / "new.yaml")):
+        with listener() as (sock, url), streamtape.use_cassette(path, record_mode=mode) as tape:
+            with pytest.raises(NetworkBlockedError, match=rf"GET {url}/health: .*urllib3 \(requests, boto3\)"):
+                requests.get(f"{url}/health", timeout=1)
+            assert not attempted(sock) and tape.calls == []
+        assert not (tmp_path / "new.yaml").exists()
+
+
+async def test_an_aiohttp_session_is_blocked_and_allow_hosts_lets_it_through(server: WireServer) -> None:
+    aiohttp = pytest.importorskip("aiohttp")
+    async with aiohttp.ClientSession() as session:  # made before the tape: still guarded
+        with listener() as (sock, url):
+            async with streamtape.use_cassette(THINKING):
+                with pytest.raises(NetworkBlockedError, match=rf"GET {url}/v1/models: .*aiohttp"):
+                    await session.get(f"{url}/v1/models")
+            assert not attempted(sock)
+        server.queue(error_reply("http_429_rate_limit"))
+        async with streamtape.use_cassette(THINKING, allow_hosts=["127.0.0.1"]) as tape:
+            async with session.post(f"{server.base_url}/v1/messages", json={}) as response:
+                assert response.status == 429  # reached the real server, unrecorded
+        assert tape.calls == [] and len(server.requests) == 1
+
+
+async def test_the_sdks_aiohttp_transport_never_reaches_the_network_in_replay() -> None:
+    if not hasattr(anthropic, "DefaultAioHttpClient"):
+        pytest.skip("this SDK has no aiohttp transport")
+    pytest.importorskip("aiohttp")
+    with listener() as (sock, url):
+        async with streamtape.use_cassette(THINKING) as tape:
+            client = anthropic.AsyncAnthropic(base_url=url, http_client=anthropic.DefaultAioHttpClient())
+            with pytest.raises(NetworkBlockedError, match=r"POST .*/v1/messages: .*DefaultAioHttpClient"):
+                try:
+                    await client.messages.create(**PARAMS)
+                except Exception:  # noqa: BLE001 - the SDK and the app cannot swallow it
+                    pytest.fail("caught as an Exception")
+            await client.close()
+        assert not attempted(sock) and tape.calls == []
+
+
+# --- 3. the marker works alone, keyless replay everywhere --------------------------------------------
+
+
+def test_use_cassette_replays_without_a_key_and_restores_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    with streamtape.use_cassette(THINKING, match_on=["method", "path"]):
+        with anthropic.Anthropic().messages.stream(**PARAMS) as stream:
+            assert stream.get_final_message().stop_reason == "end_turn"
+    assert "ANTHROPIC_API_KEY" not in os.environ
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "mine")
+    with streamtape.use_cassette(THINKING):
+        assert os.environ["ANTHROPIC_API_KEY"] == "mine"
+
+
+PLUGIN_CASES = """
+import anthropic, pytest, streamtape
+
+THINKING = streamtape.starter("thinking")
+PARAMS = {"model": "m", "max_tokens": 5, "messages": []}
+
+@pytest.fixture
+def client():
+    return anthropic.Anthropic()  # reads the key now: before the tape, it would have none
+
+@pytest.mark.tape(THINKING, match_on=["method", "path"])
+def test_marker_without_the_fixture(client):
+    with client.messages.stream(**PARAMS) as stream:
+        assert stream.get_final_message().stop_reason == "end_turn"
+
+@pytest.mark.tape(THINKING, match_on=["method", "path"])
+def test_fixture_order_does_not_matter(client, tape):
+    with client.messages.stream(**PARAMS) as stream:
+        assert stream.get_final_message().stop_reason == "end_turn" and len(tape.calls) == 1
+
+@pytest.mark.tape("missing.yaml")
+def test_marker_alone_blocks_the_network(client):
+    client.messages.create(**PARAMS)
+
+@pytest.mark.tape(THINKING, faults="disconnect:after=500", match_on=["method", "path"])
+def test_careless_app_with_a_bad_position(client):
+    try:
+        client.messages.create(**PARAMS)
+    except Exception:
+        pass
+"""
+
+
+def test_the_marker_works_alone_and_fixture_order_never_matters(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    pytester.makepyfile(PLUGIN_CASES)
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2, errors=2)
+    result.stdout.fnmatch_lines(["*missing.yaml: no such cassette, and record mode 'none' never records*"])
+    result.stdout.fnmatch_lines(["*asks for after=500*use after=0..17*"])
+    assert "Traceback" not in result.stdout.str()
+
+
+# --- 4. a failed recording is not a cassette ---------------------------------------------------------
+
+
+def test_a_refused_recording_saves_nothing_and_says_what_happened(tmp_path: Path) -> None:
+    with listener() as (sock, url):
+        pass  # closed: connections to it are refused
+    path = tmp_path / "story.yaml"
+    with pytest.raises(RecordingFailedError) as info:
+        with streamtape.use_cassette(path, record_mode="once"):
+            outcome = sdk.consume(url)
+    assert outcome.error is not None and not path.exists()
+    assert f"recording failed, so nothing was saved to {path}" in str(info.value)
+    assert "got no response (ConnectError" in str(info.value) and "record_failures=True" in str(info.value)
+
+
+def test_an_auth_failure_is_not_saved_unless_asked(server: WireServer, tmp_path: Path) -> None:
+    path = tmp_path / "story.yaml"
+    server.queue(error_reply("http_401_authentication"))
+    with pytest.raises(RecordingFailedError, match="got 401"), streamtape.use_cassette(path, record_mode="once"):
+        assert sdk.consume(server.base_url).status == 401
+    assert not path.exists()
+    server.queue(error_reply("http_401_authentication"))
+    with streamtape.use_cassette(path, record_mode="once", record_failures=True):
+        sdk.consume(server.base_url)
+    from streamtape.lint import lint_file
+
+    assert [p.kind for p in lint_file(path)] == ["recording"]
+
+
+def test_a_real_mid_stream_failure_is_still_recorded(server: WireServer, tmp_path: Path) -> None:
+    server.queue(transcript("text_basic", fin_after=3))
+    with streamtape.use_cassette(tmp_path / "c.yaml", record_mode="once"):
+        sdk.consume(server.base_url)
+    assert Cassette.load(tmp_path / "c.yaml").interactions[0].response.end.error == "RemoteProtocolError"
+
+
+# --- 5. sweeps record themselves ---------------------------------------------------------------------
+
+
+def test_a_sweep_records_its_cassette_then_expands(pytester: pytest.Pytester, server: WireServer) -> None:
+    server.queue(transcript("text_basic"))
+    pytester.makepyfile(f"""
+        import anthropic, pytest
+
+        @pytest.mark.tape_faults("disconnect:after=*")
+        def test_story():
+            client = anthropic.Anthropic(base_url="{server.base_url}", api_key="k", max_retries=0)
+            try:
+                with client.messages.stream(model="m", max_tokens=5, messages=[]) as stream:
+                    stream.get_final_message()
+            except anthropic.APIConnectionError:
+                pass
+    """)
+    first = pytester.runpytest("--tape-record-mode=once", "-p", "no:cacheprovider", "-rA")
+    first.assert_outcomes(passed=1)
+    first.stdout.fnmatch_lines(["*test_story?record?: recorded the clean stream to *; run again to sweep*"])
+    assert "record it first" not in first.stdout.str()
+    server.stop()
+    second = pytester.runpytest("--tape-record-mode=once", "-p", "no:cacheprovider")
+    second.assert_outcomes(passed=8)  # after=0..7: every cut point, replayed
+
+
+# --- 6. a damaged cassette never loads as a valid one ------------------------------------------------
+
+_WRITTEN = Cassette.load(THINKING).dumps()
+_LINES = _WRITTEN.splitlines(keepends=True)
+
+
+@settings(max_examples=300, deadline=None)
+@given(start=st.integers(0, len(_LINES)), length=st.integers(0, len(_LINES)), cut=st.integers(0, len(_WRITTEN)))
+def test_truncations_and_deleted_lines_load_exactly_or_are_refused(start: int, length: int, cut: int) -> None:
+    original = Cassette.loads(_WRITTEN).interactions
+    for text in ("".join(_LINES[:start] + _LINES[start + length :]), _WRITTEN[:cut]):
+        try:
+            loaded = Cassette.loads(text, path=Path("story.yaml"))
+        except CassetteFormatError as exc:
+            assert str(exc).startswith("story.yaml: ") and ("line" in str(exc) or "empty" in str(exc))
+            continue
+        assert loaded.interactions == original
+
+
+def test_every_truncation_of_a_real_cassette_is_refused() -> None:
+    refused = 0
+    for cut in range(len(_WRITTEN) - 1):
+        with contextlib.suppress(CassetteFormatError):
+            Cassette.loads(_WRITTEN[:cut])
+            continue
+        refused += 1
+    assert refused == len(_WRITTEN) - 1
+
+
+def test_format_v1_still_loads() -> None:
+    v1 = "version: 1\ninteractions:\n- request: {method: GET, url: 'http://x/'}\n  response: {status: 200, body: hi}\n"
+    assert Cassette.loads(v1).interactions[0].body == b"hi"
+
+
+# --- 7. what the app did not read is still the truth -------------------------------------------------
+
+
+def _first_words(base_url: str) -> str:
+    client = anthropic.Anthropic(base_url=base_url, api_key="k", max_retries=0)
+    with client.messages.stream(**PARAMS) as stream:
+        for text in stream.text_stream:
+            return text  # stops reading after the first words, as a preview would
+    return ""
+
+
+def test_an_early_close_while_recording_still_saves_the_whole_stream(server: WireServer, tmp_path: Path) -> None:
+    reply = transcript("text_multi_delta")
+    server.queue(reply)
+    with streamtape.use_cassette(tmp_path / "c.yaml", record_mode="once"):
+        assert _first_words(server.base_url)
+    saved = Cassette.load(tmp_path / "c.yaml").interactions[0].response
+    assert saved.body == b"".join(reply.events) and saved.end == streamtape.wire.End(saved.end.at)
+    server.stop()
+    with streamtape.use_cassette(tmp_path / "c.yaml", match_on=["method", "path"]):  # read it all in replay
+        with anthropic.Anthropic(max_retries=0).messages.stream(**PARAMS) as stream:
+            assert stream.get_final_message().stop_reason == "end_turn"
+
+
+async def test_an_early_close_while_recording_async(server: WireServer, tmp_path: Path) -> None:
+    reply = transcript("text_multi_delta")
+    server.queue(reply)
+    async with streamtape.use_cassette(tmp_path / "c.yaml", record_mode="once"):
+        client = anthropic.AsyncAnthropic(base_url=server.base_url, api_key="k", max_retries=0)
+        async with client.messages.stream(**PARAMS) as stream:
+            async for _ in stream.text_stream:
+                break
+        await asyncio.sleep(0)
+    await client.close()  # after the tape waited for the rest of the stream
+    assert Cassette.load(tmp_path / "c.yaml").interactions[0].response.body == b"".join(reply.events)
+
+
+def test_a_stream_that_could_not_be_read_to_the_end_is_saved_as_closed_by_the_client(
+    server: WireServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from streamtape.intercept import recorder
+
+    monkeypatch.setattr(recorder, "DRAIN_SECONDS", 0.0)  # the bound runs out at once
+    server.queue(transcript("text_multi_delta", stall_after=4, stall_seconds=0.5))
+    with streamtape.use_cassette(tmp_path / "c.yaml", record_mode="once"):
+        _first_words(server.base_url)
+    saved = Cassette.load(tmp_path / "c.yaml").interactions[0].response
+    assert saved.end.error == "ClientClosed"
+    with streamtape.use_cassette(tmp_path / "c.yaml", match_on=["method", "path"]):
+        assert _first_words("https://api.anthropic.com")  # reads no further than the recording: fine
+        with pytest.raises(IncompleteRecordingError, match=r"interaction #0 .*stops at byte \d+, where the app"):
+            with anthropic.Anthropic(max_retries=0).messages.stream(**PARAMS) as stream:
+                stream.get_final_message()
