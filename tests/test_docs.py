@@ -66,7 +66,7 @@ YAML_BLOCKS = [
 @pytest.mark.parametrize("code", YAML_BLOCKS)
 def test_yaml_block_is_valid(code: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A cassette in the docs loads; a scenario in the docs parses."""
-    if "version: 1" in code:
+    if re.search(r"^version: \d", code, re.M):
         streamtape.Cassette.loads(code)
     else:
         (tmp_path / "docs-example.yaml").write_text(code)
