@@ -119,7 +119,7 @@ def test_serve_answers_a_harness_error_with_one_clear_non_retried_error(capfd: p
     two = Cassette([Cassette.load(THINKING).interactions[0], Cassette.load(streamtape.starter("text")).interactions[0]])
     with ReplayServer(two, speed=0, faults="disconnect:after=12", match_on=["method", "path"]) as replay:
         client = anthropic.Anthropic(base_url=replay.base_url, api_key="k", max_retries=2)
-        with contextlib.suppress(anthropic.APIConnectionError), client.messages.stream(**PARAMS) as stream:
+        with contextlib.suppress(Exception), client.messages.stream(**PARAMS) as stream:  # the cut itself
             stream.get_final_message()
         with pytest.raises(anthropic.InternalServerError) as info:
             client.messages.create(**PARAMS)
@@ -171,9 +171,13 @@ async def test_the_sdks_aiohttp_transport_never_reaches_the_network_in_replay() 
     if not hasattr(anthropic, "DefaultAioHttpClient"):
         pytest.skip("this SDK has no aiohttp transport")
     pytest.importorskip("aiohttp")
+    try:
+        http_client = anthropic.DefaultAioHttpClient()
+    except RuntimeError as exc:  # anthropic 0.x needs the separate httpx-aiohttp package
+        pytest.skip(str(exc))
     with listener() as (sock, url):
         async with streamtape.use_cassette(THINKING) as tape:
-            client = anthropic.AsyncAnthropic(base_url=url, http_client=anthropic.DefaultAioHttpClient())
+            client = anthropic.AsyncAnthropic(base_url=url, http_client=http_client)
             with pytest.raises(NetworkBlockedError, match=r"POST .*/v1/messages: .*DefaultAioHttpClient"):
                 try:
                     await client.messages.create(**PARAMS)
@@ -292,7 +296,7 @@ def test_a_sweep_records_its_cassette_then_expands(pytester: pytest.Pytester, se
             try:
                 with client.messages.stream(model="m", max_tokens=5, messages=[]) as stream:
                     stream.get_final_message()
-            except anthropic.APIConnectionError:
+            except Exception:  # the cut: wrapped by anthropic >= 2.17, raw httpx(2) before
                 pass
     """)
     first = pytester.runpytest("--tape-record-mode=once", "-p", "no:cacheprovider", "-rA")
