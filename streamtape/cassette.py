@@ -191,8 +191,9 @@ class Cassette:
             if exc.place.startswith("line"):
                 raise
             line = _locate(text, exc.place)
-            raise CassetteFormatError(path, f"line {line}, {exc.place}" if exc.place else f"line {line}",
-                                      str(exc).split(f"{exc.place}: ", 1)[-1]) from None  # fmt: skip
+            raise CassetteFormatError(
+                path, f"line {line}, {exc.place}" if exc.place else f"line {line}", exc.detail
+            ) from None
 
     def save(self, path: str | os.PathLike[str] | None = None) -> Path:
         """Write atomically (a crash never leaves a torn file) and return the path written."""

@@ -58,6 +58,7 @@ class CassetteFormatError(CassetteError):
 
     def __init__(self, path: str | Path | None, place: str, message: str) -> None:
         self.place = place
+        self.detail = message
         super().__init__(path, f"{place}: {message}" if place else message)
 
 

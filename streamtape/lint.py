@@ -14,6 +14,7 @@ from . import _bodytext
 from .cassette import Cassette, Interaction, Request, Response
 from .errors import CassetteError
 from .redact import REDACTED, SECRET_HEADERS
+from .tape import recording_failed
 from .wire import Cut
 
 __all__ = ["Problem", "fix_secrets", "lint_file"]
@@ -52,7 +53,7 @@ def lint_file(path: Path) -> list[Problem]:
             cassette = Cassette.loads(path.read_text(encoding="utf-8"), path=path, check_lines=False)
         except CassetteError as inner:
             return [Problem(path, "", "schema", str(inner).removeprefix(f"{path}: "))]
-    if cassette.interactions and all(_failed(item) for item in cassette.interactions):
+    if cassette.interactions and all(recording_failed(item) for item in cassette.interactions):
         problems.append(Problem(path, "", "recording", (
             "every interaction shows only that the recording failed (no response, or 401/403/407): "
             "replaying it tests nothing of the API. Re-record it with network and key in order"
@@ -69,9 +70,6 @@ def lint_file(path: Path) -> list[Problem]:
             )))  # fmt: skip
     return problems
 
-
-def _failed(item: Interaction) -> bool:
-    return item.response is None or item.response.status in (401, 403, 407)
 
 
 def _secrets(item: Interaction) -> list[str]:

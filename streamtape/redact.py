@@ -60,7 +60,9 @@ def _credential_values(headers: Iterable[tuple[str, str]]) -> list[str]:
     for name, value in headers:
         if name.lower() in ("authorization", "proxy-authorization", "x-api-key", "api-key"):
             scheme, _, token = value.partition(" ")
-            values.append(token if token and scheme.lower() in ("bearer", "basic", "token") else value)
+            secret = token if token and scheme.lower() in ("bearer", "basic", "token") else value
+            # a key read from a file keeps its newline; the stack's error then quotes it without
+            values += [secret, secret.strip()]
     return values
 
 

@@ -208,7 +208,7 @@ class Tape:
             if not self._recordings:
                 return None
             new = [recording.snapshot() for recording in self._recordings]
-            if not self.record_failures and all(_failed(item) for item in new):
+            if not self.record_failures and all(recording_failed(item) for item in new):
                 self._recordings = []
                 raise RecordingFailedError(_failure_report(self.path, new))
             with cassette_lock(self.path):
@@ -399,7 +399,7 @@ def _drain_seconds() -> float:
     return DRAIN_SECONDS
 
 
-def _failed(item: Interaction) -> bool:
+def recording_failed(item: Interaction) -> bool:
     """The recording shows that recording went wrong: no response at all, or the key was refused."""
     return item.response is None or item.response.status in _AUTH_FAILURES
 

@@ -395,3 +395,15 @@ def test_a_stream_that_could_not_be_read_to_the_end_is_saved_as_closed_by_the_cl
         with pytest.raises(IncompleteRecordingError, match=r"interaction #0 .*stops at byte \d+, where the app"):
             with anthropic.Anthropic(max_retries=0).messages.stream(**PARAMS) as stream:
                 stream.get_final_message()
+
+
+def test_a_recorded_exception_never_quotes_the_key(server: WireServer, tmp_path: Path) -> None:
+    """h11 quotes a header value it rejects: a key with a trailing newline must not reach the file."""
+    import httpx2
+
+    key = "fake-key-for-redaction-0123456789"
+    with streamtape.use_cassette(tmp_path / "c.yaml", record_mode="all", record_failures=True):
+        with pytest.raises(httpx2.LocalProtocolError, match="Illegal header value"):
+            httpx2.post(f"{server.base_url}/v1/messages", headers={"Authorization": f"Bearer {key}\n"}, json={})
+    text = (tmp_path / "c.yaml").read_text()
+    assert "Illegal header value" in text and key not in text

@@ -62,7 +62,9 @@ class Recording:
 
     def failed(self, stack: Stack, exc: BaseException) -> None:
         """The request failed before any response (refused, reset, timed out)."""
-        self.error = Cut(type(exc).__name__, str(exc), self.now()) if isinstance(exc, stack.errors) else None
+        self.error = (
+            Cut(type(exc).__name__, self.redactor.text(str(exc)), self.now()) if isinstance(exc, stack.errors) else None
+        )
 
     def respond(self, status: int, reason: bytes, raw_headers: list[tuple[bytes, bytes]]) -> None:
         self.headers_at = self.now()
@@ -82,7 +84,7 @@ class Recording:
         if self.end is not None:
             return
         if exc is not None and isinstance(exc, stack.errors):
-            self.end = Cut(type(exc).__name__, str(exc), self.now())
+            self.end = Cut(type(exc).__name__, self.redactor.text(str(exc)), self.now())
         else:
             self.end = End(self.now())
 
@@ -114,11 +116,10 @@ class Recording:
         """``settle`` for an async exit: awaits a background task, or reads an unclosed async stream."""
         pending = self.pending
         if isinstance(pending, asyncio.Task):
-            with contextlib.suppress(BaseException):
-                await asyncio.wait_for(asyncio.shield(pending), max(deadline - time.monotonic(), 0.0))
+            # asyncio.wait neither raises the task's outcome nor swallows a cancellation of the caller
+            await asyncio.wait({pending}, timeout=max(deadline - time.monotonic(), 0.0))
         elif self.unfinished and pending is None and self.stream is not None and not self.stream.sync:
-            with contextlib.suppress(BaseException):
-                await self.stream.adrain(deadline)
+            await self.stream.adrain(deadline)
         self.settle(deadline)
 
     def snapshot(self) -> Interaction:
@@ -190,24 +191,30 @@ class RecordingStream:
         """Read the rest (sync) into the recording, until the end, an error or the bound."""
         read = 0
         try:
-            for _ in self:
-                read += len(self.recording.chunks[-1][1]) if self.recording.chunks else 0
-                if self.recording.abandoned or time.monotonic() > deadline or read > DRAIN_BYTES:
-                    self.recording.client_closed()
+            for chunk in self:
+                read += len(chunk)
+                if self._past_bound(deadline, read):
                     return
         except Exception:  # noqa: BLE001 - a real error mid-drain is recorded as the stream's end
             pass
 
     async def adrain(self, deadline: float) -> None:
+        """``drain`` for an async stream."""
         read = 0
         try:
-            async for _ in self:
-                read += len(self.recording.chunks[-1][1]) if self.recording.chunks else 0
-                if self.recording.abandoned or time.monotonic() > deadline or read > DRAIN_BYTES:
-                    self.recording.client_closed()
+            async for chunk in self:
+                read += len(chunk)
+                if self._past_bound(deadline, read):
                     return
         except Exception:  # noqa: BLE001
             pass
+
+    def _past_bound(self, deadline: float, read: int) -> bool:
+        """Stop reading on our own: the tape gave up waiting, or the time or size bound ran out."""
+        if self.recording.abandoned or time.monotonic() > deadline or read > DRAIN_BYTES:
+            self.recording.client_closed()
+            return True
+        return False
 
     def close(self) -> None:
         if self.done:
