@@ -1,25 +1,26 @@
 """What ``streamtape lint`` checks: the schema, SSE well-formedness, secrets, readability.
 
-Each problem names its file and interaction and says how to fix it. ``fix`` removes secrets (the
-headers that must never be stored, and strings shaped like API keys) and saves atomically.
+Each problem names its file and interaction and says how to fix it. ``fix_secrets`` removes secrets
+(credential headers and query parameters, strings shaped like provider keys, the environment's API
+keys, anywhere in requests, responses and error texts) with the recorder's own ``Redactor``, and
+saves atomically.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import _bodytext
-from .cassette import Cassette, Interaction, Request, Response
+from . import redact
+from .cassette import Cassette, Interaction
 from .errors import CassetteError
-from .redact import REDACTED, SECRET_HEADERS
+from .redact import Redactor
 from .tape import recording_failed
 from .wire import Cut
 
 __all__ = ["Problem", "fix_secrets", "lint_file"]
 
-_KEY_SHAPES = re.compile(r"sk-ant-[A-Za-z0-9_\-]{10,}|sk-(?:proj-)?[A-Za-z0-9]{20,}|Bearer [A-Za-z0-9._\-]{20,}")
 
 
 @dataclass(frozen=True)
@@ -73,18 +74,9 @@ def lint_file(path: Path) -> list[Problem]:
 
 
 def _secrets(item: Interaction) -> list[str]:
-    found = []
-    for side, headers in (
-        ("request", item.request.headers),
-        ("response", item.response.headers if item.response else ()),
-    ):
-        for name, _ in headers:
-            if name.lower() in SECRET_HEADERS:
-                found.append(f"{side} header {name!r} must not be stored; run `streamtape lint --fix` to remove it")
-    texts = [item.request.url, item.request.body.decode("utf-8", "replace"), *(v for _, v in item.request.headers)]
-    if any(_KEY_SHAPES.search(text) for text in texts):
-        found.append("the request holds something shaped like an API key; run `streamtape lint --fix` to redact it")
-    return found
+    """Everything the redactor would have removed, and anything shaped like a provider's key."""
+    found = redact.scan(item, Redactor())
+    return [f"{what}; run `streamtape lint --fix` to remove it" for what in dict.fromkeys(what for what, _ in found)]
 
 
 def _sse(item: Interaction) -> list[str]:
@@ -138,8 +130,8 @@ def _readability(item: Interaction) -> list[str]:
 
 
 def fix_secrets(path: Path) -> int:
-    """Remove secret headers and key-shaped strings, and re-count a hand-edited file's lines; save
-    atomically. Returns how many things were fixed."""
+    """Remove every secret ``lint`` finds (through the same redactor the recorder uses), and re-count
+    a hand-edited file's lines; save atomically. Returns how many things were fixed."""
     try:
         cassette = Cassette.load(path)
         recount = 0
@@ -151,30 +143,12 @@ def fix_secrets(path: Path) -> int:
     fixed = recount
     items = []
     for item in cassette.interactions:
-        request, count = _clean_request(item.request)
-        response = item.response
-        if response is not None:
-            kept = tuple((k, v) for k, v in response.headers if k.lower() not in SECRET_HEADERS)
-            count += len(response.headers) - len(kept)
-            response = Response(response.status, kept, response.body, response.timing, response.reason,
-                                response.headers_at, response.end)  # fmt: skip
-        fixed += count
-        items.append(Interaction(request, response, item.error))
+        redactor = Redactor()
+        found = redact.scan(item, redactor)
+        redactor.learn(*(value for _, value in found if value))
+        cleaned = redactor.interaction(item)
+        fixed += len(dict.fromkeys(what for what, _ in found)) if cleaned != item else 0
+        items.append(cleaned)
     if fixed:
         Cassette(items, path=path).save(path)
     return fixed
-
-
-def _clean_request(request: Request) -> tuple[Request, int]:
-    headers = tuple((k, v) for k, v in request.headers if k.lower() not in SECRET_HEADERS)
-    count = len(request.headers) - len(headers)
-    url, n_url = _KEY_SHAPES.subn(REDACTED, request.url)
-    body_text = request.body.decode("utf-8", "surrogateescape")
-    body, n_body = _KEY_SHAPES.subn(REDACTED, body_text)
-    headers2 = []
-    for name, value in headers:
-        value, n = _KEY_SHAPES.subn(REDACTED, value)
-        count += n
-        headers2.append((name, value))
-    cleaned = Request(request.method, url, tuple(headers2), body.encode("utf-8", "surrogateescape"))
-    return cleaned, count + n_url + n_body

@@ -25,14 +25,14 @@ __all__ = ["PLACEHOLDER_KEY", "TapeSettings", "default_cassette_path", "settings
 
 _TAPE_HELP = (
     "tape(cassette=None, *, faults=None, record_mode=None, match_on=None, speed=None, allow_hosts=None, "
-    "record_failures=None): replay (or record) the test's HTTP traffic with a streamtape cassette (no fixture "
+    "record_failures=None, secrets=None): replay (or record) the test's HTTP traffic with a streamtape cassette (no fixture "
     "needed); default path <test dir>/cassettes/<module>/<test>.yaml"
 )
 _FAULTS_HELP = (
     "tape_faults(*specs): run the test once per fault spec, e.g. 'disconnect:after=*' (one test per event "
     "boundary of the cassette), 'at_byte=*/64' (every 64th byte), 'rate_limit*3', 'stall:after=2'"
 )
-_MARKER_KEYS = ("cassette", "faults", "record_mode", "match_on", "speed", "allow_hosts", "record_failures")
+_MARKER_KEYS = ("cassette", "faults", "record_mode", "match_on", "speed", "allow_hosts", "record_failures", "secrets")
 _RESULTS = pytest.StashKey[list[str]]()  # what the terminal summary reports: recordings that skipped faults
 
 
@@ -48,6 +48,7 @@ class TapeSettings:
     strict: bool = False
     allow_hosts: tuple[str, ...] = ()
     record_failures: bool = False
+    secrets: tuple[str, ...] = ()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -77,6 +78,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "save recordings that only show the recording failed (no response, 401/403/407)",
         type="bool",
         default=False,
+    )
+    parser.addini(
+        "tape_secrets",
+        "more values to remove from recordings wherever they appear (credentials in headers, query "
+        "parameters and *_API_KEY variables are removed without being listed)",
+        type="linelist",
+        default=[],
     )
 
 
@@ -119,6 +127,9 @@ def settings_for(node: Any, config: pytest.Config) -> TapeSettings:
     elif isinstance(allow_hosts, str):
         allow_hosts = [allow_hosts]
     record_failures = _first(kwargs.get("record_failures"), config.getini("tape_record_failures"))
+    secrets = kwargs.get("secrets")
+    secrets = [secrets] if isinstance(secrets, str) else list(secrets or ())
+    secrets += config.getini("tape_secrets")  # the project's list always applies; a marker adds to it
     try:
         record_mode = RecordMode.parse(mode or "none")
     except StreamtapeError as exc:
@@ -132,6 +143,7 @@ def settings_for(node: Any, config: pytest.Config) -> TapeSettings:
         strict=bool(strict),
         allow_hosts=tuple(allow_hosts),
         record_failures=bool(record_failures),
+        secrets=tuple(secrets),
     )
 
 
@@ -297,7 +309,7 @@ def tape(request: pytest.FixtureRequest, tape_fault: Any) -> Iterator[Tape]:
     with _as_failure():
         active = Tape(settings.path, record_mode=settings.record_mode, match_on=settings.match_on,
                       speed=settings.speed, faults=faults, allow_hosts=settings.allow_hosts,
-                      record_failures=settings.record_failures)  # fmt: skip
+                      record_failures=settings.record_failures, secrets=settings.secrets)  # fmt: skip
         # A harness error at setup or teardown fails the test with its message (pytest's fixture
         # machinery only expects Exceptions there; streamtape's errors are BaseExceptions).
         active.__enter__()

@@ -31,6 +31,7 @@ from .faults import Fault
 from .faults import apply as apply_faults
 from .faults import resolve as resolve_faults
 from .guard import AllowList
+from .redact import MIN_USER_SECRET_LENGTH
 from .matching import Matcher, Player, resolve_matchers
 from .wire import Action, Cut, describe
 
@@ -113,6 +114,7 @@ class Tape:
         faults: Any = None,
         allow_hosts: Iterable[str] | None = None,
         record_failures: bool = False,
+        secrets: Iterable[str] = (),
     ) -> None:
         self.path = Path(path)
         self.record_mode = RecordMode.parse(record_mode)
@@ -123,6 +125,8 @@ class Tape:
         self.allow_hosts = AllowList(allow_hosts)
         #: keep a recording that only shows it went wrong (no response at all, or 401/403/407)
         self.record_failures = bool(record_failures)
+        #: values removed wherever they appear in what is recorded, besides the ones streamtape knows
+        self.secrets = _check_secrets(secrets)
         #: True once a request was recorded while faults were asked for: they shape replays only
         self.faults_skipped = False
         self._placeholders: list[str] = []
@@ -430,6 +434,21 @@ def _check_speed(speed: float) -> float:
     return float(speed)
 
 
+def _check_secrets(secrets: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(secrets, (str, bytes)):
+        secrets = [secrets]  # type: ignore[list-item]
+    values = tuple(secrets)
+    for value in values:
+        if not isinstance(value, str):
+            raise ConfigError(f"secrets: {value!r} is not text; pass a list of strings to remove from recordings")
+        if len(value.strip()) < MIN_USER_SECRET_LENGTH:
+            raise ConfigError(
+                f"secrets: {value!r} is shorter than {MIN_USER_SECRET_LENGTH} characters; removing it would "
+                "change ordinary text in the recording. List longer values"
+            )
+    return values
+
+
 def use_cassette(
     path: str | os.PathLike[str],
     *,
@@ -439,6 +458,7 @@ def use_cassette(
     faults: Any = None,
     allow_hosts: Iterable[str] | None = None,
     record_failures: bool = False,
+    secrets: Iterable[str] = (),
 ) -> Tape:
     """A ``Tape`` for ``path``: use it as ``with``/``async with`` or as a decorator.
 
@@ -450,10 +470,13 @@ def use_cassette(
     tape is entered; every other request streamtape cannot record or replay fails with
     ``NetworkBlockedError`` (``streamtape.guard``). ``record_failures``: keep a recording that only
     shows the recording went wrong (no response, or 401/403/407); by default it is not saved and the
-    exit raises ``RecordingFailedError``.
+    exit raises ``RecordingFailedError``. ``secrets``: more values (a customer id, a
+    password) to remove wherever they appear in a recording, raw or JSON/URL-escaped; credentials
+    in headers, query parameters and the environment are removed without being listed
+    (``streamtape.redact``).
 
     >>> with use_cassette("tests/cassettes/story.yaml", record_mode="once") as tape:  # doctest: +SKIP
     ...     ...
     """
     return Tape(path, record_mode=record_mode, match_on=match_on, speed=speed, faults=faults,
-                allow_hosts=allow_hosts, record_failures=record_failures)  # fmt: skip
+                allow_hosts=allow_hosts, record_failures=record_failures, secrets=secrets)  # fmt: skip

@@ -44,15 +44,12 @@ def _url(core_request: Any) -> str:
     return f"{scheme}://{host}{port}{url.target.decode('latin-1')}"
 
 
-def _request(core_request: Any, body: bytes) -> tuple[Request, Redactor]:
-    headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in core_request.headers]
-    redactor = Redactor(headers)
-    request = Request(
-        method=core_request.method.decode("ascii"),
-        url=redactor.text(_url(core_request)),
-        headers=redactor.headers(headers),
-        body=redactor.body(body),
-    )
+def _request(tape: Tape, core_request: Any, body: bytes) -> tuple[Request, Redactor]:
+    """The request as matching sees it and a cassette stores it: secrets already removed."""
+    headers = tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in core_request.headers)
+    url = _url(core_request)
+    redactor = Redactor(headers, url=url, extra_secrets=tape.secrets)
+    request = redactor.request(Request(core_request.method.decode("ascii"), url, headers, body))
     return request, redactor
 
 
@@ -77,7 +74,7 @@ def handle(tape: Tape, stack: Stack, pool: Any, core_request: Any, forward: Any)
             return forward(pool, core_request)
     body = b"".join(core_request.stream)
     core_request.stream = _Body(body)
-    request, redactor = _request(core_request, body)
+    request, redactor = _request(tape, core_request, body)
     route = tape.route(request)
     if isinstance(route, list):
         return replay_response(
@@ -100,7 +97,7 @@ async def ahandle(tape: Tape, stack: Stack, pool: Any, core_request: Any, forwar
             return await forward(pool, core_request)
     body = b"".join([part async for part in core_request.stream])
     core_request.stream = _Body(body)
-    request, redactor = _request(core_request, body)
+    request, redactor = _request(tape, core_request, body)
     route = tape.route(request)
     if isinstance(route, list):
         return await areplay_response(

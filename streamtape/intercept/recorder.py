@@ -125,16 +125,17 @@ class Recording:
     def snapshot(self) -> Interaction:
         if self.status == 0:
             error = self.error or Cut("ConnectError", "the request was interrupted before any response", self.now())
-            return Interaction(self.request, error=error)
+            return self.redactor.interaction(Interaction(self.request, error=error))
         with self._lock:
             chunks = list(self.chunks)
         headers, chunks = self._decoded(chunks)
         timing = tuple((at, len(data)) for at, data in chunks if data)
         body = b"".join(data for _, data in chunks)
         end = self.end or Cut("ClientClosed", None, self.now())  # not seen to end: never claim it did
-        return Interaction(
-            self.request, Response(self.status, headers, body, timing, self.reason, self.headers_at, end)
-        )
+        response = Response(self.status, headers, body, timing, self.reason, self.headers_at, end)
+        # everything that reaches the cassette passes the redactor once more, whole: the body (a key the
+        # API echoed, split across chunks or not), the error texts, and what the response taught it
+        return self.redactor.interaction(Interaction(self.request, response))
 
     def _decoded(
         self, chunks: list[tuple[float, bytes]]

@@ -1,0 +1,396 @@
+"""No secret reaches a cassette: one redactor for everything recorded, and lint that finds the rest.
+
+The fuzz test records real exchanges over a real socket on 127.0.0.1 (through httpx2, the SDKs'
+stack) with a credential carried every way HTTP and the SDKs allow, repeated in every place a
+request, a response, a stream event or an error text can hold it, raw and JSON/URL-escaped, and then
+reads the saved file back as text: the key must appear in no form.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.server
+import json
+import os
+import random
+import re
+import socketserver
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote
+
+import httpx2
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import streamtape
+from streamtape import lint
+from streamtape.cassette import Cassette, Interaction, Request, Response
+from streamtape.redact import KEY_SHAPES, REDACTED, Redactor, add_secret_headers, add_secret_params, scan
+from streamtape.wire import Cut
+
+# --- a server that echoes what it is told to --------------------------------------------------------
+
+
+class _Echo(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    plan: dict[str, Any] = {}
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        plan = self.server.plan  # type: ignore[attr-defined]
+        self.send_response(plan["status"])
+        for name, value in plan["headers"]:
+            self.send_header(name, value)
+        self.send_header("transfer-encoding", "chunked")
+        self.end_headers()
+        for piece in plan["chunks"]:
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            self.wfile.flush()
+        self.wfile.write(b"0\r\n\r\n")
+
+    do_GET = do_POST  # noqa: N815
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+
+
+@pytest.fixture(scope="module")
+def echo() -> Iterator[_Server]:
+    server = _Server(("127.0.0.1", 0), _Echo)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+# --- encodings and forms ----------------------------------------------------------------------------
+
+
+def _json_escaped(secret: str, rng: random.Random) -> str:
+    return "".join(f"\\u{ord(c):04x}" if rng.random() < 0.5 else ("\\/" if c == "/" else c) for c in secret)
+
+
+def _url_escaped(secret: str, rng: random.Random) -> str:
+    return "".join(f"%{ord(c):02X}" if rng.random() < 0.5 else quote(c, safe="") for c in secret)
+
+
+def _every_decoding(text: str) -> list[str]:
+    """The file, and the file with JSON and URL escapes undone (what a reader of it could recover)."""
+    unescaped = re.sub(r"\\u([0-9a-fA-F]{4})", lambda m: chr(int(m[1], 16)), text).replace("\\/", "/")
+    return [text, unescaped, unquote(unescaped), unquote(text)]
+
+
+def assert_no_leak(path: Path, secret: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    for form in _every_decoding(text):
+        for value in {secret, secret.strip()}:
+            assert value not in form, f"the secret reached the cassette:\n{text}"
+    Cassette.load(path)  # still a valid cassette: chunk sizes, JSON, line count
+
+
+_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_./+="
+
+
+@st.composite
+def secrets_(draw: Any) -> str:
+    shape = draw(st.sampled_from(["sk-ant", "sk-proj", "google", "hex", "random"]))
+    body = draw(st.text(alphabet=_ALPHABET, min_size=16, max_size=40))
+    hexes = draw(st.text(alphabet="0123456789abcdef", min_size=32, max_size=40))
+    return {
+        "sk-ant": f"sk-ant-api03-{body}",
+        "sk-proj": f"sk-proj-{body}",
+        "google": f"AIza{body}",
+        "hex": hexes,
+        "random": body,
+    }[shape]
+
+
+_CARRIERS = [
+    "bearer", "basic", "token", "digest", "apikey-scheme", "x-api-key", "x-goog-api-key", "api-key",
+    "x-auth-token", "custom-suffix", "cookie", "query-key", "query-api_key", "environment", "user-secret",
+]  # fmt: skip
+_PLACES = [
+    "url-path", "other-header", "body-raw", "body-json-escaped", "body-url-escaped", "response-body",
+    "response-body-escaped", "response-event-split", "response-header", "error-body", "response-cookie",
+]  # fmt: skip
+
+
+def _casing(name: str, rng: random.Random) -> str:
+    return "".join(c.upper() if rng.random() < 0.5 else c.lower() for c in name)
+
+
+def _carry(carrier: str, secret: str, rng: random.Random) -> tuple[dict[str, str], dict[str, str], dict[str, str], list[str]]:
+    """(headers, query, environment, user secrets) that carry ``secret`` the way ``carrier`` says."""
+    space = rng.choice([" ", "  ", "\t", " \t"])
+    headers: dict[str, str] = {}
+    query: dict[str, str] = {}
+    if carrier in ("bearer", "token", "apikey-scheme"):
+        scheme = {"bearer": "Bearer", "token": "Token", "apikey-scheme": "ApiKey"}[carrier]
+        headers[_casing("authorization", rng)] = f"{scheme}{space}{secret}"
+    elif carrier == "basic":
+        user = rng.choice(["", "user", "api"])
+        token = base64.b64encode(f"{user}:{secret}".encode()).decode()
+        headers[_casing("authorization", rng)] = f"Basic{space}{token}"
+    elif carrier == "digest":
+        headers["Authorization"] = f'Digest username="bob", realm="api", uri="/v1/x", response="{secret}"'
+    elif carrier == "custom-suffix":
+        headers[_casing("x-acme-api-key", rng)] = secret
+    elif carrier == "cookie":
+        headers["Cookie"] = f"theme=dark; session={secret}"
+    elif carrier.startswith("query-"):
+        query[carrier.removeprefix("query-")] = secret
+    elif carrier not in ("environment", "user-secret"):
+        headers[_casing(carrier, rng)] = secret
+    environment = {"ACME_SERVICE_API_KEY": secret} if carrier == "environment" else {}
+    return headers, query, environment, [secret] if carrier == "user-secret" else []
+
+
+def _plan(places: list[str], secret: str, rng: random.Random) -> tuple[str, dict[str, str], bytes, dict[str, Any]]:
+    """Where the secret is repeated: (url path, extra request headers, request body, server plan)."""
+    path = f"/v1/{quote(secret, safe='')}/messages" if "url-path" in places else "/v1/messages"
+    extra = {"x-trace": f"trace {secret} end"} if "other-header" in places else {}
+    body: dict[str, Any] = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    raw = json.dumps(body)
+    if "body-raw" in places:
+        raw = raw.replace('"hi"', json.dumps(f"my key is {secret}"))
+    if "body-json-escaped" in places:
+        raw = raw.replace('"m"', f'"{_json_escaped(secret, rng)}"')
+    if "body-url-escaped" in places:
+        raw = raw.replace('"user"', f'"user?next={_url_escaped(secret, rng)}"')
+    status, headers, payload = 200, [("content-type", "text/event-stream")], b""
+    events = [{"type": "message_start"}, {"type": "content_block_delta", "text": "Hello"}]
+    if "response-body" in places:
+        events.append({"type": "content_block_delta", "text": f"echo {secret}"})
+    if "response-body-escaped" in places:
+        events.append({"type": "content_block_delta", "text": "x"})
+        payload += f'event: ping\ndata: {{"k": "{_json_escaped(secret, rng)}"}}\n\n'.encode()
+    if "response-event-split" in places:
+        events.append({"type": "error", "error": {"message": f"invalid key {secret}"}})
+    payload = b"".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n".encode() for e in events) + payload
+    if "error-body" in places:
+        status, headers = 401, [("content-type", "application/json")]
+        payload = json.dumps({"type": "error", "error": {"message": f"bad key: {secret}"}}).encode()
+    if "response-header" in places:
+        headers.append(("x-echo", f"you sent {secret}"))
+    if "response-cookie" in places:
+        headers.append(("Set-Cookie", f"session={secret}; Path=/; HttpOnly"))
+    cuts = sorted(rng.sample(range(1, len(payload)), min(6, len(payload) - 1)))
+    chunks = [payload[a:b] for a, b in zip([0, *cuts], [*cuts, len(payload)], strict=True)]
+    return path, extra, raw.encode(), {"status": status, "headers": headers, "chunks": chunks}
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    secret=secrets_(),
+    carrier=st.sampled_from(_CARRIERS),
+    places=st.lists(st.sampled_from(_PLACES), min_size=1, max_size=5, unique=True),
+    trailing_newline=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_no_placement_encoding_casing_or_scheme_leaks(
+    echo: _Server, secret: str, carrier: str, places: list[str], trailing_newline: bool, seed: int
+) -> None:
+    rng = random.Random(seed)
+    headers, query, environment, user_secrets = _carry(carrier, secret, rng)
+    if trailing_newline and headers:  # a key read from a file: the stack refuses it, and quotes it
+        name = next(iter(headers))
+        headers[name] += "\n"
+    path, extra, body, plan = _plan(places, secret, rng)
+    echo.plan = plan  # type: ignore[attr-defined]
+    saved = dict(os.environ)
+    os.environ.update(environment)
+    with tempfile.TemporaryDirectory() as tmp:
+        cassette = Path(tmp) / "leak.yaml"
+        try:
+            with streamtape.use_cassette(cassette, record_mode="all", record_failures=True, secrets=user_secrets):
+                with httpx2.Client(base_url=f"http://127.0.0.1:{echo.server_address[1]}") as client:
+                    try:
+                        client.post(path, params=query, headers={**headers, **extra}, content=body).read()
+                    except (httpx2.HTTPError, httpx2.InvalidURL):
+                        pass  # the illegal header value: the failure is recorded, with its message
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+        assert cassette.exists()
+        assert_no_leak(cassette, secret)
+
+
+# --- the pieces ------------------------------------------------------------------------------------
+
+KEY = "sk-ant-api03-" + "Zx9_" * 8  # assembled: no committed line looks like a real key to scanners
+
+
+@pytest.mark.parametrize(
+    "value",
+    [f"Bearer {KEY}", f"Bearer  {KEY}", f"Bearer\t{KEY}", f"Token {KEY}", f"ApiKey {KEY}", f"bearer {KEY}\n"],
+)
+def test_every_authorization_scheme_and_spacing_is_parsed(value: str) -> None:
+    redactor = Redactor([("Authorization", value)], environment=False)
+    assert redactor.text(f"x{KEY}y") == f"x{REDACTED}y"
+
+
+def test_basic_credentials_are_decoded() -> None:
+    token = base64.b64encode(f"user:{KEY}".encode()).decode()
+    redactor = Redactor([("authorization", f"Basic {token}")], environment=False)
+    assert KEY not in redactor.text(f"password={KEY}") and token not in redactor.text(token)
+
+
+def test_digest_parameters_but_not_the_uri() -> None:
+    redactor = Redactor([("Authorization", f'Digest username="bob", uri="/v1/messages", response="{KEY}"')],
+                        environment=False)  # fmt: skip
+    assert redactor.text(f"/v1/messages {KEY}") == f"/v1/messages {REDACTED}"
+
+
+def test_query_credentials_keep_their_name() -> None:
+    redactor = Redactor(url=f"https://g.example/v1?alt=sse&key={KEY}", environment=False)
+    assert redactor.text(f"https://g.example/v1?alt=sse&key={KEY}") == f"https://g.example/v1?alt=sse&key={REDACTED}"
+    assert redactor.text(f"https://g.example/v1?API_KEY=abc12345") == f"https://g.example/v1?API_KEY={REDACTED}"
+
+
+def test_escaped_forms_are_found() -> None:
+    redactor = Redactor([("x-api-key", KEY)], environment=False)
+    escaped = "".join(f"\\u{ord(c):04X}" for c in KEY)
+    assert redactor.body(f'{{"k": "{escaped}"}}'.encode()) == b'{"k": "REDACTED"}'
+    assert redactor.text(quote(KEY, safe="").replace("-", "%2d")) == REDACTED
+
+
+def test_a_response_keeps_its_chunks_and_content_length_consistent() -> None:
+    body = b'data: {"echo": "' + KEY.encode() + b'"}\n\n'
+    split = body.index(b"Zx9") + 2  # a chunk boundary inside the key
+    response = Response(200, (("Content-Length", str(len(body))),), body, ((0.1, split), (0.2, len(body) - split)))
+    cleaned = Redactor([("x-api-key", KEY)], environment=False).response(response)
+    assert cleaned.body == b'data: {"echo": "REDACTED"}\n\n'
+    assert sum(size for _, size in cleaned.timing) == len(cleaned.body)
+    assert cleaned.header("content-length") == str(len(cleaned.body))
+    json.loads(cleaned.body[6:])
+
+
+def test_error_texts_are_redacted() -> None:
+    redactor = Redactor([("x-api-key", KEY + "\n")], environment=False)
+    item = Interaction(Request("POST", "http://x/v1"), error=Cut("LocalProtocolError", f"Illegal header value b'{KEY}\\n'"))
+    assert KEY not in str(redactor.interaction(item).error)
+
+
+def test_a_set_cookie_value_is_removed_from_the_body_too() -> None:
+    response = Response(200, (("set-cookie", "session=abcdefgh12345678; Path=/"),), b"token abcdefgh12345678")
+    item = Redactor(environment=False).interaction(Interaction(Request("GET", "http://x/"), response))
+    assert item.response is not None and item.response.body == b"token REDACTED" and not item.response.headers
+
+
+def test_the_lists_are_extensible() -> None:
+    add_secret_headers("X-Internal-Session")
+    add_secret_params("sessionid")
+    redactor = Redactor([("x-internal-session", "abcdefgh1234")], url="http://x/?sessionid=zzzzzzzz9", environment=False)
+    assert redactor.headers([("X-Internal-Session", "abcdefgh1234")]) == ()
+    assert redactor.text("zzzzzzzz9 abcdefgh1234") == f"{REDACTED} {REDACTED}"
+
+
+def test_short_or_non_text_user_secrets_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(streamtape.ConfigError, match="shorter than 4"):
+        streamtape.use_cassette(tmp_path / "x.yaml", secrets=["abc"])
+    with pytest.raises(streamtape.ConfigError, match="not text"):
+        streamtape.use_cassette(tmp_path / "x.yaml", secrets=[b"abcdef"])  # type: ignore[list-item]
+
+
+def test_key_shapes_of_the_major_providers() -> None:
+    keys = ["sk-ant-api03-" + "a" * 20, "sk-proj-" + "b" * 30, "AIza" + "c" * 35, "AKIA" + "D" * 16, "gsk_" + "e" * 40]
+    assert [KEY_SHAPES.search(f" {key} ").group() for key in keys] == keys  # type: ignore[union-attr]
+    assert not KEY_SHAPES.search("a task-management-system-design-document")  # not inside a word
+
+
+# --- lint finds what was missed, and --fix removes it through the same redactor -----------------------
+
+
+def _leaky(tmp_path: Path) -> Path:
+    hexkey = "0123456789abcdef" * 2
+    google = "AIza" + "Q" * 35
+    body = f'event: message_start\ndata: {{"type":"message_start","note":"{KEY}"}}\n\n'.encode()
+    items = [
+        Interaction(
+            Request("POST", f"https://generativelanguage.example/v1?key={google}", (("x-goog-api-key", google),),
+                    json.dumps({"api_key": hexkey}).encode()),
+            Response(200, (("content-type", "text/event-stream"),), body, ((0.1, len(body)),),
+                     end=Cut("ReadError", f"reset while sending {KEY}")),
+        ),
+    ]  # fmt: skip
+    path = tmp_path / "leaky.yaml"
+    # written past the recorder (a cassette from before this version, or hand-made)
+    # (the writer drops credential headers itself, so this one is put in by hand, keeping the line count)
+    text = Cassette(items).dumps().replace("    headers: {}\n", f"    headers: {{x-goog-api-key: {google}}}\n", 1)
+    path.write_text(text)
+    return path
+
+
+def test_lint_scans_responses_errors_and_other_key_shapes(tmp_path: Path) -> None:
+    path = _leaky(tmp_path)
+    messages = [str(problem) for problem in lint.lint_file(path) if problem.kind == "secret"]
+    text = "\n".join(messages)
+    for where in ("x-goog-api-key", "query parameter 'key'", "response body", "error message", "assigns"):
+        assert where in text, text
+    assert lint.fix_secrets(path) >= 5
+    assert not [p for p in lint.lint_file(path) if p.kind == "secret"]
+    saved = path.read_text()
+    for value in (KEY, "AIza" + "Q" * 35, "0123456789abcdef" * 2):
+        assert value not in saved
+    item = Cassette.load(path).interactions[0]
+    assert item.response is not None and sum(size for _, size in item.response.timing) == len(item.response.body)
+
+
+def test_scan_reports_nothing_on_clean_starters() -> None:
+    for path in sorted(Path(streamtape.__file__).parent.parent.joinpath("cassettes").rglob("*.yaml")):
+        for item in Cassette.load(path):
+            assert scan(item) == [], path
+
+
+@pytest.mark.parametrize("asynchronous", [False, True])
+def test_through_the_sdk_a_key_the_api_echoes_never_reaches_the_file(
+    echo: _Server, tmp_path: Path, asynchronous: bool
+) -> None:
+    import asyncio
+
+    import anthropic
+
+    events = [
+        {"type": "message_start", "message": {"id": "msg_1", "type": "message", "role": "assistant", "content": [],
+                                              "model": "m", "stop_reason": None, "stop_sequence": None,
+                                              "usage": {"input_tokens": 1, "output_tokens": 1}}},
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": f"your key: {KEY}"}},
+        {"type": "content_block_stop", "index": 0},
+        {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+         "usage": {"output_tokens": 2}},
+        {"type": "message_stop"},
+    ]  # fmt: skip
+    payload = b"".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n".encode() for e in events)
+    echo.plan = {"status": 200, "headers": [("content-type", "text/event-stream")],  # type: ignore[attr-defined]
+                 "chunks": [payload[:200], payload[200:230], payload[230:]]}  # fmt: skip
+    base_url = f"http://127.0.0.1:{echo.server_address[1]}"
+    path = tmp_path / "echo.yaml"
+    ask = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": f"is {KEY} valid?"}]}
+    with streamtape.use_cassette(path, record_mode="all"):
+        if asynchronous:
+            async def run() -> str:
+                async with anthropic.AsyncAnthropic(api_key=KEY, base_url=base_url, max_retries=0) as client:
+                    async with client.messages.stream(**ask) as stream:
+                        return await stream.get_final_text()
+
+            text = asyncio.run(run())
+        else:
+            with anthropic.Anthropic(api_key=KEY, base_url=base_url, max_retries=0) as client:
+                with client.messages.stream(**ask) as stream:
+                    text = stream.get_final_text()
+    assert text == f"your key: {KEY}"  # the app saw the real bytes; only the file is cleaned
+    assert_no_leak(path, KEY)
+    with streamtape.use_cassette(path), anthropic.Anthropic(api_key="k", base_url=base_url) as client:
+        with client.messages.stream(**{**ask, "messages": [{"role": "user", "content": "is REDACTED valid?"}]}) as stream:
+            assert stream.get_final_text() == "your key: REDACTED"
