@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from .cassette import Cassette, Interaction, Request, Response
 from .errors import (
+    AmbiguousTapeError,
     CassetteError,
     CassetteFormatError,
     CassetteNotFoundError,
@@ -22,6 +23,7 @@ from .tape import Call, RecordMode, Tape, use_cassette
 __version__ = "0.1.0"
 
 __all__ = [
+    "AmbiguousTapeError",
     "Call",
     "Cassette",
     "CassetteError",

@@ -9,6 +9,7 @@
      +-- NetworkBlockedError        a request streamtape cannot intercept tried to reach the network
      +-- RecordingFailedError       a recording only shows that recording went wrong; nothing was saved
      +-- IncompleteRecordingError   replay read past the point where the app stopped reading while recording
+     +-- AmbiguousTapeError         a thread/task with no tape made a request while several are entered
 
 Why ``BaseException``: streamtape's errors say "the test harness is set up wrong", and they are raised
 from deep inside the app's HTTP calls. The SDK wraps every ``Exception`` raised below it as
@@ -22,8 +23,10 @@ Catch them with ``except streamtape.StreamtapeError``. None of them is also an `
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 __all__ = [
+    "AmbiguousTapeError",
     "CassetteError",
     "CassetteFormatError",
     "CassetteNotFoundError",
@@ -82,3 +85,16 @@ class RecordingFailedError(StreamtapeError):
 class IncompleteRecordingError(StreamtapeError):
     """The app stopped reading a response while it was recorded, the rest could not be read, and a
     replay read past that point."""
+
+
+class AmbiguousTapeError(StreamtapeError):
+    """A request came from a thread or task that entered no tape while several tapes are entered in
+    other threads or tasks: streamtape will not guess which one it belongs to."""
+
+    def __init__(self, tapes: list[Any]) -> None:
+        names = ", ".join(str(getattr(tape, "path", tape)) for tape in tapes)
+        super().__init__(
+            f"a request was made from a thread or task that entered no tape, while {len(tapes)} tapes are "
+            f"entered elsewhere ({names}); enter the tape in the code that makes the request (or start that "
+            "thread with contextvars.copy_context().run), or wire it into the client with tape.transport()"
+        )

@@ -108,7 +108,7 @@ def _blocked(tape: Tape, what: str, library: str) -> NetworkBlockedError:
 
 
 class _Guard:
-    """The patches, installed while any tape is entered; ``current`` names the innermost tape."""
+    """The patches, installed while any tape is entered; ``current`` names the tape of this context."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -134,8 +134,10 @@ class _Guard:
 
     def check(self, host: str, what: Callable[[], str], library: str) -> None:
         """Raise ``NetworkBlockedError`` unless a tape is off, streamtape is recording, or ``host`` is allowed."""
-        tape = self.current()
-        if tape is None or _FORWARDING.get() or tape.allow_hosts.allows(host):
+        if _FORWARDING.get():
+            return
+        tape = self.current()  # AmbiguousTapeError where several tapes could be meant
+        if tape is None or tape.allow_hosts.allows(host):
             return
         raise _blocked(tape, what(), library)
 

@@ -1,7 +1,15 @@
 """Global interception: while a tape is entered, every httpcore2/httpcore connection pool in the
 process (so every httpx2/httpx client, sync and async, however deep in the app it was built) routes
-its requests through the innermost active tape, and ``streamtape.guard`` blocks every other way to the
+its requests through the active tape, and ``streamtape.guard`` blocks every other way to the
 network (aiohttp, urllib3, raw sockets) unless the tape's ``allow_hosts`` lets it through.
+
+Which tape is active is per context (a ``contextvars.ContextVar``): each thread and each asyncio task
+sees the tapes it entered, innermost first, and inherits those of the code that started it where
+Python copies the context (``asyncio.create_task``, ``asyncio.to_thread``, ``anyio.to_thread``,
+``loop.run_in_executor``...). Two tests, threads or tasks with different tapes never see each
+other's interactions. Code that entered no tape (a plain ``threading.Thread`` the app started) uses
+the process's one entered tape; when several are entered elsewhere it cannot know which, and its
+request fails with ``AmbiguousTapeError`` rather than guess.
 
 Patching the pool *classes* catches clients created before the tape was entered and proxy pools
 (which subclass the pool). The patch is installed with the first active tape and removed with the
@@ -16,6 +24,7 @@ SDK's own retry logic. A tape that may record waits in real time: the real API i
 
 from __future__ import annotations
 
+import contextvars
 import importlib
 import threading
 import time
@@ -25,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from .. import guard
+from ..errors import AmbiguousTapeError
 from .handler import ahandle, handle
 from .stacks import ORIGINALS, Stack, available_stacks
 
@@ -34,8 +44,12 @@ if TYPE_CHECKING:
 __all__ = ["active_tape", "install", "uninstall"]
 
 
+_CONTEXT_TAPES: contextvars.ContextVar[tuple[Tape, ...]] = contextvars.ContextVar("streamtape_tapes", default=())
+
+
 class _Interceptor:
-    """The process-wide stack of active tapes and the patches that route to the innermost one."""
+    """Every entered tape in the process (the patches stay while there is one), and per context the
+    tapes that context entered, which is what a request is routed to."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -52,8 +66,12 @@ class _Interceptor:
                 self.clocks = _patch_sdk_clocks(self)
                 guard.install(self.current)
             self.tapes.append(tape)
+        _CONTEXT_TAPES.set((*_CONTEXT_TAPES.get(), tape))
 
     def uninstall(self, tape: Tape) -> None:
+        # exited where it was entered, usually; an async fixture may exit in another task, where the
+        # entering context's reference is then simply stale (``current`` skips exited tapes)
+        _CONTEXT_TAPES.set(tuple(t for t in _CONTEXT_TAPES.get() if t is not tape))
         with self.lock:
             if tape in self.tapes:
                 self.tapes.remove(tape)
@@ -68,8 +86,18 @@ class _Interceptor:
                 guard.uninstall()
 
     def current(self) -> Tape | None:
-        tapes = self.tapes
-        return tapes[-1] if tapes else None
+        """The innermost tape this context entered; else the process's only one; else none."""
+        entered = self.tapes
+        if not entered:
+            return None
+        for tape in reversed(_CONTEXT_TAPES.get()):
+            if tape in entered:
+                return tape
+        if len(entered) == 1:
+            return entered[0]
+        # several tapes, entered in other threads or tasks: routing to any of them could pass a test
+        # on another test's recording
+        raise AmbiguousTapeError(entered)
 
 
 def _patch(stack: Stack, interceptor: _Interceptor) -> None:
@@ -153,5 +181,6 @@ uninstall = _INTERCEPTOR.uninstall
 
 
 def active_tape() -> Tape | None:
-    """The innermost entered tape, if any."""
+    """The tape a request made here would go to: the innermost one this thread or task entered, or
+    the only one entered in the process; ``None`` when none is entered."""
     return _INTERCEPTOR.current()
