@@ -394,3 +394,17 @@ def test_through_the_sdk_a_key_the_api_echoes_never_reaches_the_file(
     with streamtape.use_cassette(path), anthropic.Anthropic(api_key="k", base_url=base_url) as client:
         with client.messages.stream(**{**ask, "messages": [{"role": "user", "content": "is REDACTED valid?"}]}) as stream:
             assert stream.get_final_text() == "your key: REDACTED"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    secrets=st.lists(st.text(alphabet="abcdef-_", min_size=8, max_size=12), min_size=1, max_size=3),
+    pieces=st.lists(st.one_of(st.text(alphabet="abcdef-_ x?&=key", max_size=12), st.integers(0, 2)), max_size=12),
+)
+def test_the_fast_path_finds_what_the_full_pattern_finds(secrets: list[str], pieces: list[Any]) -> None:
+    """Bodies with no escape in them are searched by plain substring search; same spans as the regex."""
+    body = "".join(secrets[p % len(secrets)] if isinstance(p, int) else p for p in pieces).encode()
+    redactor = Redactor(extra_secrets=secrets, environment=False)
+    from streamtape.redact import _match_spans
+
+    assert redactor._raw_spans(body) == _match_spans(redactor._pattern(bytes), body)
