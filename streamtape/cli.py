@@ -166,7 +166,15 @@ def _cassette_files(paths: tuple[str, ...]) -> list[Path]:
               help="a fault spec applied over the socket (true FIN, RST, silence); repeat to combine")  # fmt: skip
 @click.option("--speed", type=click.FloatRange(min=0), default=1.0, show_default=True,
               help="1 = recorded timing, 0 = as fast as possible, N = N times faster")  # fmt: skip
-def serve(source: str, host: str, port: int, fault_specs: tuple[str, ...], speed: float) -> None:
+@click.option("--max-connections", type=click.IntRange(min=1), default=1024, show_default=True,
+              help="connections served at once; one more gets a 503 with Retry-After: 1")  # fmt: skip
+@click.option("--request-timeout", type=click.FloatRange(min=0, min_open=True, max=86400), default=10.0,
+              show_default=True, metavar="SECONDS",
+              help="a request must arrive whole within this (else a 408); idle connections close after it")  # fmt: skip
+@click.option("--max-body-bytes", type=click.IntRange(min=0), default=32 * 1024 * 1024, show_default=True,
+              help="a larger request body gets a 413 (32 MiB: the Messages API's own limit)")  # fmt: skip
+def serve(source: str, host: str, port: int, fault_specs: tuple[str, ...], speed: float, max_connections: int,
+          request_timeout: float, max_body_bytes: int) -> None:  # fmt: skip
     """Serve a cassette (or every cassette in a directory) over real HTTP/1.1, at recorded timing,
     so any client (the SDK, curl, another language) meets the recorded streams and their faults."""
     from .server import ReplayServer
@@ -174,7 +182,9 @@ def serve(source: str, host: str, port: int, fault_specs: tuple[str, ...], speed
     cassette = _load_source(source)
     faults = _fault_spec(fault_specs)
     try:
-        server = ReplayServer(cassette, host=host, port=port, speed=speed, faults=faults)
+        server = ReplayServer(cassette, host=host, port=port, speed=speed, faults=faults,
+                              max_connections=max_connections, request_timeout=request_timeout,
+                              max_body_bytes=max_body_bytes, release_memory=True)  # fmt: skip
     except OSError as exc:
         _fail(f"cannot listen on {host}:{port} ({exc.strerror or exc}); choose another --port or --host")
     except StreamtapeError as exc:
