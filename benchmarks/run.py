@@ -4,6 +4,7 @@ Run from the project root::
 
     python benchmarks/run.py [--quick] [--json PATH]
     python -m benchmarks.run [--quick] [--json PATH]
+    python benchmarks/run.py --scale [--quick] [--million]   # benchmarks/scale.py: growth with size
 
 Every number printed is measured in the run that prints it. Variants are interleaved round by round
 (the order rotates every round) so that machine noise lands on all of them alike; one warm-up
@@ -609,6 +610,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--ttfe-rounds", type=int, help=f"rounds for (c) (default {FULL_TTFE_ROUNDS}, quick {QUICK_TTFE_ROUNDS})"
     )
+    parser.add_argument(
+        "--scale", action="store_true",
+        help="run the scaling benchmark (benchmarks/scale.py, 10k/100k[/1M] events) instead, with the other options",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     args.rounds = args.rounds or (QUICK_ROUNDS if args.quick else FULL_ROUNDS)
     args.ttfe_rounds = args.ttfe_rounds or (QUICK_TTFE_ROUNDS if args.quick else FULL_TTFE_ROUNDS)
@@ -618,6 +623,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--scale" in argv:  # growth with the number of events: its own runner and options
+        from benchmarks.scale import main as scale
+
+        return scale([arg for arg in argv if arg != "--scale"])
     args = parse_args(argv)
     began = time.perf_counter()
     stream = build_stream()

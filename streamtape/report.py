@@ -3,7 +3,6 @@ events by type, the timing, the tokens, how it ended, and when each event arrive
 
 from __future__ import annotations
 
-import bisect
 import statistics
 from collections import Counter
 from itertools import accumulate
@@ -66,14 +65,22 @@ def event_arrivals(item: Interaction) -> list[float]:
     response = item.response
     if response is None or not response.timing:
         return []
+    # the chunk each event ends in: events end in body order, so one pass walks both lists
     ends = list(accumulate(size for _, size in response.timing))
     ats = [at for at, _ in response.timing]
-    return [ats[min(bisect.bisect_left(ends, event.end), len(ats) - 1)] for event in response.events]
+    arrivals, chunk, last = [], 0, len(ats) - 1
+    for event in response.events:
+        while chunk < last and ends[chunk] < event.end:
+            chunk += 1
+        arrivals.append(ats[chunk])
+    return arrivals
 
 
 def _tokens(item: Interaction) -> dict[str, int]:
     tokens: dict[str, int] = {}
     for event in item.events:
+        if "usage" not in event.data and "\\u" not in event.data:
+            continue  # no "usage" key, even escaped: its JSON need not be parsed (most events: deltas)
         data = event.json if isinstance(event.json, dict) else {}
         usage = (data.get("message") or {}).get("usage") if event.event == "message_start" else data.get("usage")
         if isinstance(usage, dict):
@@ -85,8 +92,10 @@ def _tokens(item: Interaction) -> dict[str, int]:
 
 def _stop_reason(item: Interaction) -> str | None:
     for event in reversed(item.events):
+        if event.event != "message_delta":
+            continue  # only a message_delta says it (its JSON is parsed, not every event's)
         data = event.json if isinstance(event.json, dict) else {}
-        if event.event == "message_delta" and isinstance(data.get("delta"), dict):
+        if isinstance(data.get("delta"), dict):
             return data["delta"].get("stop_reason")
     return None
 

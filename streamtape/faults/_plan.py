@@ -7,16 +7,17 @@ event and its byte 300, whatever other faults added, dropped or moved before.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
 from ..errors import ConfigError
-from ..sse import parse_events
-from ..wire import Action, Chunks, Respond, Send, expand
+from ..sse import event_ends
+from ..wire import Action, Chunks, Respond, Send
 
 __all__ = ["Piece", "Plan"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Piece:
     """Body bytes that arrive together at ``at``; ``event`` and ``offset`` locate them in the
     original recording (``None`` for bytes a fault added)."""
@@ -39,18 +40,19 @@ class Plan:
     @classmethod
     def from_actions(cls, actions: list[Action]) -> Plan:
         head: list[Action] = []
-        sends: list[Send] = []
+        body: list[Send | Chunks] = []  # a recorded run of chunks stays one Chunks: no Send per chunk
         tail: list[Action] = []
-        for action in expand(actions):
-            if isinstance(action, Send) and not tail:
-                sends.append(action)
-            elif sends or (head and isinstance(head[-1], Respond)):
+        for action in actions:
+            if isinstance(action, Chunks) and (tail or not action.timing):
+                tail += action.sends()  # what a run spells out after the body has ended (or nothing)
+            elif isinstance(action, (Send, Chunks)) and not tail:
+                body.append(action)
+            elif body or (head and isinstance(head[-1], Respond)):
                 tail.append(action)
             else:
                 head.append(action)
-        body = b"".join(send.data for send in sends)
-        ends = [event.end for event in parse_events(body)]
-        return cls(head, _tag(sends, ends), tail, len(ends))
+        ends = event_ends(b"".join(map(_data, body)))
+        return cls(head, _tag(_arrivals(body), ends), tail, len(ends))
 
     def actions(self) -> list[Action]:
         return [*self.head, *(Send(piece.data, piece.at) for piece in self.pieces), *self.tail]
@@ -116,7 +118,7 @@ class Plan:
 
     def shift(self, start: int, seconds: float) -> None:
         """Everything from piece ``start`` on (and the tail) arrives ``seconds`` later."""
-        self.pieces[start:] = [replace(p, at=p.at + seconds) for p in self.pieces[start:]]
+        self.pieces[start:] = [Piece(p.data, p.at + seconds, p.event, p.offset) for p in self.pieces[start:]]
         self.tail = [later(action, seconds) for action in self.tail]
 
 
@@ -125,17 +127,39 @@ def later(action: Action, seconds: float) -> Action:
     return action if isinstance(action, Chunks) else replace(action, at=action.at + seconds)  # type: ignore[arg-type]
 
 
-def _tag(sends: list[Send], ends: list[int]) -> list[Piece]:
-    """Split sends at event boundaries and tag each piece with its event (1-based) and offset."""
+def _data(run: Send | Chunks) -> bytes:
+    """The bytes a body action delivers (a run's chunks may not cover all of its ``data``)."""
+    if isinstance(run, Send):
+        return run.data
+    return run.data[: sum(size for _, size in run.timing)]
+
+
+def _arrivals(body: list[Send | Chunks]) -> Iterator[tuple[bytes, float]]:
+    """``(bytes, at)`` per chunk of the body, in order."""
+    for run in body:
+        if isinstance(run, Chunks):
+            yield from run.pieces()
+        else:
+            yield run.data, run.at
+
+
+def _tag(chunks: Iterable[tuple[bytes, float]], ends: list[int]) -> list[Piece]:
+    """Split chunks at event boundaries and tag each piece with its event (1-based) and offset.
+
+    Linear in the body: a chunk is cut at the boundaries inside it by position, never by slicing off
+    what is left of it (which copied a one-chunk body of n events n times)."""
     pieces: list[Piece] = []
-    offset, event = 0, 0
-    for send in sends:
-        data = send.data
-        while data:
-            boundary = ends[event] if event < len(ends) else offset + len(data)
-            size = min(len(data), boundary - offset)
-            pieces.append(Piece(data[:size], send.at, event + 1 if event < len(ends) else None, offset))
-            data, offset = data[size:], offset + size
-            if event < len(ends) and offset == ends[event]:
+    offset, event, total = 0, 0, len(ends)
+    for data, at in chunks:
+        size, pos = len(data), 0
+        while pos < size:
+            if event < total:
+                cut, number = min(size, pos + ends[event] - offset), event + 1
+            else:
+                cut, number = size, None
+            pieces.append(Piece(data[pos:cut], at, number, offset))
+            offset += cut - pos
+            pos = cut
+            if event < total and offset == ends[event]:
                 event += 1
     return pieces

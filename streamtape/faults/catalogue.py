@@ -451,7 +451,7 @@ class Delay(Fault):
                 # each event waits per_event +/- jitter, never less than nothing: time never runs backwards
                 extra += max(0.0, self.per_event + (rng.uniform(-self.jitter, self.jitter) if self.jitter else 0.0))
                 previous = piece.event
-            pieces.append(replace(piece, at=piece.at + extra))
+            pieces.append(Piece(piece.data, piece.at + extra, piece.event, piece.offset))
         plan.pieces = pieces
         plan.tail = [later(a, extra) for a in plan.tail]
         return plan
@@ -476,19 +476,23 @@ class Rechunk(Fault):
     def __call__(self, plan: Plan, context: Context) -> Plan:
         rng = random.Random(self.seed)
         out: list[Piece] = []
-        buffer, first, target = b"", None, self._next_size(rng)
+        # the chunk being filled: its parts (joined once, when it is complete), its size so far, and
+        # the piece and position its first byte came from (it keeps their event and offset)
+        parts: list[bytes] = []
+        filled, first, start, target = 0, None, 0, self._next_size(rng)
         for piece in plan.pieces:
-            pos = 0
-            while pos < len(piece.data):
+            data, pos, size = piece.data, 0, len(piece.data)
+            while pos < size:
                 if first is None:
-                    first = replace(piece, offset=_plus(piece.offset, pos))
-                take = min(target - len(buffer), len(piece.data) - pos)
-                buffer, pos = buffer + piece.data[pos : pos + take], pos + take
-                if len(buffer) == target:  # a chunk is complete when its last byte arrives
-                    out.append(replace(first, data=buffer, at=piece.at))
-                    buffer, first, target = b"", None, self._next_size(rng)
+                    first, start = piece, pos
+                take = min(target - filled, size - pos)
+                parts.append(data[pos : pos + take])
+                filled, pos = filled + take, pos + take
+                if filled == target:  # a chunk is complete when its last byte arrives
+                    out.append(Piece(b"".join(parts), piece.at, first.event, _plus(first.offset, start)))
+                    parts, filled, first, target = [], 0, None, self._next_size(rng)
         if first is not None:
-            out.append(replace(first, data=buffer, at=plan.pieces[-1].at))
+            out.append(Piece(b"".join(parts), plan.pieces[-1].at, first.event, _plus(first.offset, start)))
         plan.pieces = out
         return plan
 

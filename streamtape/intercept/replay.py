@@ -145,7 +145,7 @@ class Playback:
                 self.received += len(action.data)
                 yield action.at, action
                 continue
-            for step in expand((action,)):
+            for step in expand((action,)) if isinstance(action, Chunks) else (action,):  # a Send: no generator
                 late = self._late(step)
                 if late is not None:
                     yield late
