@@ -11,14 +11,22 @@ its count no longer matches), and a run of deleted lines changes the count, so e
 with the file and the line; an in-place hand edit keeps the count (a body edit that changes its
 length is caught by ``chunks``; ``streamtape lint --fix`` re-derives both). Format v1 files (no
 footer, ``chunks`` optional) still load.
+
+A hostile or mangled file gets a ``CassetteFormatError`` naming the file, the line and the field,
+never an internal error: the loader (``_SafeLoader``, libyaml's parser under a small constructor of
+our own) refuses anchors and aliases, every tag but the plain JSON-like ones, nesting deeper than
+``MAX_DEPTH`` and files larger than ``max_cassette_bytes()``; it reads an unquoted date as the text it
+is; and what loads is checked to be playable (headers encodable on the wire, times finite).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -26,12 +34,13 @@ from functools import cached_property
 from operator import itemgetter, sub
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
-from . import _bodytext
+from . import _bodytext, _filelock
 from .errors import CassetteError, CassetteFormatError, CassetteNotFoundError, ConfigError
-from .redact import SECRET_HEADERS
+from .redact import is_secret_header
 from .sse import Event, parse_events
 from .wire import CUT_ERRORS, Action, Chunks, Cut, End, Respond, Send
 
@@ -43,13 +52,59 @@ _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 Headers = tuple[tuple[str, str], ...]
 
+#: How deep mappings and lists may nest in a cassette file, its requests' ``json`` included.
+MAX_DEPTH = 100
+#: The largest time a cassette may state (``headers_at``, ``chunks``, ``at``), in seconds: 11.6 days.
+MAX_SECONDS = 1_000_000
+#: The environment variable that sets the largest cassette file streamtape reads, in MiB.
+MAX_SIZE_VARIABLE = "STREAMTAPE_MAX_CASSETTE_MB"
+_DEFAULT_MAX_MIB = 256
+
+
+def max_cassette_bytes() -> int:
+    """The largest cassette file streamtape reads: 256 MiB, or ``$STREAMTAPE_MAX_CASSETTE_MB`` MiB."""
+    raw = os.environ.get(MAX_SIZE_VARIABLE, "").strip()
+    if not raw:
+        return _DEFAULT_MAX_MIB << 20
+    try:
+        mib = float(raw)
+    except ValueError:
+        mib = math.nan
+    if not (math.isfinite(mib) and mib > 0):
+        raise ConfigError(
+            f"{MAX_SIZE_VARIABLE}={raw!r}: expected the size of the largest cassette to read, in MiB "
+            f"(a positive number; unset, it is {_DEFAULT_MAX_MIB})"
+        )
+    return int(mib * (1 << 20))
+
+
+def _too_big(size: int, limit: int) -> str:
+    return (
+        f"the file is {size / (1 << 20):,.1f} MiB, more than the {limit / (1 << 20):,.0f} MiB streamtape reads "
+        f"(a guard against runaway files). If it really is a cassette, set {MAX_SIZE_VARIABLE} to a larger "
+        "number of MiB"
+    )
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is not a finite number")
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
 
 def _json_or_none(body: bytes) -> Any:
+    """The body as JSON, or ``None``: also for NaN, Infinity, numbers too large for a float, and
+    nesting too deep to parse (what a cassette's ``json:`` could not hold)."""
     if not body or body.lstrip()[:1] not in (b"{", b"["):
         return None
     try:
-        return json.loads(body)
-    except ValueError:
+        return json.loads(body, parse_float=_finite_float, parse_constant=_no_constant)
+    except (ValueError, RecursionError):
         return None
 
 
@@ -162,45 +217,38 @@ class Cassette:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Cassette:
         path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise CassetteNotFoundError(path, "no such cassette file") from None
-        except UnicodeDecodeError as exc:
-            raise CassetteFormatError(path, "", f"not UTF-8 text (byte {exc.start}); is this a cassette?") from None
-        except OSError as exc:
-            raise CassetteNotFoundError(path, f"cannot read: {exc.strerror}") from None
-        return cls.loads(text, path=path)
+        return cls.loads(_read_text(path), path=path)
 
     @classmethod
     def loads(cls, text: str, *, path: Path | None = None, check_lines: bool = True) -> Cassette:
         """Parse cassette text. ``check_lines=False`` skips v2's line-count check, for ``lint --fix``
         repairing a hand-edited file; nothing else should need it."""
-        try:
-            document = yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            place = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            problem = getattr(exc, "problem", None) or str(exc)
-            raise CassetteFormatError(path, place, f"not valid YAML ({problem})") from None
+        limit = max_cassette_bytes()
+        if len(text) > limit:
+            raise CassetteFormatError(path, "", _too_big(len(text), limit))
+        document, positions = _read_yaml(text, path)
         if check_lines and isinstance(document, dict) and document.get("version") == 2:
             _check_line_count(document, text, path)
         try:
             return cls(_parse_document(document, path), path)
         except CassetteFormatError as exc:
-            if exc.place.startswith("line"):
-                raise
-            line = _locate(text, exc.place)
+            line = _locate(text, document, positions, exc.place)
             raise CassetteFormatError(
                 path, f"line {line}, {exc.place}" if exc.place else f"line {line}", exc.detail
             ) from None
 
     def save(self, path: str | os.PathLike[str] | None = None) -> Path:
-        """Write atomically (a crash never leaves a torn file) and return the path written."""
+        """Write atomically (a crash never leaves a torn file) and return the path written.
+
+        Temporary files that earlier saves of this cassette left behind when they were killed are
+        removed first (see ``_remove_stale_temps``)."""
         target = Path(path) if path is not None else self.path
         if target is None:
             raise ConfigError("Cassette.save() needs a path: this cassette was not loaded from a file")
-        text = self.dumps()
+        try:
+            text = self.dumps()
+        except CassetteFormatError as exc:  # what was built in Python would not load back: say what
+            raise CassetteFormatError(target, exc.place, f"{exc.detail}; nothing was written") from None
         try:
             _atomic_write(target, text)
         except OSError as exc:
@@ -216,6 +264,258 @@ class Cassette:
 
 
 # --- reading ---------------------------------------------------------------------------------------
+
+
+def _read_text(path: Path) -> str:
+    """The file's text (newlines translated as ``open()`` does), no more than the size limit."""
+    limit = max_cassette_bytes()
+    try:
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size > limit:
+                raise CassetteFormatError(path, "", _too_big(size, limit))
+            # a device or a pipe states no size (and a file may grow): never more than the limit
+            data = handle.read(size + 1 if size else limit + 1)
+            if size and len(data) > size:
+                data += handle.read(limit + 1 - len(data))
+    except FileNotFoundError:
+        raise CassetteNotFoundError(path, "no such cassette file") from None
+    except OSError as exc:
+        raise CassetteNotFoundError(path, f"cannot read: {exc.strerror or exc}") from None
+    if len(data) > limit:
+        raise CassetteFormatError(path, "", _too_big(len(data), limit))
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise CassetteFormatError(
+            path, f"line {line}", f"not UTF-8 text (byte {exc.start}); is this a cassette?"
+        ) from None
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text
+
+
+_YAML = "tag:yaml.org,2002:"
+_STR, _INT, _FLOAT, _BOOL, _NULL = (_YAML + name for name in ("str", "int", "float", "bool", "null"))
+_SEQ, _MAP = _YAML + "seq", _YAML + "map"
+#: Plain values YAML 1.1 would turn into something else, read as the text they are: an unquoted
+#: ``2024-01-15`` (a date, valid or not), ``<<`` (a merge key) and ``=``.
+_AS_TEXT = frozenset({_YAML + "timestamp", _YAML + "merge", _YAML + "value"})
+_NUMBER_TEXT = 4300  # the longest number read: Python prints integers of up to 4,300 digits
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_NO_KEY = object()
+_ALIAS = (
+    "YAML anchors and aliases ('&name', '*name') are not allowed in a cassette (it never needs them, and "
+    "they can make a small file expand to gigabytes): write the value out in full"
+)
+
+
+class _Refused(Exception):
+    """Something the loader will not read, with where it is."""
+
+    def __init__(self, mark: Any, field: str, message: str) -> None:
+        super().__init__(message)
+        self.line = mark.line + 1 if mark is not None else 1
+        self.field = field
+        self.message = message
+
+
+class _SafeLoader(_Loader):  # type: ignore[misc, valid-type]
+    """libyaml's parser (when installed) under a constructor of our own, which reads one document
+    of mappings, lists, text, numbers, booleans and nulls, and refuses anything else with the line
+    and the field: anchors and aliases, tags other than those, nesting deeper than ``MAX_DEPTH``,
+    numbers longer than 4,300 digits, mapping keys that are not plain values.
+
+    It works from the parser's events, iteratively (a deep file cannot exhaust the stack; libyaml's
+    own composer is recursive C), and never builds the node graph. ``positions`` maps each mapping's
+    id to ``{key: line}`` and each list's id to its items' lines, for error messages."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.positions: dict[int, Any] = {}
+
+    def get_single_data(self) -> Any:
+        self.get_event()  # stream start
+        if self.check_event(yaml.StreamEndEvent):
+            return None  # an empty file
+        self.get_event()  # document start
+        data = self._document()
+        self.get_event()  # document end
+        if not self.check_event(yaml.StreamEndEvent):
+            raise _Refused(self.get_event().start_mark, "", "a second YAML document starts here; a cassette is one")
+        return data
+
+    def _document(self) -> Any:
+        get_event, positions = self.get_event, self.positions
+        scalar_event, map_start, seq_start = yaml.ScalarEvent, yaml.MappingStartEvent, yaml.SequenceStartEvent
+        # one frame per open mapping or list: [container, its lines, the key awaiting its value, the last key]
+        stack: list[list[Any]] = []
+        while True:
+            event = get_event()
+            kind = type(event)
+            if kind is scalar_event:
+                value = self._scalar(event, stack)
+            elif kind is map_start or kind is seq_start:
+                if event.anchor is not None:
+                    raise _Refused(event.start_mark, _field(stack), _ALIAS)
+                if event.tag not in (None, "!", _MAP if kind is map_start else _SEQ):
+                    raise _Refused(event.start_mark, _field(stack), _bad_tag(event.tag))
+                value = {} if kind is map_start else []
+            elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
+                frame = stack.pop()
+                if not stack:
+                    return frame[0]
+                continue
+            else:  # an alias
+                raise _Refused(event.start_mark, _field(stack), _ALIAS)
+            line = event.start_mark.line + 1
+            if stack:
+                frame = stack[-1]
+                container = frame[0]
+                if type(container) is dict:
+                    key = frame[2]
+                    if key is _NO_KEY:
+                        if kind is not scalar_event:
+                            raise _Refused(event.start_mark, _field(stack),
+                                           "a mapping key must be a plain value, not a list or a mapping")  # fmt: skip
+                        frame[2] = value
+                        frame[1][value] = line
+                        continue
+                    container[key] = value
+                    frame[2], frame[3] = _NO_KEY, key
+                else:
+                    container.append(value)
+                    frame[1].append(line)
+            if kind is scalar_event:
+                if not stack:
+                    return value
+                continue
+            if len(stack) >= MAX_DEPTH:
+                deep = f"mappings and lists nest more than {MAX_DEPTH} deep here; a cassette never needs that"
+                raise _Refused(event.start_mark, _field(stack, placed=True), deep)
+            lines: Any = {} if kind is map_start else []
+            positions[id(value)] = lines
+            stack.append([value, lines, _NO_KEY, _NO_KEY])
+
+    def _scalar(self, event: Any, stack: list[list[Any]]) -> Any:
+        if event.anchor is not None:
+            raise _Refused(event.start_mark, _field(stack), _ALIAS)
+        tag, value = event.tag, event.value
+        if tag is None or tag == "!":
+            if not event.implicit[0]:  # quoted, or a block: text
+                if event.style == '"' and _SURROGATE.search(value):
+                    raise _Refused(
+                        event.start_mark, _field(stack), "a \\u escape names half a UTF-16 pair, not a character"
+                    )
+                return value
+            tag = self.resolve(yaml.ScalarNode, value, event.implicit)
+            if tag == _STR or tag in _AS_TEXT:
+                return value
+        elif tag == _STR:
+            return value
+        if tag not in (_INT, _FLOAT, _BOOL, _NULL):
+            raise _Refused(event.start_mark, _field(stack), _bad_tag(tag))
+        kind = tag[len(_YAML) :]
+        if len(value) > _NUMBER_TEXT:
+            long = f"a number of {len(value):,} characters; streamtape reads numbers of up to {_NUMBER_TEXT:,}"
+            raise _Refused(event.start_mark, _field(stack), long)
+        node = yaml.ScalarNode(tag, value)
+        try:
+            if tag == _INT:
+                number = self.construct_yaml_int(node)
+                if number.bit_length() > 14_000 and not _printable(number):  # hex or base 60, say
+                    large = f"a number of more than {_NUMBER_TEXT:,} digits; streamtape reads no larger"
+                    raise _Refused(event.start_mark, _field(stack), large)
+                return number
+            if tag == _FLOAT:
+                return self.construct_yaml_float(node)
+            if tag == _BOOL:
+                return self.construct_yaml_bool(node)
+            return None
+        except (ValueError, KeyError, IndexError, OverflowError):
+            raise _Refused(event.start_mark, _field(stack), f"{_show(value)} is not a valid {kind}") from None
+
+
+def _printable(number: int) -> bool:
+    try:
+        str(number)
+    except ValueError:  # more digits than Python prints
+        return False
+    return True
+
+
+def _name(key: Any) -> str:
+    """A mapping key as a message shows it: as it is, or quoted when it holds a tab or a control."""
+    return key if isinstance(key, str) and key.isprintable() and key else _show(key)
+
+
+def _field(stack: list[list[Any]], placed: bool = False) -> str:
+    """The path to where the walk is, for a message: ``interactions[0].request.json.model``.
+    ``placed``: the value the walk is at was already put in the innermost container."""
+    parts: list[str] = []
+    for depth, (container, _, key, last) in enumerate(stack):
+        inner = placed or depth + 1 < len(stack)
+        if type(container) is dict:
+            name = last if inner else key
+            if name is _NO_KEY:
+                break
+            parts.append(f".{_name(name)}" if parts else _name(name))
+        else:
+            parts.append(f"[{len(container) - 1 if inner else len(container)}]")
+    path = "".join(parts)
+    return path if len(path) <= 160 else f"{path[:100]}...{path[-50:]}"
+
+
+def _bad_tag(tag: str) -> str:
+    shown = "!!" + tag[len(_YAML) :] if tag.startswith(_YAML) else tag
+    return (
+        f"the YAML tag {shown} is not allowed in a cassette, which holds only text, numbers, true/false, null, "
+        "lists and mappings; remove the tag (quote the value to keep it as text)"
+    )
+
+
+def _show(value: Any, limit: int = 60) -> str:
+    """A value for a message, shortened."""
+    try:
+        text = repr(value)
+    except ValueError:  # an integer too long to print
+        return "a number too long to show"
+    return text if len(text) <= limit else f"{text[: limit - 5]}...{text[-1]}"
+
+
+def _read_yaml(text: str, path: Path | None) -> tuple[Any, dict[int, Any]]:
+    """The document and its positions; every failure a ``CassetteFormatError`` with the line."""
+    loader: _SafeLoader | None = None
+    try:
+        loader = _SafeLoader(text)
+        return loader.get_single_data(), loader.positions
+    except _Refused as exc:
+        where = f"line {exc.line}, {exc.field}" if exc.field else f"line {exc.line}"
+        raise CassetteFormatError(path, where, exc.message) from None
+    except yaml.reader.ReaderError as exc:
+        # libyaml counts the position in UTF-8 bytes, PyYAML's own reader in characters
+        if issubclass(_Loader, getattr(yaml, "CParser", ())):
+            line = text.encode("utf-8", "surrogatepass")[: exc.position].count(b"\n") + 1
+        else:
+            line = text.count("\n", 0, exc.position) + 1
+        character = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or "\0")
+        raise CassetteFormatError(
+            path, f"line {line}", f"not valid YAML (the character U+{character:04X} is not allowed: {exc.reason})"
+        ) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        place = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "line 1"
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise CassetteFormatError(path, place, f"not valid YAML ({problem})") from None
+    except UnicodeEncodeError as exc:  # text handed to loads() holding a lone surrogate
+        line = text.count("\n", 0, exc.start) + 1
+        raise CassetteFormatError(
+            path, f"line {line}", "not UTF-8 text (a lone surrogate); is this a cassette?"
+        ) from None
+    finally:
+        if loader is not None:
+            loader.dispose()
 
 
 class _Reader:
@@ -244,12 +544,19 @@ class _Reader:
             raise self.fail(place, f"expected {names}, found {_kind(value)}")
         return value
 
+    def seconds(self, value: Any, place: str) -> float:
+        """A time offset: a finite number from 0 to ``MAX_SECONDS``."""
+        self.typed(value, place, (int, float))
+        if not 0 <= value <= MAX_SECONDS:  # NaN compares false too
+            raise self.fail(place, f"expected seconds from 0 to {MAX_SECONDS:,}, found {_show(value)}")
+        return float(value)
+
 
 def _kind(value: Any) -> str:
     if value is None:
         return "nothing"
     names: dict[type, str] = {dict: "a mapping", list: "a list", str: "text"}
-    return names.get(type(value), f"{type(value).__name__} {value!r}")
+    return names.get(type(value), f"{type(value).__name__} {_show(value)}")
 
 
 def _parse_document(document: Any, path: Path | None) -> list[Interaction]:
@@ -264,7 +571,7 @@ def _parse_document(document: Any, path: Path | None) -> list[Interaction]:
             if isinstance(version, int) and version > FORMAT_VERSION
             else ("is this a streamtape cassette? (vcrpy cassettes are not)")
         )
-        raise r.fail("version", f"expected 'version: {FORMAT_VERSION}' (or 1), found {version!r}; {hint}")
+        raise r.fail("version", f"expected 'version: {FORMAT_VERSION}' (or 1), found {_show(version)}; {hint}")
     r.strict = version >= 2
     if r.strict and "lines" not in top:
         raise r.fail("end of file", _CUT_SHORT)
@@ -272,18 +579,33 @@ def _parse_document(document: Any, path: Path | None) -> list[Interaction]:
     return [_parse_interaction(r, item, f"interactions[{i}]") for i, item in enumerate(items)]
 
 
-def _locate(text: str, place: str) -> int:
-    """The line a field's error is about (the safe loader keeps no positions): the start of
-    ``interactions[i]``, the ``version`` line, or the first line."""
-    lines = text.splitlines()
-    match = re.match(r"interactions\[(\d+)\]", place)
-    if match:
-        starts = [n for n, line in enumerate(lines, 1) if line.startswith("- ")]
-        index = int(match.group(1))
-        return starts[index] if index < len(starts) else len(lines)
-    if place.startswith("version"):
-        return next((n for n, line in enumerate(lines, 1) if line.startswith("version:")), 1)
-    return next((n for n, line in enumerate(lines, 1) if line.strip() and not line.startswith("#")), 1)
+def _locate(text: str, document: Any, positions: dict[int, Any], place: str) -> int:
+    """The line a field's error is about: the field's own line when the loader saw it, else that
+    of the nearest field around it that it saw, else the first line (the end for ``end of file``)."""
+    if place == "end of file":
+        return text.count("\n") + (0 if text.endswith("\n") else 1)
+    line, node, rest = None, document, place
+    while rest and isinstance(node, (dict, list)):
+        table = positions.get(id(node))
+        if table is None:
+            break
+        if isinstance(node, list):
+            match = re.match(r"\[(\d+)\]", rest)
+            if not match or int(match.group(1)) >= len(node):
+                break
+            index = int(match.group(1))
+            line, node, rest = table[index], node[index], rest[match.end() :]
+            continue
+        step = rest[1:] if rest.startswith(".") and line is not None else rest
+        # the longest key the rest of the place starts with (a header name may hold dots)
+        keys = [k for k in node if step.startswith(str(k)) and step[len(str(k)) : len(str(k)) + 1] in ("", ".", "[")]
+        if not keys:
+            break
+        key = max(keys, key=lambda k: len(str(k)))
+        line, node, rest = table.get(key, line), node[key], step[len(str(key)) :]
+    if line is not None:
+        return int(line)
+    return next((n for n, row in enumerate(text.splitlines(), 1) if row.strip() and not row.startswith("#")), 1)
 
 
 _CUT_SHORT = (
@@ -302,13 +624,15 @@ def _check_line_count(document: dict[str, Any], text: str, path: Path | None) ->
     if list(document)[-1] != "lines":
         raise CassetteFormatError(path, where, f"'lines' must be the last field of the file; {_CUT_SHORT}")
     if isinstance(declared, bool) or not isinstance(declared, int):
-        raise CassetteFormatError(path, where, f"expected 'lines: N' with N the file's line count, found {declared!r}")
+        raise CassetteFormatError(
+            path, where, f"expected 'lines: N' with N the file's line count, found {_show(declared)}"
+        )
     if declared != actual:
         raise CassetteFormatError(
             path,
             where,
-            f"the file has {actual} lines but says it has {declared}: lines were removed or added since it "
-            "was written (cut short, or a bad merge). If you edited it by hand, run `streamtape lint --fix "
+            f"the file has {actual} lines but says it has {_show(declared)}: lines were removed or added since "
+            "it was written (cut short, or a bad merge). If you edited it by hand, run `streamtape lint --fix "
             f"{path if path is not None else 'FILE'}` to check and re-count it; else re-record it",
         )
 
@@ -322,21 +646,65 @@ def _parse_interaction(r: _Reader, item: Any, place: str) -> Interaction:
     return Interaction(request, response)
 
 
+# What HTTP (and h11, which frames `streamtape serve`'s responses) allows on the wire.
+_TOKEN = re.compile(r"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
+_FIELD_VALUE = re.compile(r"(?:[^\x00\s]+(?:[ \t]+[^\x00\s]+)*)?", re.ASCII)
+_REASON = re.compile(r"[^\x00\n\r\f\v]*")
+_URL_FORBIDDEN = re.compile(r"[\x00-\x20\x7f]")
+
+
 def _parse_request(r: _Reader, raw: dict[str, Any], place: str) -> Request:
     method = r.required(raw, "method", place, str)
+    if not _TOKEN.fullmatch(method):
+        raise r.fail(f"{place}.method", f"expected an HTTP method such as POST or GET, found {_show(method)}")
     url = r.required(raw, "url", place, str)
+    _check_url(r, url, f"{place}.url")
     headers = _parse_headers(r, raw.get("headers"), f"{place}.headers")
-    if "json" in raw:
-        body = json.dumps(raw["json"], separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    else:
-        body = _parse_body(r, raw, place)
+    body = _json_body(r, raw["json"], f"{place}.json") if "json" in raw else _parse_body(r, raw, place)
     return Request(method, url, headers, body)
+
+
+def _check_url(r: _Reader, url: str, place: str) -> None:
+    found = _URL_FORBIDDEN.search(url)
+    if found:
+        raise r.fail(place, f"the URL holds {found.group()!r}, which a URL cannot; percent-encode it ({_show(url)})")
+    try:
+        urlsplit(url).port  # noqa: B018 - what matching reads, checked now
+    except ValueError as exc:
+        raise r.fail(place, f"not a valid URL ({exc}): {_show(url)}") from None
+
+
+def _json_body(r: _Reader, value: Any, place: str) -> bytes:
+    """A request's ``json:`` as the body bytes; it must be JSON (no NaN or infinity)."""
+    try:
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except ValueError:
+        where, bad = _non_finite(value, place)
+        raise r.fail(where, f"{_show(bad)} is not a JSON number; quote it to keep it as text") from None
+    return text.encode("utf-8")
+
+
+def _non_finite(value: Any, place: str) -> tuple[str, Any]:
+    """Where in a ``json:`` value a NaN or an infinity is (as a value or a key)."""
+    stack = [(value, place)]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            return where, item
+        if isinstance(item, dict):
+            for key, child in item.items():
+                if isinstance(key, float) and not math.isfinite(key):
+                    return where, key
+                stack.append((child, f"{where}.{key}"))
+        elif isinstance(item, list):
+            stack.extend((child, f"{where}[{i}]") for i, child in enumerate(item))
+    return place, value
 
 
 def _parse_response(r: _Reader, raw: dict[str, Any], place: str) -> Response:
     status = r.required(raw, "status", place, int)
     if not 100 <= status <= 999:
-        raise r.fail(f"{place}.status", f"expected an HTTP status between 100 and 999, found {status}")
+        raise r.fail(f"{place}.status", f"expected an HTTP status between 100 and 999, found {_show(status)}")
     body = _parse_body(r, raw, place)
     if r.strict:
         for key in ("body", "chunks", "end"):
@@ -347,13 +715,15 @@ def _parse_response(r: _Reader, raw: dict[str, Any], place: str) -> Response:
     end = raw.get("end", "clean")
     if not (end == "clean" or isinstance(end, dict)):
         raise r.fail(f"{place}.end", f"expected 'clean' or a mapping with 'error' and 'message', found {_kind(end)}")
+    reason = r.typed(raw.get("reason", ""), f"{place}.reason", str)
+    _check_wire_text(r, reason, f"{place}.reason", "the reason phrase", _REASON)
     return Response(
         status=status,
         headers=_parse_headers(r, raw.get("headers"), f"{place}.headers"),
         body=body,
         timing=timing,
-        reason=r.typed(raw.get("reason", ""), f"{place}.reason", str),
-        headers_at=float(r.typed(raw.get("headers_at", 0.0), f"{place}.headers_at", (int, float))),
+        reason=reason,
+        headers_at=r.seconds(raw.get("headers_at", 0.0), f"{place}.headers_at"),
         end=End(timing[-1][0] if timing else 0.0) if end == "clean" else _parse_cut(r, end, f"{place}.end"),
     )
 
@@ -367,12 +737,32 @@ def _parse_headers(r: _Reader, raw: Any, place: str) -> Headers:
         items = list(r.mapping(raw, place).items())
     pairs: list[tuple[str, str]] = []
     for name, value in items:
+        if not isinstance(name, str) or not _TOKEN.fullmatch(name):
+            where = f"{place}.{_name(name)}" if isinstance(name, str) and len(name) < 100 else place
+            raise r.fail(where, f"{_show(name)} is not a header name (HTTP allows letters, digits and "
+                                "!#$%&'*+-.^_`|~ in one)")  # fmt: skip
         values = value if isinstance(value, list) else [value]
         for v in values:
             if not isinstance(v, (str, int, float)) or isinstance(v, bool):
                 raise r.fail(f"{place}.{name}", f"expected a header value (text), found {_kind(v)}")
-            pairs.append((str(name), str(v)))
+            text = str(v)
+            _check_wire_text(r, text, f"{place}.{name}", "a header value", _FIELD_VALUE)
+            pairs.append((name, text))
     return tuple(pairs)
+
+
+def _check_wire_text(r: _Reader, text: str, place: str, what: str, pattern: re.Pattern[str]) -> None:
+    """Text that goes on the wire as it is: Latin-1, and what ``pattern`` (HTTP's grammar) allows."""
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError as exc:
+        why = f"{text[exc.start]!r} is not Latin-1, and HTTP sends header text as bytes 0-255"
+        raise r.fail(
+            place, f"{_show(text)} cannot be sent as {what}: {why}. Replace it (or percent-encode it)"
+        ) from None
+    if not pattern.fullmatch(text):
+        ends = ", and white space at its start or end" if pattern is _FIELD_VALUE else ""
+        raise r.fail(place, f"{_show(text)} cannot be sent as {what}: HTTP forbids CR, LF and NUL in it{ends}")
 
 
 def _pair(r: _Reader, item: Any, place: str) -> tuple[str, Any]:
@@ -388,7 +778,10 @@ def _parse_body(r: _Reader, raw: dict[str, Any], place: str) -> bytes:
         return text.encode("utf-8")
     if encoding == "escaped":
         return _bodytext.decode_escaped(text)
-    raise r.fail(f"{place}.encoding", f"expected 'text' or 'escaped', found {encoding!r}")
+    raise r.fail(f"{place}.encoding", f"expected 'text' or 'escaped', found {_show(encoding)}")
+
+
+_TIMING_FORM = "expected 'SECONDS:BYTES' pairs separated by spaces, e.g. '0.412:490 0.415:132'"
 
 
 def _parse_timing(r: _Reader, raw: Any, place: str, body: bytes) -> tuple[tuple[float, int], ...]:
@@ -396,27 +789,46 @@ def _parse_timing(r: _Reader, raw: Any, place: str, body: bytes) -> tuple[tuple[
         return ((0.0, len(body)),) if body else ()
     fields = r.typed(raw, place, str).replace(":", " ").split()
     try:
-        timing = tuple(zip(map(float, fields[0::2]), map(int, fields[1::2]), strict=True))
+        ats = tuple(map(float, fields[0::2]))
+        sizes = tuple(map(int, fields[1::2]))
     except ValueError:
-        raise r.fail(place, "expected 'SECONDS:BYTES' pairs separated by spaces, e.g. '0.412:490 0.415:132'") from None
-    total = sum(size for _, size in timing)
+        raise r.fail(place, _TIMING_FORM) from None
+    if len(ats) != len(sizes):
+        raise r.fail(place, _TIMING_FORM)
+    # Fast (a 10,000-chunk stream is read on every replay): with no '-' in the text no number is
+    # negative, and with no 'n' none is NaN or infinite unless it overflowed, which max() sees.
+    if "-" in raw or "n" in raw or "N" in raw or (ats and max(ats) > MAX_SECONDS):
+        for number, (at, size) in enumerate(zip(ats, sizes, strict=True), 1):
+            if not 0 <= at <= MAX_SECONDS:  # NaN compares false too
+                raise r.fail(place, f"chunk {number} arrives at {_show(at)} seconds; expected 0 to {MAX_SECONDS:,}")
+            if size < 0:
+                raise r.fail(place, f"chunk {number} has {size} bytes; a chunk cannot be smaller than 0")
+    total = sum(sizes)
     if total != len(body):
         raise r.fail(place, f"chunk sizes add up to {total} bytes but the body has {len(body)}")
-    return timing
+    return tuple(zip(ats, sizes, strict=True))
 
 
 def _parse_cut(r: _Reader, raw: Any, place: str) -> Cut:
     raw = r.mapping(raw, place)
     error = r.required(raw, "error", place, str)
     if error not in CUT_ERRORS:
-        raise r.fail(f"{place}.error", f"unknown error {error!r}; expected one of {', '.join(sorted(CUT_ERRORS))}")
+        raise r.fail(f"{place}.error", f"unknown error {_show(error)}; expected one of {', '.join(sorted(CUT_ERRORS))}")
     message = r.typed(raw["message"], f"{place}.message", str) if "message" in raw else None
-    return Cut(error, message, float(r.typed(raw.get("at", 0.0), f"{place}.at", (int, float))))
+    return Cut(error, message, r.seconds(raw.get("at", 0.0), f"{place}.at"))
 
 
 # --- writing ---------------------------------------------------------------------------------------
 
 _HEADER = "# streamtape cassette, format v2 (docs/cassette-format.md). Bodies are byte-exact.\n"
+
+
+class _PlainDumper(_Dumper):  # type: ignore[misc, valid-type]
+    """Never writes an anchor and an alias for an object met twice (one request's ``json`` in two
+    interactions): a cassette spells every value out, and the loader refuses aliases."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
 
 
 class _Writer:
@@ -429,7 +841,7 @@ class _Writer:
 
     def render(self) -> str:
         doc = {"version": FORMAT_VERSION, "interactions": [self._interaction(i) for i in self.interactions]}
-        text = yaml.dump(doc, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=1 << 30)
+        text = yaml.dump(doc, Dumper=_PlainDumper, sort_keys=False, allow_unicode=True, width=1 << 30)
         placeholder = re.compile(rf" __streamtape_body_(\d+)_{self.nonce}__\n")
         rendered = _HEADER + placeholder.sub(lambda m: self._block(int(m.group(1))), text)
         rendered += f"lines: {rendered.count(chr(10)) + 1}\n"  # the footer counts itself
@@ -461,7 +873,7 @@ class _Writer:
 
     def _request(self, req: Request) -> dict[str, Any]:
         out: dict[str, Any] = {"method": req.method, "url": req.url, "headers": _headers_dict(req.headers)}
-        if req.json is not None:
+        if _json_form(req) is not None:
             out["json"] = req.json  # readable; matching compares parsed JSON, never bytes
         elif req.body:
             out["body"] = self._placeholder(req.body, 4)
@@ -479,18 +891,49 @@ class _Writer:
         return out
 
     def _verify(self, rendered: str) -> None:
-        """Load the whole document back before anything is written: a save never corrupts a file."""
-        document = yaml.load(rendered, Loader=_Loader)  # noqa: S506
+        """Load the whole document back before anything is written: a save never corrupts a file,
+        nor writes one that would not load (a header value HTTP cannot carry, a NaN time)."""
+        document, _ = _read_yaml(rendered, None)
         loaded = _parse_document(document, None)
         _check_line_count(document, rendered, None)
         actual: list[bytes] = []
         for item in loaded:
-            if item.request.json is None and item.request.body:
+            if _json_form(item.request) is None and item.request.body:  # as _request decided
                 actual.append(item.request.body)
             if item.response is not None:
                 actual.append(item.response.body)
         if actual != [body for body, _ in self.bodies]:
             raise AssertionError("streamtape bug: a body does not survive the YAML round trip; nothing was written")
+
+
+def _json_form(req: Request) -> Any:
+    """The request's JSON, when the ``json:`` form can hold it, else ``None`` (the body is then written
+    as it is): not nested deeper than a cassette allows, and with no lone surrogate in a string."""
+    value = req.json
+    if value is None:
+        return None
+    body, room = req.body, MAX_DEPTH - 4  # the document, interactions, the item and request hold it
+    if body.count(b"[") + body.count(b"{") > room and not _nests_within(value, room):
+        return None
+    if b"\\u" in body:  # only a \u escape can make a lone surrogate
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            return None
+    return value
+
+
+def _nests_within(value: Any, limit: int) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return False
+        stack.extend((child, depth + 1) for child in children)
+    return True
 
 
 def _loads_back(block: str, indent: int) -> str | None:
@@ -507,7 +950,7 @@ def _loads_back(block: str, indent: int) -> str | None:
 def _headers_dict(headers: Headers) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, value in headers:
-        if name.lower() in SECRET_HEADERS:
+        if is_secret_header(name):
             continue  # a last line of defence: the recorder has removed them already
         if name in out:
             out[name] = [*out[name], value] if isinstance(out[name], list) else [out[name], value]
@@ -524,19 +967,82 @@ def _cut_dict(cut: Cut) -> dict[str, Any]:
     return out
 
 
+# --- the atomic write, and what killed writes leave behind -----------------------------------------
+#
+# A save writes ``.NAME.XXXXXXXX.tmp`` beside the cassette and renames it over ``NAME``. A process
+# killed between the two leaves the temporary file, so every save first removes those of its
+# cassette that no live save is writing. A save holds a lock on its temporary file (``_filelock``)
+# from just after creating it until it has renamed it, so on POSIX a temporary file nobody holds a
+# lock on is abandoned, unless it is empty: a save may be between creating it and locking it, so an
+# empty one is left until it is a minute old. Windows cannot rename an open file, so there a save
+# unlocks it just before the rename, and only a temporary file a minute old is ever removed.
+
+_WINDOWS = os.name == "nt"
+_STALE_SECONDS = 60.0
+
+
 def _atomic_write(target: Path, text: str) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temps(target)
+    data = text.encode("utf-8")
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if target.exists():
-            os.chmod(tmp, target.stat().st_mode & 0o777)
-        else:
-            os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
+        try:
+            _filelock.lock(fd)  # this temporary file is in use: no other save removes it
+            with os.fdopen(fd, "wb", closefd=False) as handle:
+                handle.write(data)
+            os.fsync(fd)
+            os.chmod(tmp, target.stat().st_mode & 0o777 if target.exists() else 0o644)
+            if _WINDOWS:
+                os.close(fd)
+                fd = -1
+            os.replace(tmp, target)
+        finally:
+            if fd >= 0:
+                os.close(fd)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _temp_names(target: Path) -> re.Pattern[str]:
+    """The names ``tempfile.mkstemp`` gives a save's temporary files of ``target``, and no others."""
+    return re.compile(re.escape(f".{target.name}.") + r"[a-z0-9_]{8}" + re.escape(".tmp"))
+
+
+def _remove_stale_temps(target: Path) -> int:
+    """Remove the temporary files that killed saves of ``target`` left; returns how many. Never
+    fails a save: what cannot be examined or removed is left."""
+    names = _temp_names(target)
+    try:
+        entries = [entry for entry in os.scandir(target.parent) if names.fullmatch(entry.name)]
+    except OSError:
+        return 0
+    removed = 0
+    for entry in entries:
+        try:
+            removed += entry.is_file(follow_symlinks=False) and _remove_if_abandoned(Path(entry.path))
+        except OSError:
+            continue
+    return removed
+
+
+def _remove_if_abandoned(path: Path) -> bool:
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        if not _filelock.try_lock(fd):
+            return False  # a live save is writing it
+        info = os.fstat(fd)
+        age = time.time() - info.st_mtime
+        if (info.st_size == 0 or _WINDOWS) and age < _STALE_SECONDS:
+            return False  # perhaps a save that has only just created it
+        now = os.stat(path, follow_symlinks=False)
+        if (now.st_dev, now.st_ino) != (info.st_dev, info.st_ino):
+            return False
+        if not _WINDOWS:
+            path.unlink()  # while holding its lock
+            return True
+    finally:
+        os.close(fd)
+    path.unlink()  # Windows removes no file that is open, ours included
+    return True
