@@ -1,12 +1,15 @@
 """The ``streamtape`` command: glue between click, rich and the library.
 
 Exit codes: 0 success; 1 the command ran and found problems (``lint``); 2 a usage or input error
-(a missing file, a bad argument), reported in one sentence without a traceback.
+(a missing file, a bad argument), reported in one sentence without a traceback. An unexpected
+exception (a streamtape bug) is reported in one sentence too, with exit code 2, unless
+``STREAMTAPE_DEBUG`` is set, which shows its traceback.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 from pathlib import Path
@@ -15,10 +18,11 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from . import __version__
 from .cassette import Cassette
-from .errors import RecordingFailedError, StreamtapeError
+from .errors import CassetteError, RecordingFailedError, StreamtapeError
 from .starters import starter
 
 EPILOG_EXIT = "Exit codes: 0 success, 1 problems found, 2 usage or input error."
@@ -26,7 +30,8 @@ EPILOG_EXIT = "Exit codes: 0 success, 1 problems found, 2 usage or input error."
 
 def _console(stderr: bool = False) -> Console:
     # colour only on a terminal; plain text in pipes, files and CI logs
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+    # no emoji codes either: a header named 'x:on:' or a model's ':smile:' is text, shown as written
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, emoji=False)
 
 
 def _fail(message: str) -> None:
@@ -44,7 +49,31 @@ def _load(name: str) -> Cassette:
         raise AssertionError("unreachable") from None
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EPILOG_EXIT)
+def _internal_error(exc: BaseException) -> str:
+    return (
+        f"internal error ({type(exc).__name__}: {exc}); this is a streamtape bug, please report it with the "
+        "command you ran (STREAMTAPE_DEBUG=1 shows the traceback)"
+    )
+
+
+class _Commands(click.Group):
+    """Whatever a command meets, the user reads one sentence: a ``StreamtapeError`` as itself (exit 2),
+    anything unexpected as an internal error (exit 2), never a traceback (unless STREAMTAPE_DEBUG)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except StreamtapeError as exc:
+            _fail(str(exc))
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as exc:
+            if os.environ.get("STREAMTAPE_DEBUG"):
+                raise
+            _fail(_internal_error(exc))
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]}, epilog=EPILOG_EXIT)
 @click.version_option(__version__, prog_name="streamtape")
 def main() -> None:
     """Record and replay streaming HTTP (Server-Sent Events) byte-exact, with faithful faults."""
@@ -87,24 +116,26 @@ def _inspect_table(item: dict[str, Any]) -> Table:
     from .report import timeline
 
     request = item["request"]
-    title = f"#{item['index']}  {request['method']} {request['url']}"
+    # the cassette's own text (a URL, a model, event names) is shown as it is, never read as markup
+    title = Text(f"#{item['index']}  {request['method']} {request['url']}")
     table = Table(title=title, title_justify="left", show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold")
     table.add_column()
     details = ", ".join(f"{k}={request[k]}" for k in ("model", "max_tokens", "messages") if request[k] is not None)
     if details:
-        table.add_row("request", details)
+        table.add_row("request", Text(details))
     if "status" not in item:
-        table.add_row("ended", item["ended"])
+        table.add_row("ended", Text(item["ended"]))
         return table
     table.add_row("status", str(item["status"]))
-    table.add_row("events", ", ".join(f"{name} {count}" for name, count in item["events"].items()) or "none")
+    table.add_row("events", Text(", ".join(f"{name} {count}" for name, count in item["events"].items()) or "none"))
     table.add_row("timing", ", ".join(f"{label} {_ms(item[key])}" for label, key in (
         ("headers", "headers_at"), ("first event", "first_event_at"), ("duration", "duration"),
         ("longest gap", "longest_gap"))))  # fmt: skip
     if item["tokens"]:
         table.add_row("tokens", ", ".join(f"{k.removesuffix('_tokens')} {v}" for k, v in item["tokens"].items()))
-    table.add_row("ended", item["ended"] + (f" (stop_reason {item['stop_reason']})" if item["stop_reason"] else ""))
+    stop = f" (stop_reason {item['stop_reason']})" if item["stop_reason"] else ""
+    table.add_row("ended", Text(item["ended"] + stop))
     if item["arrivals"]:
         table.add_row("timeline", f"|{timeline(item['arrivals'], item['duration'])}| 0 - {item['duration']:.2f} s")
     table.add_row("", "")
@@ -117,21 +148,71 @@ def _inspect_table(item: dict[str, Any]) -> Table:
 @click.option("--fix", is_flag=True, help="remove secrets in place (atomically); other problems are reported")
 def lint(paths: tuple[str, ...], fix: bool) -> None:
     """Check cassettes: schema, SSE well-formedness, secrets, readability. Directories are searched
-    for *.yaml files."""
+    for *.yaml and *.yml files; every file is checked, whatever is wrong with the others."""
     from .lint import fix_secrets, lint_file
 
     files = _cassette_files(paths)
     console = _console()
-    problems = []
+    problems: list[str] = []
     for path in _progress(files, console, "linting"):
-        if fix and any(p.fixable for p in lint_file(path)):
-            console.print(f"{path}: fixed {fix_secrets(path)} problem(s)", markup=False)
-        problems += lint_file(path)
+        try:
+            if fix and any(p.fixable for p in lint_file(path)):
+                console.print(f"{path}: fixed {fix_secrets(path)} problem(s)", markup=False)
+            problems += [f"[{problem.kind}] {problem}" for problem in lint_file(path)]
+        except StreamtapeError as exc:  # e.g. --fix could not save: this file's problem, not the run's
+            problems.append(f"[{'schema' if isinstance(exc, CassetteError) else 'error'}] {exc}")
+        except Exception as exc:  # a bug in a check must not hide the other files' problems
+            if os.environ.get("STREAMTAPE_DEBUG"):
+                raise
+            problems.append(f"[internal] {path}: {_internal_error(exc)}")
     for problem in problems:
-        console.print(f"[{problem.kind}] {problem}", markup=False)
+        console.print(problem, markup=False)
     summary = f"{len(files)} cassette(s), {len(problems)} problem(s)"
     console.print(summary if not problems else f"{summary}; see above", markup=False)
     sys.exit(1 if problems else 0)
+
+
+@main.command("import", epilog="Examples:\n\n  streamtape import tests/cassettes/test_chat/test_story.yaml\n\n"
+                               "  streamtape import tests/cassettes --out tests/tapes\n\n"
+                               "  streamtape import legacy.json -o tests/cassettes/story.yaml\n\n"
+                               "Exit codes: 0 every file imported (streamtape cassettes found in a directory are "
+                               "skipped), 2 a file could not be imported, or a usage error.")  # fmt: skip
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--out", "out_dir", metavar="DIR",
+              help="write under DIR, as NAME.yaml, keeping the layout below a directory given "
+                   "(default: NAME.streamtape.yaml beside each input)")  # fmt: skip
+@click.option("-o", "out_file", metavar="FILE", help="write the one cassette given to FILE")
+@click.option("--force", is_flag=True, help="replace existing streamtape cassettes (never any other file)")
+def import_(paths: tuple[str, ...], out_dir: str | None, out_file: str | None, force: bool) -> None:
+    """Convert vcrpy / pytest-recording cassettes (YAML or JSON) to streamtape cassettes, secrets
+    removed, and say what could not be carried over. Directories are searched for *.yaml, *.yml and
+    *.json files; every file is imported, whatever is wrong with the others. No file is replaced, except
+    a streamtape cassette with --force."""
+    from .importer import plan, run
+
+    try:
+        jobs = plan(paths, out_dir=out_dir, out_file=out_file)
+    except StreamtapeError as exc:
+        _fail(str(exc))
+    console, errors = _console(), _console(stderr=True)
+    counts = {"imported": 0, "skipped": 0, "failed": 0}
+    for result in run(jobs, force=force):
+        source, target = result.job.source, result.job.target
+        if result.error is not None:
+            counts["failed"] += 1
+            errors.print(f"streamtape: {result.error}", markup=False)
+        elif result.skipped is not None:
+            counts["skipped"] += 1
+            console.print(f"skipped {source}: {result.skipped}", markup=False)
+        else:
+            counts["imported"] += 1
+            console.print(f"{source} -> {target}: {result.interactions} interaction(s)", markup=False)
+            for note in result.notes:
+                console.print(f"  - {note}", markup=False)
+    if len(jobs) > 1:
+        console.print(", ".join(f"{count} {what}" for what, count in counts.items() if count or what == "imported"),
+                      markup=False)  # fmt: skip
+    sys.exit(2 if counts["failed"] else 0)
 
 
 def _progress(items: list[Path], console: Console, what: str) -> Any:
@@ -148,7 +229,7 @@ def _cassette_files(paths: tuple[str, ...]) -> list[Path]:
     for name in paths:
         path = Path(name)
         if path.is_dir():
-            files += sorted(path.rglob("*.yaml"))
+            files += sorted(file for pattern in ("*.yaml", "*.yml") for file in path.rglob(pattern))
         elif path.is_file():
             files.append(path)
         else:
@@ -184,7 +265,8 @@ def serve(source: str, host: str, port: int, fault_specs: tuple[str, ...], speed
     try:
         server = ReplayServer(cassette, host=host, port=port, speed=speed, faults=faults,
                               max_connections=max_connections, request_timeout=request_timeout,
-                              max_body_bytes=max_body_bytes, release_memory=True)  # fmt: skip
+                              max_body_bytes=max_body_bytes, release_memory=True,
+                              log=lambda line: print(line, flush=True))  # fmt: skip
     except OSError as exc:
         _fail(f"cannot listen on {host}:{port} ({exc.strerror or exc}); choose another --port or --host")
     except StreamtapeError as exc:
@@ -245,7 +327,7 @@ def play(cassette: str, fault_specs: tuple[str, ...], speed: float, index: int) 
 
     import anthropic
 
-    from .play import seed_verdict, stream_message, summary
+    from .play import attempts, delivered_events, docs_verdict, stream_message, summary
     from .tape import Tape
 
     loaded = _load(cassette)
@@ -265,9 +347,13 @@ def play(cassette: str, fault_specs: tuple[str, ...], speed: float, index: int) 
                 outcome = stream_message(client, params, console)
         except StreamtapeError as exc:  # the harness, not the app: exit 2, and name the cassette
             _fail(f"{cassette}: {exc}")
-    console.print(f"streamtape: {summary(outcome)}", markup=False)
+    if len(tape.calls) > 1 or any(call.faults for call in tape.calls):
+        for line in attempts(tape.calls):
+            console.print(f"streamtape: {line}", markup=False)
+    events = delivered_events(tape.calls[-1]) if tape.calls else 0
+    console.print(f"streamtape: {summary(outcome, events)}", markup=False)
     if outcome.error is not None:
-        console.print(f"streamtape: {seed_verdict(outcome.error)}", markup=False)
+        console.print(f"streamtape: {docs_verdict(outcome.error)}", markup=False)
         sys.exit(1)
 
 
@@ -291,7 +377,7 @@ def record(out: str, prompt: str | None, request_file: str | None, model: str, m
 
     import anthropic
 
-    from .play import stream_message, summary
+    from .play import delivered_events, stream_message, summary
     from .tape import Tape
 
     if (prompt is None) == (request_file is None):
@@ -309,10 +395,11 @@ def record(out: str, prompt: str | None, request_file: str | None, model: str, m
         failed = str(exc)
     recorded = tape.recorded
     saved = f"{len(recorded[-1].body)} bytes saved to {out}" if recorded and not failed else "nothing was saved"
+    events = delivered_events(tape.calls[-1]) if tape.calls else 0
     if failed:
-        console.print(f"streamtape: {summary(outcome)}; {failed}", markup=False)
+        console.print(f"streamtape: {summary(outcome, events)}; {failed}", markup=False)
         sys.exit(1)
-    console.print(f"streamtape: {summary(outcome)}; {saved}", markup=False)
+    console.print(f"streamtape: {summary(outcome, events)}; {saved}", markup=False)
     sys.exit(1 if outcome.error is not None else 0)
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from rich.console import Console
 
-__all__ = ["Outcome", "seed_verdict", "stream_message"]
+__all__ = ["Outcome", "attempts", "delivered_events", "docs_verdict", "stream_message", "summary"]
 
 
 @dataclass
@@ -59,7 +59,7 @@ def _render(event: Any, console: Console, out: Outcome) -> None:
         console.print(event.partial_json, style="cyan", end="", markup=False)
 
 
-def seed_verdict(exc: BaseException) -> str:
+def docs_verdict(exc: BaseException) -> str:
     """Whether the error handling in the Anthropic streaming docs would catch ``exc``, and how."""
     import anthropic
 
@@ -74,14 +74,43 @@ def seed_verdict(exc: BaseException) -> str:
     return f"{name}: NOT caught by the docs' except clauses; it escapes to the caller"
 
 
-def summary(outcome: Outcome) -> str:
+def delivered_events(call: Any) -> int:
+    """How many SSE events of the recording reached the app in ``call`` (a ``tape.calls`` entry):
+    the same count ``inspect``, ``lint`` and fault positions use (pings included)."""
+    from .sse import parse_events
+    from .wire import Cut, Send, Stall, expand
+
+    if call.source == "recorded":
+        return len(call.interaction.events) if call.interaction is not None else 0
+    sent = []
+    for action in expand(call.played):
+        if isinstance(action, Cut) or (isinstance(action, Stall) and action.seconds is None):
+            break
+        if isinstance(action, Send):
+            sent.append(action.data)
+    return len(parse_events(b"".join(sent)))
+
+
+def attempts(calls: list[Any]) -> list[str]:
+    """One line per request the SDK made: what it met, its faults, and the back-off before it."""
+    lines = []
+    for number, call in enumerate(calls, 1):
+        waited = f" after {call.waited:.2f} s back-off" if call.waited else ""
+        faults = f" [{', '.join(call.faults)}]" if call.faults else ""
+        lines.append(f"attempt {number}{waited}: {call.outcome or call.source}{faults}")
+    return lines
+
+
+def summary(outcome: Outcome, events: int | None = None) -> str:
+    """One sentence on how the call ended; ``events``: SSE events delivered (else the SDK's count)."""
+    events = outcome.events if events is None else events
     if outcome.error is not None:
-        return f"{outcome.events} events, then {type(outcome.error).__name__}: {outcome.error}"
+        return f"{events} events, then {type(outcome.error).__name__}: {outcome.error}"
     final = outcome.final
     usage = getattr(final, "usage", None)
     tokens = f", {usage.input_tokens} tokens in, {usage.output_tokens} out" if usage is not None else ""
     first = "-" if outcome.first_event_at is None else f"{outcome.first_event_at * 1000:.0f} ms"
     return (
-        f"{outcome.events} events, stop_reason {final.stop_reason}{tokens}; "
+        f"{events} events, stop_reason {final.stop_reason}{tokens}; "
         f"first event after {first}, {outcome.duration:.2f} s in all"
     )

@@ -43,7 +43,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -52,7 +52,7 @@ import h11
 from .cassette import Cassette, Request
 from .errors import ConfigError, StreamtapeError
 from .matching import Matcher, Player, resolve_matchers
-from .wire import Action, Cut, End, Respond, Send, Stall, expand
+from .wire import Action, Cut, End, Respond, Send, Stall, describe, expand
 
 __all__ = ["ReplayServer"]
 
@@ -114,6 +114,7 @@ class ReplayServer:
         history: int = HISTORY,
         history_bytes: int = HISTORY_BYTES,
         release_memory: bool = False,
+        log: Callable[[str], None] | None = None,
     ) -> None:
         from .faults import resolve
 
@@ -125,6 +126,8 @@ class ReplayServer:
         _check_seconds("request_timeout", request_timeout)
         _check_seconds("send_timeout", send_timeout)
         self.cassette = cassette
+        #: called with one line per request: what it matched (or the 404), the faults, the outcome
+        self.log = log
         self.speed = speed
         self.schedule = resolve(faults)
         self.max_connections = max_connections
@@ -352,12 +355,17 @@ class ReplayServer:
                 self._remember(request)
                 index = self._player.choose(request)
                 explanation = self._player.explain(request) if index is None else []
-                actions = self._actions(request, index) if index is not None else []
+                actions, faults = self._actions(request, index) if index is not None else ([], ())
         except StreamtapeError as exc:  # a harness mistake (a fault that cannot apply): say so, never retried
             message = f"streamtape serve: {request.method} {request.url}: {exc}"
             print(message, file=sys.stderr, flush=True)
             _send_error(sock, connection, 500, "api_error", message)
             return connection.our_state is h11.DONE and connection.their_state is h11.DONE
+        if self.log is not None:
+            answer = "404, matches no interaction" if index is None else f"#{index}: {describe(actions)}"
+            shaped = f" [{', '.join(f.spec() for f in faults)}]" if faults else ""
+            target = request.url.split("://", 1)[-1].partition("/")[1:]  # the path and query: the host is ours
+            self.log(f"{request.method} {''.join(target)} -> {answer}{shaped}")
         if index is None:
             _send_unmatched(sock, connection, request, explanation)
         else:
@@ -475,16 +483,16 @@ class ReplayServer:
         except (OSError, h11.ProtocolError):
             pass
 
-    def _actions(self, request: Request, index: int) -> list[Action]:
-        """The interaction's actions, reshaped by this request's faults (the tape's rules)."""
+    def _actions(self, request: Request, index: int) -> tuple[list[Action], tuple[Any, ...]]:
+        """The interaction's actions, reshaped by this request's faults (the tape's rules), and the faults."""
         from .faults import Context, apply
 
         actions = self.cassette.interactions[index].actions()
         if self.schedule is None or not self.schedule.applies_to(request.method, request.url):
-            return actions
+            return actions, ()
         faults = self.schedule.faults_for(self._faulted)
         self._faulted += 1
-        return apply(faults, actions, Context(number=self.request_count))
+        return apply(faults, actions, Context(number=self.request_count)), faults
 
     def _play(self, sock: socket.socket, connection: h11.Connection, actions: list[Action]) -> None:
         start = time.monotonic()

@@ -128,8 +128,13 @@ class TestServe:
             outcome = sdk.consume(url, "text_stream", **params)
             assert "RemoteProtocolError" in sdk.raised(outcome.error)
             assert outcome.text.startswith("1. **Pouch**") and isinstance(anthropic.Anthropic, type)
+            sdk.consume(url, "text_stream", **{**params, "model": "claude-unrecorded"})
         finally:
-            assert "stopped" in self.stop(process)
+            out = self.stop(process)
+        assert "stopped" in out
+        # one line per request: what it matched, the faults, what it met (and the 404s, by what they asked)
+        assert "POST /v1/messages -> #0: 200, then RemoteProtocolError [disconnect:after=13]" in out, out
+        assert "POST /v1/messages -> 404, matches no interaction" in out
 
     def test_a_raw_socket_client(self) -> None:
         import socket
@@ -161,6 +166,18 @@ class TestServe:
 
 
 class TestPlay:
+    def test_each_attempt_its_faults_and_back_off_and_events_counted_as_inspect_counts(self) -> None:
+        result = streamtape("play", "starter:text", "--speed", "0", "--fault", "rate_limit*2 -> ok")
+        lines = [line for line in result.stdout.splitlines() if line.startswith("streamtape: attempt")]
+        assert [line.split(": ", 2)[2] for line in lines] == [
+            "429, complete [rate_limit]", "429, complete [rate_limit]", "200, complete"
+        ]
+        assert "back-off" in lines[1] and "back-off" in lines[2]
+        events = len(Cassette.load(Path("cassettes/anthropic/text.yaml")).interactions[0].events)
+        assert f"streamtape: {events} events, stop_reason end_turn" in result.stdout
+        cut = streamtape("play", "starter:thinking", "--speed", "0", "--fault", "disconnect:after=13")
+        assert "streamtape: 13 events, then " in cut.stdout  # the fault's position, in the same events
+
     def test_a_clean_stream_states_the_stop_reason(self) -> None:
         result = streamtape("play", "starter:tool_use", "--speed", "0")
         assert result.returncode == 0
