@@ -183,7 +183,7 @@ def _patch_aiohttp(guard: _Guard) -> Callable[[], None]:
         guard.check(url.host or "", lambda: f"{method.upper()} {url}", "aiohttp (aiohttp.ClientSession)")
         return await original(session, method, str_or_url, *args, **kwargs)
 
-    cls._request = _request  # type: ignore[method-assign]
+    cls._request = _request  # type: ignore[method-assign,assignment]
 
     def undo() -> None:
         cls._request = original  # type: ignore[method-assign]
@@ -206,7 +206,7 @@ def _patch_urllib3(guard: _Guard) -> Callable[[], None]:
         guard.check(str(pool.host or ""), what, "urllib3 (requests, boto3)")
         return original(pool, method, url, *args, **kwargs)
 
-    cls.urlopen = urlopen  # type: ignore[method-assign]
+    cls.urlopen = urlopen  # type: ignore[method-assign,assignment]
 
     def undo() -> None:
         cls.urlopen = original  # type: ignore[method-assign]

@@ -496,7 +496,9 @@ def scan(item: Interaction, redactor: Redactor | None = None) -> list[tuple[str,
     from .wire import Cut
 
     found: list[tuple[str, str | None]] = []
-    sides = [("request", item.request.headers, item.request.url, item.request.body, [])]
+    sides: list[tuple[str, Any, str, bytes, list[str]]] = [
+        ("request", item.request.headers, item.request.url, item.request.body, [])
+    ]
     if item.response is not None:
         end = item.response.end
         messages = [end.message] if isinstance(end, Cut) and end.message else []

@@ -9,14 +9,11 @@ reads the saved file back as text: the key must appear in no form.
 from __future__ import annotations
 
 import base64
-import http.server
 import json
 import os
 import random
 import re
-import socketserver
 import tempfile
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,44 +30,12 @@ from streamtape.cassette import Cassette, Interaction, Request, Response
 from streamtape.redact import KEY_SHAPES, REDACTED, Redactor, add_secret_headers, add_secret_params, scan
 from streamtape.wire import Cut
 
-# --- a server that echoes what it is told to --------------------------------------------------------
-
-
-class _Echo(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    plan: dict[str, Any] = {}
-
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-        self.rfile.read(int(self.headers.get("content-length", 0)))
-        plan = self.server.plan  # type: ignore[attr-defined]
-        self.send_response(plan["status"])
-        for name, value in plan["headers"]:
-            self.send_header(name, value)
-        self.send_header("transfer-encoding", "chunked")
-        self.end_headers()
-        for piece in plan["chunks"]:
-            self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
-            self.wfile.flush()
-        self.wfile.write(b"0\r\n\r\n")
-
-    do_GET = do_POST  # noqa: N815
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
-class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
-    daemon_threads = True
-
+from tests.support.echo_server import EchoServer, echo_server
 
 @pytest.fixture(scope="module")
-def echo() -> Iterator[_Server]:
-    server = _Server(("127.0.0.1", 0), _Echo)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+def echo() -> Iterator[EchoServer]:
+    with echo_server() as server:
+        yield server
 
 
 # --- encodings and forms ----------------------------------------------------------------------------
@@ -198,7 +163,7 @@ def _plan(places: list[str], secret: str, rng: random.Random) -> tuple[str, dict
     seed=st.integers(0, 2**16),
 )
 def test_no_placement_encoding_casing_or_scheme_leaks(
-    echo: _Server, secret: str, carrier: str, places: list[str], trailing_newline: bool, seed: int
+    echo: EchoServer, secret: str, carrier: str, places: list[str], trailing_newline: bool, seed: int
 ) -> None:
     rng = random.Random(seed)
     headers, query, environment, user_secrets = _carry(carrier, secret, rng)
@@ -354,7 +319,7 @@ def test_scan_reports_nothing_on_clean_starters() -> None:
 
 @pytest.mark.parametrize("asynchronous", [False, True])
 def test_through_the_sdk_a_key_the_api_echoes_never_reaches_the_file(
-    echo: _Server, tmp_path: Path, asynchronous: bool
+    echo: EchoServer, tmp_path: Path, asynchronous: bool
 ) -> None:
     import asyncio
 
