@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import os
 import re
+import sysconfig
+import types
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +34,115 @@ _FAULTS_HELP = (
     "tape_faults(*specs): run the test once per fault spec, e.g. 'disconnect:after=*' (one test per event "
     "boundary of the cassette), 'at_byte=*/64' (every 64th byte), 'rate_limit*3', 'stall:after=2'"
 )
-_MARKER_KEYS = ("cassette", "faults", "record_mode", "match_on", "speed", "allow_hosts", "record_failures", "secrets")
+#: what a tape's other options are passed on to ``Tape`` as they are (``streamtape.hooks``, vcrpy's names)
+_PASSED_ON = ("ignore_hosts", "ignore_localhost", "before_record_request", "before_record_response",
+              "filter_headers", "filter_query_parameters", "filter_post_data_parameters")  # fmt: skip
+_MARKER_KEYS = ("cassette", "faults", "record_mode", "match_on", "speed", "allow_hosts", "record_failures", "secrets",
+                *_PASSED_ON)  # fmt: skip
 _RESULTS = pytest.StashKey[list[str]]()  # what the terminal summary reports: recordings that skipped faults
+
+
+class _Strict:
+    """``--tape-strict`` judges a cassette once, across every test that uses it: when its last user
+    in this session finishes, or at the end of the session (under xdist, on the controller, from
+    every worker's share), never per test: a cassette shared by three tests is played by all three.
+    """
+
+    def __init__(self, *, worker: bool) -> None:
+        self.worker = worker  # an xdist worker only reports what it saw
+        self.users: dict[Path, int] = {}  # tests still to run, per cassette
+        self.played: dict[Path, set[int]] = {}
+        self.described: dict[Path, list[str]] = {}  # every loaded interaction, described
+        self.ran: dict[Path, int] = {}
+        self.judged: set[Path] = set()
+
+    def count_users(self, session: pytest.Session) -> None:
+        for item in session.items:
+            if not _uses_tape(item):
+                continue
+            try:
+                path = settings_for(item, session.config).path
+            except pytest.UsageError:
+                continue  # reported when the test runs
+            self.users[path] = self.users.get(path, 0) + 1
+
+    def finished(self, path: Path, tape: Tape) -> str | None:
+        """Note what ``tape`` played; the verdict when this was the cassette's last test."""
+        self.played.setdefault(path, set()).update(tape.played_indices)
+        self.described.setdefault(path, [item.describe() for item in tape.loaded])
+        self.ran[path] = self.ran.get(path, 0) + 1
+        self.users[path] = self.users.get(path, 1) - 1
+        if self.worker or self.users[path] > 0:
+            return None
+        return self.verdict(path)
+
+    def verdict(self, path: Path) -> str | None:
+        self.judged.add(path)
+        missing = [d for i, d in enumerate(self.described.get(path, [])) if i not in self.played.get(path, set())]
+        if not missing:
+            return None
+        listed = "\n".join(f"  - #{i}: {d}" for i, d in enumerate(self.described[path])
+                           if i not in self.played[path])  # fmt: skip
+        tests = self.ran[path]
+        return (
+            f"{len(missing)} recorded interaction(s) in {path} were never played by the {tests} test(s) that "
+            f"use it (strict mode: --tape-strict / tape_strict):\n{listed}\nDelete them from the cassette "
+            "(re-record it with --tape-record-mode=all), or add the test that needs them"
+        )
+
+    def share(self) -> dict[str, Any]:
+        """What a worker sends the controller (plain data: it crosses a process boundary)."""
+        return {str(p): [sorted(self.played.get(p, ())), self.described.get(p, []), self.ran.get(p, 0)]
+                for p in self.described}  # fmt: skip
+
+    def merge(self, shared: dict[str, Any]) -> None:
+        for name, (played, described, ran) in shared.items():
+            path = Path(name)
+            self.played.setdefault(path, set()).update(played)
+            self.described.setdefault(path, described)
+            self.ran[path] = self.ran.get(path, 0) + ran
+
+    def unjudged(self) -> list[str]:
+        """The verdicts the session end still owes (cassettes whose last test never got to say it)."""
+        return [v for path in sorted(self.described) if path not in self.judged if (v := self.verdict(path))]
+
+
+_STRICT = pytest.StashKey[_Strict]()
+
+
+def _uses_tape(item: Any) -> bool:
+    return bool(
+        "tape" in getattr(item, "fixturenames", ())
+        or item.get_closest_marker("tape")
+        or item.get_closest_marker("tape_faults")
+    )
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    if hasattr(session.config, "workerinput"):
+        return  # an xdist worker runs a share of the tests: only the controller can judge
+    session.config.stash[_STRICT].count_users(session)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    strict = session.config.stash.get(_STRICT, None)
+    if strict is None:
+        return
+    if hasattr(session.config, "workerinput"):
+        session.config.workeroutput["streamtape_strict"] = strict.share()  # type: ignore[attr-defined]
+        return
+    verdicts = strict.unjudged()
+    if verdicts:
+        session.config.stash[_RESULTS].extend(verdicts)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """xdist: a worker finished; its share of what strict cassettes played joins the controller's."""
+    shared = getattr(node, "workeroutput", {}).get("streamtape_strict")
+    if shared:
+        node.config.stash[_STRICT].merge(shared)
 
 
 @dataclass(frozen=True)
@@ -49,6 +158,8 @@ class TapeSettings:
     allow_hosts: tuple[str, ...] = ()
     record_failures: bool = False
     secrets: tuple[str, ...] = ()
+    #: the hooks and filters, passed on to ``Tape`` unchanged
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -92,6 +203,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", _TAPE_HELP)
     config.addinivalue_line("markers", _FAULTS_HELP)
     config.stash[_RESULTS] = []
+    config.stash[_STRICT] = _Strict(worker=hasattr(config, "workerinput"))
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
@@ -102,16 +214,24 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             terminalreporter.write_line(note)
 
 
-def settings_for(node: Any, config: pytest.Config) -> TapeSettings:
-    """The one place settings are resolved: command line (or env) > marker > ini > default."""
+def settings_for(node: Any, config: pytest.Config, base: dict[str, Any] | None = None) -> TapeSettings:
+    """The one place settings are resolved: command line (or env) > marker > the ``tape_config``
+    fixture (``base``) > ini > default."""
     marker = node.get_closest_marker("tape")
-    args, kwargs = (marker.args, dict(marker.kwargs)) if marker else ((), {})
-    unknown = sorted(set(kwargs) - set(_MARKER_KEYS))
-    if len(args) > 1 or unknown or (args and "cassette" in kwargs):
+    args, marked = (marker.args, dict(marker.kwargs)) if marker else ((), {})
+    unknown = sorted(set(marked) - set(_MARKER_KEYS))
+    if len(args) > 1 or unknown or (args and "cassette" in marked):
         raise pytest.UsageError(
             f"{node.nodeid}: @pytest.mark.tape takes at most one cassette path and the keywords "
-            f"{', '.join(_MARKER_KEYS)}; got {len(args)} paths and keywords {sorted(kwargs)}"
+            f"{', '.join(_MARKER_KEYS)}; got {len(args)} paths and keywords {sorted(marked)}"
         )
+    base = dict(base or {})
+    if not isinstance(base, dict) or set(base) - set(_MARKER_KEYS) or "cassette" in base:
+        raise pytest.UsageError(
+            f"{node.nodeid}: the tape_config fixture must return a dict of the keywords "
+            f"{', '.join(k for k in _MARKER_KEYS if k != 'cassette')}; got {sorted(base)}"
+        )
+    kwargs = {**base, **{k: v for k, v in marked.items() if v is not None}}
     cassette = kwargs.get("cassette", args[0] if args else None)
     mode = _first(
         config.getoption("--tape-record-mode"),
@@ -127,9 +247,10 @@ def settings_for(node: Any, config: pytest.Config) -> TapeSettings:
     elif isinstance(allow_hosts, str):
         allow_hosts = [allow_hosts]
     record_failures = _first(kwargs.get("record_failures"), config.getini("tape_record_failures"))
-    secrets = kwargs.get("secrets")
-    secrets = [secrets] if isinstance(secrets, str) else list(secrets or ())
-    secrets += config.getini("tape_secrets")  # the project's list always applies; a marker adds to it
+    secrets = config.getini("tape_secrets")  # the project's list always applies; tape_config and a marker add
+    for source in (base, marked):
+        value = source.get("secrets")
+        secrets = secrets + ([value] if isinstance(value, str) else list(value or ()))
     try:
         record_mode = RecordMode.parse(mode or "none")
     except StreamtapeError as exc:
@@ -144,6 +265,7 @@ def settings_for(node: Any, config: pytest.Config) -> TapeSettings:
         allow_hosts=tuple(allow_hosts),
         record_failures=bool(record_failures),
         secrets=tuple(secrets),
+        options={key: kwargs[key] for key in _PASSED_ON if kwargs.get(key) is not None},
     )
 
 
@@ -273,10 +395,46 @@ def _stream_shape(path: Path) -> tuple[int, int]:
 @contextmanager
 def _as_failure() -> Iterator[None]:
     __tracebackhide__ = True
+    message = None
     try:
         yield
     except StreamtapeError as exc:
-        pytest.fail(str(exc), pytrace=False)
+        message = str(exc)
+    if message is not None:  # the one sentence, without a "During handling of ..." repeat of it
+        raise pytest.fail.Exception(message, pytrace=False) from None
+
+
+_LIBRARY_DIRS = tuple(
+    {str(Path(path)) for key in ("stdlib", "platstdlib", "purelib", "platlib") if (path := sysconfig.get_path(key))}
+)
+_OWN_DIR = str(Path(__file__).resolve().parent)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """A streamtape error in a test shows the test's own lines and the message, not the frames of
+    streamtape, the SDK and httpx it was raised through."""
+    excinfo = call.excinfo
+    if excinfo is not None and isinstance(excinfo.value, StreamtapeError):
+        tb = _user_traceback(excinfo.tb)
+        if tb is not None:
+            call.excinfo = pytest.ExceptionInfo.from_exc_info((excinfo.type, excinfo.value, tb))
+    return (yield)
+
+
+def _user_traceback(tb: types.TracebackType | None) -> types.TracebackType | None:
+    """``tb`` relinked without the frames of streamtape and of installed libraries (pytest re-reads
+    the raw chain, so filtering its entries is not enough)."""
+    frames = []
+    while tb is not None:
+        path = tb.tb_frame.f_code.co_filename
+        if not path.startswith(_OWN_DIR) and not path.startswith(_LIBRARY_DIRS):
+            frames.append(tb)
+        tb = tb.tb_next
+    relinked = None
+    for entry in reversed(frames):
+        relinked = types.TracebackType(relinked, entry.tb_frame, entry.tb_lasti, entry.tb_lineno)
+    return relinked
 
 
 @pytest.fixture
@@ -295,21 +453,46 @@ def _streamtape_marker(request: pytest.FixtureRequest, tape_fault: Any) -> None:
     test that asks for it gets it before any other function fixture (a client fixture then sees the
     replay's placeholder key): autouse fixtures are set up first."""
     node = request.node
-    if "tape" in request.fixturenames or node.get_closest_marker("tape") or node.get_closest_marker("tape_faults"):
+    if _uses_tape(node):
         request.getfixturevalue("tape")
 
 
 @pytest.fixture
-def tape(request: pytest.FixtureRequest, tape_fault: Any) -> Iterator[Tape]:
+def tape_config() -> dict[str, Any]:
+    """Settings every tape in scope starts from: override it once in a ``conftest.py`` (as
+    pytest-recording's ``vcr_config``) instead of repeating keywords on each marker. Any keyword of
+    ``@pytest.mark.tape`` but the cassette path; a marker's own keywords win, and ``secrets`` add up.
+
+    >>> @pytest.fixture  # doctest: +SKIP
+    ... def tape_config():
+    ...     return {"match_on": ["method", "path", "body"], "filter_headers": ["x-request-id"]}
+    """
+    return {}
+
+
+@pytest.fixture
+def anthropic_client(tape: Tape) -> Iterator[Any]:
+    """An ``anthropic.Anthropic()`` client made while the test's tape is entered (so it replays with
+    no key, and records with yours), closed after the test. Asking for it gives the test a tape. In
+    an async test, make ``anthropic.AsyncAnthropic()`` in the test: the tape is entered already."""
+    import anthropic
+
+    with anthropic.Anthropic() as client:
+        yield client
+
+
+@pytest.fixture
+def tape(request: pytest.FixtureRequest, tape_fault: Any, tape_config: dict[str, Any]) -> Iterator[Tape]:
     """The active streamtape ``Tape``: every httpx2/httpx request of the test goes through it, and
     nothing else reaches the network (``allow_hosts`` aside)."""
-    settings = settings_for(request.node, request.config)
+    settings = settings_for(request.node, request.config, tape_config)
     recording_first = isinstance(tape_fault, _RecordFirst)
     faults = None if recording_first else tape_fault if tape_fault is not None else settings.faults
     with _as_failure():
         active = Tape(settings.path, record_mode=settings.record_mode, match_on=settings.match_on,
                       speed=settings.speed, faults=faults, allow_hosts=settings.allow_hosts,
-                      record_failures=settings.record_failures, secrets=settings.secrets)  # fmt: skip
+                      record_failures=settings.record_failures, secrets=settings.secrets,
+                      **settings.options)  # fmt: skip
         # A harness error at setup or teardown fails the test with its message (pytest's fixture
         # machinery only expects Exceptions there; streamtape's errors are BaseExceptions).
         active.__enter__()
@@ -326,10 +509,7 @@ def tape(request: pytest.FixtureRequest, tape_fault: Any) -> Iterator[Tape]:
     elif active.faults_skipped:
         notes.append(f"{request.node.nodeid}: recorded to {settings.path} without its faults (faults shape "
                      "replays only); run again to test them")  # fmt: skip
-    if settings.strict and active.unplayed:
-        unplayed = "\n".join(f"  - {item.describe()}" for item in active.unplayed)
-        pytest.fail(
-            f"{len(active.unplayed)} recorded interaction(s) in {settings.path} were never played "
-            f"(strict mode: --tape-strict / tape_strict):\n{unplayed}",
-            pytrace=False,
-        )
+    if settings.strict:
+        verdict = request.config.stash[_STRICT].finished(settings.path, active)
+        if verdict:
+            pytest.fail(verdict, pytrace=False)

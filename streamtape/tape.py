@@ -12,13 +12,14 @@ import inspect
 import os
 import threading
 from collections.abc import Callable, Iterable
+import dataclasses
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._filelock import cassette_lock
-from .cassette import Cassette, Interaction, Request
+from .cassette import Cassette, Interaction, Request, Response
 from .errors import (
     CassetteNotFoundError,
     ConfigError,
@@ -31,6 +32,7 @@ from .faults import Fault
 from .faults import apply as apply_faults
 from .faults import resolve as resolve_faults
 from .guard import AllowList
+from .hooks import Hooks
 from .redact import MIN_USER_SECRET_LENGTH
 from .matching import Matcher, Player, resolve_matchers
 from .wire import Action, Cut, describe
@@ -81,10 +83,21 @@ class Call:
     outcome: str = ""
     #: seconds the SDK backed off before sending it (virtual at speed 0: nobody waited)
     waited: float = 0.0
+    #: the wire actions replayed for it, faults applied (empty for a recorded call)
+    played: tuple[Action, ...] = ()
 
     @property
     def recorded(self) -> bool:
         return self.source == "recorded"
+
+    def __repr__(self) -> str:
+        """One line: what was asked, where the answer came from, and how it went (never the bodies)."""
+        index = "" if self.index is None else f" #{self.index}"
+        attempt = f" attempt {self.attempt}" if self.attempt > 1 else ""
+        faults = f" [{', '.join(self.faults)}]" if self.faults else ""
+        waited = f" after {self.waited:g}s back-off" if self.waited else ""
+        outcome = f": {self.outcome}" if self.outcome else ""
+        return f"<Call {self.request.method} {self.request.url} {self.source}{index}{attempt}{faults}{waited}{outcome}>"
 
 
 _RECORD = object()  # Tape.route's answer: send this request to the network and record it
@@ -115,6 +128,13 @@ class Tape:
         allow_hosts: Iterable[str] | None = None,
         record_failures: bool = False,
         secrets: Iterable[str] = (),
+        ignore_hosts: Iterable[str] | None = None,
+        ignore_localhost: bool = False,
+        before_record_request: Callable[[Request], Request | None] | None = None,
+        before_record_response: Callable[[Response], Response | None] | None = None,
+        filter_headers: Iterable[Any] | None = None,
+        filter_query_parameters: Iterable[Any] | None = None,
+        filter_post_data_parameters: Iterable[Any] | None = None,
     ) -> None:
         self.path = Path(path)
         self.record_mode = RecordMode.parse(record_mode)
@@ -122,7 +142,15 @@ class Tape:
         self.speed = _check_speed(speed)
         self.schedule = resolve_faults(faults)
         #: hosts requests may reach unrecorded while the tape is entered (see ``streamtape.guard``)
-        self.allow_hosts = AllowList(allow_hosts)
+        self.allow_hosts = AllowList(_hosts(allow_hosts, ignore_hosts, ignore_localhost))
+        #: the user's filters and hooks: what is matched and recorded (``streamtape.hooks``)
+        self.hooks = Hooks(
+            before_record_request=before_record_request,
+            before_record_response=before_record_response,
+            filter_headers=filter_headers,
+            filter_query_parameters=filter_query_parameters,
+            filter_post_data_parameters=filter_post_data_parameters,
+        )
         #: keep a recording that only shows it went wrong (no response at all, or 401/403/407)
         self.record_failures = bool(record_failures)
         #: values removed wherever they appear in what is recorded, besides the ones streamtape knows
@@ -211,7 +239,12 @@ class Tape:
         with self._lock:
             if not self._recordings:
                 return None
-            new = [recording.snapshot() for recording in self._recordings]
+            snapshots = [recording.snapshot() for recording in self._recordings]
+            self._note_recorded_outcomes(snapshots)
+            new = [item for item in snapshots if item is not None]
+            if not new:  # before_record_response dropped every one
+                self._recordings = []
+                return None
             if not self.record_failures and all(recording_failed(item) for item in new):
                 self._recordings = []
                 raise RecordingFailedError(_failure_report(self.path, new))
@@ -223,6 +256,14 @@ class Tape:
                 )
                 self.cassette = Cassette([*kept, *new], path=self.path)
                 return self.cassette.save(self.path)
+
+    def _note_recorded_outcomes(self, snapshots: list[Interaction | None]) -> None:
+        """The recorded calls say how they went, once the recordings are complete."""
+        recorded = [i for i, call in enumerate(self.calls) if call.source == "recorded"]
+        for position, item in zip(recorded, snapshots, strict=False):
+            call = self.calls[position]
+            outcome = describe(item.actions()) if item is not None else "not saved (before_record_response)"
+            self.calls[position] = dataclasses.replace(call, interaction=item, outcome=outcome)
 
     def __enter__(self) -> Tape:
         from .intercept import install
@@ -243,6 +284,21 @@ class Tape:
         uninstall(self)
         self._restore_keys()
         self.save()
+        if exc_info[0] is None:
+            self._check_faults_were_used()
+
+    def _check_faults_were_used(self) -> None:
+        """Faults were asked for, requests were replayed, and none of them was one the schedule
+        shapes: the test passed without meeting its faults. Never let that look like a pass."""
+        replayed = [call for call in self.calls if call.source == "replayed"]
+        if self.schedule is None or self._faulted or not replayed:
+            return
+        seen = ", ".join(sorted({f"{call.request.method} {call.request.url}" for call in replayed})[:3])
+        which = f"when={self.schedule.when!r}" if self.schedule.when else "the default (model API calls: POST .../v1/messages, .../chat/completions, ...)"
+        raise ConfigError(
+            f"cassette {self.path}: the faults {self.schedule.spec()!r} shaped no request: {len(replayed)} were "
+            f"replayed ({seen}) and none matched {which}; pass when='METHOD URL-REGEX' to choose them"
+        )
 
     async def __aenter__(self) -> Tape:
         return self.__enter__()
@@ -338,7 +394,7 @@ class Tape:
             where = f"cassette {self.path}, interaction #{index} ({request.method} {request.url})"
             actions = [*actions[:-1], Cut("ClientClosed", where, actions[-1].at)]
         call = Call(request, index, self._player.plays[index], "replayed", interaction,
-                    tuple(f.spec() for f in applied), describe(actions), self._take_backoff())  # fmt: skip
+                    tuple(f.spec() for f in applied), describe(actions), self._take_backoff(), tuple(actions))  # fmt: skip
         self.calls.append(call)
         return actions
 
@@ -361,7 +417,8 @@ class Tape:
             self.faults_skipped = self.faults_skipped or self.schedule is not None
             self._recordings.append(recording)
             index = self._loaded + len(self._recordings) - 1
-            self.calls.append(Call(recording.request, index, 1, "recorded", waited=self._take_backoff()))
+            self.calls.append(Call(recording.request, index, 1, "recorded", outcome="recording",
+                                   waited=self._take_backoff()))  # fmt: skip
 
     def _unmatched(self, request: Request) -> UnmatchedRequestError:
         lines = [
@@ -386,6 +443,17 @@ class Tape:
             ]
 
     @property
+    def loaded(self) -> list[Interaction]:
+        """The interactions loaded from the cassette (the ones replay may answer with)."""
+        return list(self._player.interactions)
+
+    @property
+    def played_indices(self) -> set[int]:
+        """The cassette indices of the loaded interactions this run replayed."""
+        with self._lock:
+            return {index for index, plays in enumerate(self._player.plays) if plays}
+
+    @property
     def all_played(self) -> bool:
         """True when every interaction loaded from the cassette was replayed at least once."""
         return not self.unplayed
@@ -394,7 +462,7 @@ class Tape:
     def recorded(self) -> list[Interaction]:
         """What this run recorded so far."""
         with self._lock:
-            return [recording.snapshot() for recording in self._recordings]
+            return [item for item in (r.snapshot() for r in self._recordings) if item is not None]
 
 
 def _drain_seconds() -> float:
@@ -434,6 +502,21 @@ def _check_speed(speed: float) -> float:
     return float(speed)
 
 
+_LOCALHOST = ("localhost", "127.0.0.1", "::1")
+
+
+def _hosts(allow: Iterable[str] | None, ignore: Iterable[str] | None, localhost: bool) -> list[str]:
+    """``allow_hosts``, with vcrpy's names for the same thing: ``ignore_hosts`` and ``ignore_localhost``."""
+    hosts: list[str] = []
+    for value in (allow, ignore):
+        if value is None:
+            continue
+        if isinstance(value, str):
+            value = [value]
+        hosts += list(value)
+    return hosts + list(_LOCALHOST) if localhost else hosts
+
+
 def _check_secrets(secrets: Iterable[str]) -> tuple[str, ...]:
     if isinstance(secrets, (str, bytes)):
         secrets = [secrets]  # type: ignore[list-item]
@@ -459,6 +542,13 @@ def use_cassette(
     allow_hosts: Iterable[str] | None = None,
     record_failures: bool = False,
     secrets: Iterable[str] = (),
+    ignore_hosts: Iterable[str] | None = None,
+    ignore_localhost: bool = False,
+    before_record_request: Callable[[Request], Request | None] | None = None,
+    before_record_response: Callable[[Response], Response | None] | None = None,
+    filter_headers: Iterable[Any] | None = None,
+    filter_query_parameters: Iterable[Any] | None = None,
+    filter_post_data_parameters: Iterable[Any] | None = None,
 ) -> Tape:
     """A ``Tape`` for ``path``: use it as ``with``/``async with`` or as a decorator.
 
@@ -475,8 +565,18 @@ def use_cassette(
     in headers, query parameters and the environment are removed without being listed
     (``streamtape.redact``).
 
+    vcrpy's escape hatches, with vcrpy's names (``streamtape.hooks``): ``ignore_hosts`` and
+    ``ignore_localhost`` add to ``allow_hosts``; ``filter_headers``, ``filter_query_parameters`` and
+    ``filter_post_data_parameters`` (JSON fields, dotted paths allowed) remove or replace what is
+    matched and recorded; ``before_record_request`` / ``before_record_response`` rewrite it, or
+    return ``None`` to leave the exchange out. Redaction always runs after them.
+
     >>> with use_cassette("tests/cassettes/story.yaml", record_mode="once") as tape:  # doctest: +SKIP
     ...     ...
     """
     return Tape(path, record_mode=record_mode, match_on=match_on, speed=speed, faults=faults,
-                allow_hosts=allow_hosts, record_failures=record_failures, secrets=secrets)  # fmt: skip
+                allow_hosts=allow_hosts, record_failures=record_failures, secrets=secrets,
+                ignore_hosts=ignore_hosts, ignore_localhost=ignore_localhost,
+                before_record_request=before_record_request, before_record_response=before_record_response,
+                filter_headers=filter_headers, filter_query_parameters=filter_query_parameters,
+                filter_post_data_parameters=filter_post_data_parameters)  # fmt: skip

@@ -31,6 +31,11 @@ PRELUDE = """
 import anthropic, httpx2, pytest, streamtape
 from streamtape import faults, use_cassette
 """
+PYTEST_PRELUDE = """
+@pytest.fixture
+def my_app():
+    return None
+"""
 
 
 def write_cassettes(folder: Path) -> None:
@@ -47,8 +52,9 @@ def test_block_runs(code: str, request: pytest.FixtureRequest, tmp_path: Path, m
     if "def test_" in code:  # pytest examples: collected as a downstream project would collect them
         pytester: pytest.Pytester = request.getfixturevalue("pytester")
         write_cassettes(pytester.path)
-        pytester.makepyfile(test_docs_example=PRELUDE + code)
-        result = pytester.runpytest("--collect-only", "-q")
+        # ``my_app`` stands for the reader's own code; every other fixture an example asks for must exist
+        pytester.makepyfile(test_docs_example=PRELUDE + PYTEST_PRELUDE + code)
+        result = pytester.runpytest("--setup-plan", "-q", "-p", "no:randomly")
         assert result.ret == 0, result.stdout.str()
         return
     write_cassettes(tmp_path)

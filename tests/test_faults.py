@@ -376,7 +376,7 @@ def test_a_fault_that_cannot_apply_names_the_cassette_and_request(tmp_path: Path
     # `except Exception` in the app (or the SDK's retry loop) cannot swallow it
     short = Cassette.load(tmp_path / "c.yaml").interactions[0]
     long_body = BODY * 2
-    longer = Interaction(Request("POST", "https://api.anthropic.com/v1/other"),
+    longer = Interaction(Request("POST", "https://api.anthropic.com/v1/other/messages"),
                          Response(200, (("content-type", "text/event-stream"),), long_body, ((0.1, len(long_body)),)))  # fmt: skip
     Cassette([short, longer]).save(tmp_path / "two.yaml")
     swallowed = []
@@ -391,3 +391,47 @@ def test_a_fault_that_cannot_apply_names_the_cassette_and_request(tmp_path: Path
         f"cassette {tmp_path / 'two.yaml'}, interaction #0 (POST https://api.anthropic.com/v1/messages): "
         "disconnect:after=9: after=9, but the recorded response has 7 SSE events; use after=0..7"
     )
+
+
+def _with_background(path: Path) -> None:
+    """A recording where the app fetched a price list before its model call."""
+    stream = Cassette.load(path).interactions[0]
+    prices = Interaction(Request("GET", "https://prices.example/v1/models.json"),
+                         Response(200, (("content-type", "application/json"),), b"{}", ((0.0, 2),)))  # fmt: skip
+    Cassette([prices, stream]).save(path)
+
+
+def test_faults_shape_the_api_calls_not_the_apps_background_requests(tmp_path: Path) -> None:
+    import importlib
+
+    from tests.support import sdk
+
+    path = tmp_path / "c.yaml"
+    save_text_basic(path)
+    _with_background(path)
+    stack = importlib.import_module(sdk.STACK)
+    with streamtape.use_cassette(path, faults="rate_limit*2 -> ok", match_on=["method", "path"]) as tape:
+        with stack.Client() as client:
+            assert client.get("https://prices.example/v1/models.json").status_code == 200  # not the first 429
+            statuses = [client.post("https://api.anthropic.com/v1/messages", json={}).status_code for _ in range(3)]
+    assert statuses == [429, 429, 200]
+    assert [call.faults for call in tape.calls] == [(), ("rate_limit",), ("rate_limit",), ()]
+    # when= still chooses: every request counts
+    with streamtape.use_cassette(path, faults=faults.sequence("rate_limit", when=".*"), match_on=["method", "path"]):
+        with stack.Client() as client:
+            assert client.get("https://prices.example/v1/models.json").status_code == 429
+
+
+def test_faults_that_shape_no_request_fail_the_test(tmp_path: Path) -> None:
+    import importlib
+
+    from tests.support import sdk
+
+    path = tmp_path / "c.yaml"
+    save_text_basic(path)
+    _with_background(path)
+    stack = importlib.import_module(sdk.STACK)
+    with pytest.raises(ConfigError, match=r"shaped no request: 1 were replayed \(GET https://prices.example"):
+        with streamtape.use_cassette(path, faults="disconnect:after=2", match_on=["method", "path"]):
+            with stack.Client() as client:
+                client.get("https://prices.example/v1/models.json")

@@ -261,6 +261,64 @@ def test_it(tape):
     pytester.runpytest().assert_outcomes(passed=1, errors=1)
 
 
+def test_strict_mode_judges_a_shared_cassette_once_across_its_tests(pytester: pytest.Pytester) -> None:
+    """Three tests share one cassette, each playing one interaction: none of them is at fault."""
+    save(pytester.path / "c.yaml", "http://api.test/v1/a", "http://api.test/v1/b", "http://api.test/v1/c")
+    pytester.makepyfile(
+        HTTP_IMPORT
+        + """
+import pytest
+
+@pytest.mark.tape("c.yaml")
+@pytest.mark.parametrize("name", ["a", "b"])
+def test_one(tape, name):
+    HTTP.post(f"http://api.test/v1/{name}", json={"a": 1})
+
+@pytest.mark.tape("c.yaml")
+def test_last(tape):
+    HTTP.post("http://api.test/v1/c", json={"a": 1})
+"""
+    )
+    pytester.runpytest("--tape-strict", "-p", "no:randomly").assert_outcomes(passed=3)
+    # one interaction nobody plays: the verdict comes once, with the last test, naming all three
+    result = pytester.runpytest("--tape-strict", "-p", "no:randomly", "-k", "not test_last")
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(["*1 recorded interaction(s) in *c.yaml were never played by the 2 test(s)*",
+                                 "*#2: POST http://api.test/v1/c -> 200*"])  # fmt: skip
+    # under xdist the workers report what they played and the session judges once at the end
+    result = pytester.runpytest("--tape-strict", "-n", "2", "-p", "no:randomly", "-k", "not test_last")
+    result.assert_outcomes(passed=2)
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["*streamtape*", "*1 recorded interaction(s) in *c.yaml were never played*"])
+
+
+def test_a_harness_error_shows_the_tests_lines_and_the_message_not_streamtapes_frames(
+    pytester: pytest.Pytester,
+) -> None:
+    save(pytester.path / "c.yaml", "http://api.test/v1/a")
+    pytester.makepyfile(
+        HTTP_IMPORT
+        + """
+import pytest
+
+@pytest.mark.tape("c.yaml")
+def test_it():
+    HTTP.post("http://api.test/v1/other", json={"a": 1})
+
+@pytest.mark.tape("c.yaml", match_on=["colour"])
+def test_bad_marker():
+    pass
+"""
+    )
+    result = pytester.runpytest("-p", "no:randomly")
+    result.assert_outcomes(failed=1, errors=1)
+    out = result.stdout.str()
+    assert "No interaction in cassette" in out and 'HTTP.post("http://api.test/v1/other"' in out
+    assert "streamtape/" not in out.replace("streamtape/tests", "") and "httpcore" not in out
+    assert "During handling of the above exception" not in out
+    assert out.count("unknown matcher 'colour'") == 1  # once: no repeat of it
+
+
 def test_an_unmatched_request_fails_with_the_near_miss_report(pytester: pytest.Pytester) -> None:
     save(pytester.path / "c.yaml", "https://api.anthropic.com/v1/messages")
     pytester.makepyfile(

@@ -284,3 +284,20 @@ async def test_async_pacing_on_a_virtual_clock(tmp_path: Path, monkeypatch: pyte
         async with importlib.import_module(sdk.STACK).AsyncClient() as client:
             assert (await client.get("http://h/x")).content == b"abc"
     assert waits == [0.125, 0.0625, 0.0625]
+
+
+def test_recorded_calls_say_how_they_went_and_print_in_one_line(tmp_path: Path) -> None:
+    import httpx2
+
+    from tests.support.echo_server import echo_server
+
+    with echo_server() as server:
+        server.plan = {"status": 200, "headers": [("content-type", "text/plain")], "chunks": [b"x" * 5000]}
+        with streamtape.use_cassette(tmp_path / "r.yaml", record_mode="all") as tape:
+            with httpx2.Client() as client:
+                client.post(f"{server.base_url}/v1/messages", content=b"y" * 5000).read()
+            assert tape.calls[0].outcome == "recording"
+    call = tape.calls[0]
+    assert call.outcome == "200, complete" and call.interaction is not None
+    assert repr(call) == f"<Call POST {server.base_url}/v1/messages recorded #0: 200, complete>"
+    assert len(repr(tape.calls)) < 200  # no bodies

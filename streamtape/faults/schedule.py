@@ -2,7 +2,9 @@
 
 Requests count in the order the tape receives them (an SDK retry is the next request), and only
 requests the schedule's ``when`` pattern matches ("POST /v1/messages", a regular expression searched
-in "METHOD URL") count.
+in "METHOD URL") count. Without ``when``, a schedule shapes the model API calls only
+(``API_REQUESTS``): an app's own background requests (a price list, a health check, telemetry) do not
+use up its "429 twice".
 """
 
 from __future__ import annotations
@@ -17,7 +19,15 @@ from ..wire import Action
 from ._plan import Plan
 from .catalogue import CATALOGUE, CONTENT, Context, Fault
 
-__all__ = ["Chaos", "Schedule", "apply", "positions"]
+__all__ = ["API_REQUESTS", "Chaos", "Schedule", "apply", "positions"]
+
+#: What faults shape when no ``when=`` is given: a POST to a model API endpoint (Anthropic Messages,
+#: OpenAI Chat Completions / Responses / Completions, Gemini generateContent, Bedrock Converse and
+#: InvokeModel, Ollama), under any host or path prefix (proxies, Azure deployments, gateways).
+API_REQUESTS = (
+    r"^POST \S*?(?:/messages|/chat/completions|/responses|/completions|:(?:stream)?[gG]enerateContent"
+    r"|/converse(?:-stream)?|/invoke(?:-with-response-stream)?|/api/(?:chat|generate))(?:[?#]|$)"
+)
 
 Step = tuple[Fault, ...]
 
@@ -38,7 +48,7 @@ class Schedule:
                 raise ConfigError(f"faults: when={self.when!r} is not a valid regular expression ({exc})") from None
 
     def applies_to(self, method: str, url: str) -> bool:
-        return self.when is None or re.search(self.when, f"{method} {url}") is not None
+        return re.search(self.when or API_REQUESTS, f"{method} {url}") is not None
 
     def faults_for(self, index: int) -> Step:
         """The faults for the ``index``-th (0-based) request this schedule applies to."""

@@ -44,13 +44,17 @@ def _url(core_request: Any) -> str:
     return f"{scheme}://{host}{port}{url.target.decode('latin-1')}"
 
 
-def _request(tape: Tape, core_request: Any, body: bytes) -> tuple[Request, Redactor]:
-    """The request as matching sees it and a cassette stores it: secrets already removed."""
+def _request(tape: Tape, core_request: Any, body: bytes) -> tuple[Request | None, Redactor]:
+    """The request as matching sees it and a cassette stores it: the user's filters and hook first,
+    then the secrets removed (always last). ``None``: the hook left it out of the tape."""
     headers = tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in core_request.headers)
     url = _url(core_request)
+    # learns the credentials of the request as sent, whatever the filters remove from it
     redactor = Redactor(headers, url=url, extra_secrets=tape.secrets)
-    request = redactor.request(Request(core_request.method.decode("ascii"), url, headers, body))
-    return request, redactor
+    request: Request | None = Request(core_request.method.decode("ascii"), url, headers, body)
+    if tape.hooks:
+        request = tape.hooks.request(request)  # type: ignore[arg-type]
+    return (None if request is None else redactor.request(request)), redactor
 
 
 def _read_timeout(core_request: Any) -> float | None:
@@ -75,12 +79,15 @@ def handle(tape: Tape, stack: Stack, pool: Any, core_request: Any, forward: Any)
     body = b"".join(core_request.stream)
     core_request.stream = _Body(body)
     request, redactor = _request(tape, core_request, body)
+    if request is None:  # before_record_request left it out: neither recorded nor replayed
+        with forwarding():
+            return forward(pool, core_request)
     route = tape.route(request)
     if isinstance(route, list):
         return replay_response(
             stack, route, speed=tape.speed, read_timeout=_read_timeout(core_request), address=_address(core_request)
         )
-    recording = Recording(request, redactor)
+    recording = Recording(request, redactor, tape.hooks)
     tape.begin_recording(recording)
     try:
         with forwarding():
@@ -98,12 +105,15 @@ async def ahandle(tape: Tape, stack: Stack, pool: Any, core_request: Any, forwar
     body = b"".join([part async for part in core_request.stream])
     core_request.stream = _Body(body)
     request, redactor = _request(tape, core_request, body)
+    if request is None:
+        with forwarding():
+            return await forward(pool, core_request)
     route = tape.route(request)
     if isinstance(route, list):
         return await areplay_response(
             stack, route, speed=tape.speed, read_timeout=_read_timeout(core_request), address=_address(core_request)
         )
-    recording = Recording(request, redactor)
+    recording = Recording(request, redactor, tape.hooks)
     tape.begin_recording(recording)
     try:
         with forwarding():

@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from ..cassette import Interaction, Request, Response
+from ..hooks import Hooks
 from ..redact import Redactor
 from ..wire import Cut, End
 from .stacks import Stack
@@ -39,9 +40,10 @@ DRAIN_BYTES = 64 * 1024 * 1024
 class Recording:
     """What has been seen of one exchange so far; ``snapshot()`` makes it an ``Interaction``."""
 
-    def __init__(self, request: Request, redactor: Redactor) -> None:
+    def __init__(self, request: Request, redactor: Redactor, hooks: Hooks | None = None) -> None:
         self.request = request
         self.redactor = redactor
+        self.hooks = hooks
         self.start = time.monotonic()
         self.status = 0
         self.reason = ""
@@ -122,7 +124,9 @@ class Recording:
             await self.stream.adrain(deadline)
         self.settle(deadline)
 
-    def snapshot(self) -> Interaction:
+    def snapshot(self) -> Interaction | None:
+        """The exchange as it will be saved (``before_record_response`` applied, then redaction), or
+        ``None`` when the hook dropped it."""
         if self.status == 0:
             error = self.error or Cut("ConnectError", "the request was interrupted before any response", self.now())
             return self.redactor.interaction(Interaction(self.request, error=error))
@@ -132,7 +136,11 @@ class Recording:
         timing = tuple((at, len(data)) for at, data in chunks if data)
         body = b"".join(data for _, data in chunks)
         end = self.end or Cut("ClientClosed", None, self.now())  # not seen to end: never claim it did
-        response = Response(self.status, headers, body, timing, self.reason, self.headers_at, end)
+        response: Response | None = Response(self.status, headers, body, timing, self.reason, self.headers_at, end)
+        if self.hooks:
+            response = self.hooks.response(response)  # type: ignore[arg-type]
+            if response is None:
+                return None
         # everything that reaches the cassette passes the redactor once more, whole: the body (a key the
         # API echoed, split across chunks or not), the error texts, and what the response taught it
         return self.redactor.interaction(Interaction(self.request, response))
