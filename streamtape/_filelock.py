@@ -1,11 +1,13 @@
 """A cross-process lock per cassette, so parallel test workers (pytest-xdist) never lose or tear
-each other's recordings. The lock file lives in the temp directory, not beside the cassette.
+each other's recordings. The lock file lives in the temp directory, not beside the cassette, and
+is removed when the lock is let go.
 
 ``lock`` and ``try_lock`` lock one open file, until it is closed: a save marks its temporary file
 as in use this way, so that another save, cleaning up after killed ones, leaves it alone."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tempfile
@@ -18,18 +20,37 @@ __all__ = ["cassette_lock", "lock", "try_lock"]
 
 @contextmanager
 def cassette_lock(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``path`` (by its absolute name) across processes."""
+    """Hold an exclusive lock on ``path`` (by its absolute name) across processes.
+
+    The lock file is removed by its holder before it lets go, so nothing accumulates in the temp
+    directory. A waiter that then gets the lock on the removed file sees that the name no longer
+    leads to it, and starts over with the file now there (or a new one): two holders can never
+    hold two different files of one name."""
     digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:24]
     lock_path = Path(tempfile.gettempdir()) / f"streamtape-{digest}.lock"
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
+    while True:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         _acquire(fd)
-        try:
-            yield
-        finally:
-            _release(fd)
-    finally:
+        if _still_named(fd, lock_path):
+            break
+        _release(fd)
         os.close(fd)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):  # Windows cannot remove an open file: it is reused instead
+            os.unlink(lock_path)
+        _release(fd)
+        os.close(fd)
+
+
+def _still_named(fd: int, lock_path: Path) -> bool:
+    try:
+        named = os.stat(lock_path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
 
 
 def lock(fd: int) -> None:

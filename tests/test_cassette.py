@@ -609,3 +609,36 @@ class TestInterruptedSaves:
             assert _filelock.try_lock(second)
         finally:
             os.close(second)
+
+
+def test_lock_files_are_removed_and_the_lock_still_excludes(tmp_path: Path) -> None:
+    """Every save used to leave a lock file in the temp directory forever."""
+    import tempfile
+    import threading
+
+    from streamtape._filelock import cassette_lock
+
+    def locks() -> set[str]:
+        return {p.name for p in Path(tempfile.gettempdir()).glob("streamtape-*.lock")}
+
+    before = locks()
+    for n in range(20):
+        with cassette_lock(tmp_path / f"c{n}.yaml"):
+            pass
+    assert locks() - before == set()
+    # removing the file while others wait on it must not let two holders in at once
+    counter = tmp_path / "counter"
+    counter.write_text("0")
+
+    def bump() -> None:
+        for _ in range(40):
+            with cassette_lock(tmp_path / "shared.yaml"):
+                value = int(counter.read_text())
+                counter.write_text(str(value + 1))
+
+    threads = [threading.Thread(target=bump) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert counter.read_text() == "240" and locks() - before == set()
