@@ -220,9 +220,12 @@ class Cassette:
         return cls.loads(_read_text(path), path=path)
 
     @classmethod
-    def loads(cls, text: str, *, path: Path | None = None, check_lines: bool = True) -> Cassette:
-        """Parse cassette text. ``check_lines=False`` skips v2's line-count check, for ``lint --fix``
-        repairing a hand-edited file; nothing else should need it."""
+    def loads(
+        cls, text: str, *, path: Path | None = None, check_lines: bool = True, repair: list[str] | None = None
+    ) -> Cassette:
+        """Parse cassette text. For ``lint --fix`` repairing a hand-edited file (nothing else should
+        need them): ``check_lines=False`` skips v2's line-count check, and a ``repair`` list makes a
+        body whose length changed get its chunk layout re-derived (appending where it did so)."""
         limit = max_cassette_bytes()
         if len(text) > limit:
             raise CassetteFormatError(path, "", _too_big(len(text), limit))
@@ -230,7 +233,7 @@ class Cassette:
         if check_lines and isinstance(document, dict) and document.get("version") == 2:
             _check_line_count(document, text, path)
         try:
-            return cls(_parse_document(document, path), path)
+            return cls(_parse_document(document, path, repair), path)
         except CassetteFormatError as exc:
             line = _locate(text, document, positions, exc.place)
             raise CassetteFormatError(
@@ -524,6 +527,7 @@ class _Reader:
     def __init__(self, path: Path | None) -> None:
         self.path = path
         self.strict = False  # format v2: every response states its chunks and its end
+        self.repair: list[str] | None = None  # lint --fix: re-derive chunks that no longer add up, noted here
 
     def fail(self, place: str, message: str) -> CassetteFormatError:
         return CassetteFormatError(self.path, place, message)
@@ -559,8 +563,9 @@ def _kind(value: Any) -> str:
     return names.get(type(value), f"{type(value).__name__} {_show(value)}")
 
 
-def _parse_document(document: Any, path: Path | None) -> list[Interaction]:
+def _parse_document(document: Any, path: Path | None, repair: list[str] | None = None) -> list[Interaction]:
     r = _Reader(path)
+    r.repair = repair
     if document is None:
         raise r.fail("", "the file is empty; a cassette starts with 'version: 1'")
     top = r.mapping(document, "top level")
@@ -805,8 +810,26 @@ def _parse_timing(r: _Reader, raw: Any, place: str, body: bytes) -> tuple[tuple[
                 raise r.fail(place, f"chunk {number} has {size} bytes; a chunk cannot be smaller than 0")
     total = sum(sizes)
     if total != len(body):
-        raise r.fail(place, f"chunk sizes add up to {total} bytes but the body has {len(body)}")
+        if r.repair is None:
+            raise r.fail(place, f"chunk sizes add up to {total} bytes but the body has {len(body)}")
+        r.repair.append(f"{place}: chunk sizes add up to {total} bytes but the body has {len(body)} (edited by hand?)")
+        return _rechunked(ats, sizes, len(body))
     return tuple(zip(ats, sizes, strict=True))
+
+
+def _rechunked(ats: tuple[float, ...], sizes: tuple[int, ...], length: int) -> tuple[tuple[float, int], ...]:
+    """The recorded layout fitted to a body edited by hand: every chunk keeps its arrival time and
+    size while the body lasts; the last one takes what was added, or the cut ones go."""
+    timing, left = [], length
+    for at, size in zip(ats, sizes, strict=True):
+        if left <= 0:
+            break
+        timing.append((at, min(size, left)))
+        left -= timing[-1][1]
+    if left > 0:
+        at = timing[-1][0] if timing else (ats[-1] if ats else 0.0)
+        timing = [*timing[:-1], (at, (timing[-1][1] if timing else 0) + left)]
+    return tuple(timing)
 
 
 def _parse_cut(r: _Reader, raw: Any, place: str) -> Cut:

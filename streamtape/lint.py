@@ -37,23 +37,37 @@ class Problem:
 
 
 _RECOUNT = "lines were removed or added since it"
+_RECHUNK = "chunk sizes add up to"
+
+
+def _load_hand_edited(path: Path) -> tuple[Cassette, list[str]]:
+    """The cassette, forgiving what a hand edit breaks and ``--fix`` repairs: the line count, and
+    chunk sizes that no longer add up to an edited body. Returns what had to be forgiven."""
+    try:
+        return Cassette.load(path), []
+    except CassetteError as exc:
+        if _RECOUNT not in str(exc) and _RECHUNK not in str(exc):
+            raise
+    text = path.read_text(encoding="utf-8")
+    repaired: list[str] = []
+    cassette = Cassette.loads(text, path=path, check_lines=False, repair=repaired)
+    try:
+        Cassette.loads(text, path=path, repair=[])
+    except CassetteError as exc:  # the line count is off too
+        repaired.insert(0, str(exc).removeprefix(f"{path}: "))
+    return cassette, repaired
 
 
 def lint_file(path: Path) -> list[Problem]:
     problems: list[Problem] = []
     try:
-        cassette = Cassette.load(path)
+        cassette, repaired = _load_hand_edited(path)
     except CassetteError as exc:
-        message = str(exc).removeprefix(f"{path}: ")
-        if _RECOUNT not in message:
-            return [Problem(path, "", "schema", message)]
-        # a hand edit that changed the line count (the footer is there): --fix re-counts it, and the
-        # rest of the file is still checked
-        problems.append(Problem(path, "", "schema", message, fixable=True))
-        try:
-            cassette = Cassette.loads(path.read_text(encoding="utf-8"), path=path, check_lines=False)
-        except CassetteError as inner:
-            return [Problem(path, "", "schema", str(inner).removeprefix(f"{path}: "))]
+        return [Problem(path, "", "schema", str(exc).removeprefix(f"{path}: "))]
+    # a hand edit that changed the line count or a body's length: --fix re-counts and re-chunks it, and
+    # the rest of the file is still checked
+    problems += [Problem(path, "", "schema", f"{what}; `streamtape lint --fix` re-derives it, keeping the "
+                         "recorded timing", fixable=True) for what in repaired]  # fmt: skip
     if cassette.interactions and all(recording_failed(item) for item in cassette.interactions):
         problems.append(Problem(path, "", "recording", (
             "every interaction shows only that the recording failed (no response, or 401/403/407): "
@@ -132,15 +146,8 @@ def _readability(item: Interaction) -> list[str]:
 def fix_secrets(path: Path) -> int:
     """Remove every secret ``lint`` finds (through the same redactor the recorder uses), and re-count
     a hand-edited file's lines; save atomically. Returns how many things were fixed."""
-    try:
-        cassette = Cassette.load(path)
-        recount = 0
-    except CassetteError as exc:
-        if _RECOUNT not in str(exc):
-            raise
-        cassette = Cassette.loads(path.read_text(encoding="utf-8"), path=path, check_lines=False)
-        recount = 1
-    fixed = recount
+    cassette, repaired = _load_hand_edited(path)
+    fixed = len(repaired)
     items = []
     for item in cassette.interactions:
         redactor = Redactor()

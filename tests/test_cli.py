@@ -269,3 +269,24 @@ def test_serve_never_reads_outside_its_directory(tmp_path: Path) -> None:
     (served / "link.yaml").symlink_to(outside / "secret.yaml")
     result = streamtape("serve", str(served))
     assert result.returncode == 2 and "no *.yaml cassettes in this directory" in result.stderr
+
+
+def test_a_body_edited_by_hand_is_repaired_by_lint_fix(tmp_path: Path) -> None:
+    """Editing a recorded body by hand is a supported workflow (docs/cassette-format.md)."""
+    path = tmp_path / "story.yaml"
+    assert streamtape("synth", str(path), "--text", "Hello there, this is a story").returncode == 0
+    text = path.read_text()
+    path.write_text(text.replace('"text":"a story"}', '"text":"a long story"}'))
+    before = streamtape("lint", str(path))
+    assert before.returncode == 1 and "chunk sizes add up to" in before.stdout and "--fix" in before.stdout
+    fixed = streamtape("lint", "--fix", str(path))
+    assert fixed.returncode == 0 and "fixed 1 problem(s)" in fixed.stdout
+    item = Cassette.load(path).interactions[0]
+    assert b"a long story" in item.body and sum(size for _, size in item.response.timing) == len(item.body)
+    played = streamtape("play", str(path), "--speed", "0")
+    assert "Hello there, this is a long story" in played.stdout
+    # and a line deleted as well: both repaired in one go
+    lines = path.read_text().replace('"text":"a long story"}', '"text":"a story"}').splitlines(keepends=True)
+    path.write_text("".join(line for line in lines if not line.startswith("# ")))
+    assert "fixed 2 problem(s)" in streamtape("lint", "--fix", str(path)).stdout
+    assert streamtape("lint", str(path)).returncode == 0
