@@ -101,11 +101,24 @@ def attempts(calls: list[Any]) -> list[str]:
     return lines
 
 
+def _cause(exc: BaseException) -> str:
+    """What lies under an SDK error ("Connection error." says nothing): the deepest cause, named."""
+    seen, cause = {id(exc)}, exc.__cause__ or exc.__context__
+    deepest = None
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        deepest = cause
+        cause = cause.__cause__ or cause.__context__
+    if deepest is None or str(deepest) in str(exc):
+        return ""
+    return f" (caused by {type(deepest).__name__}: {deepest})" if str(deepest) else f" (caused by {type(deepest).__name__})"
+
+
 def summary(outcome: Outcome, events: int | None = None) -> str:
     """One sentence on how the call ended; ``events``: SSE events delivered (else the SDK's count)."""
     events = outcome.events if events is None else events
     if outcome.error is not None:
-        return f"{events} events, then {type(outcome.error).__name__}: {outcome.error}"
+        return f"{events} events, then {type(outcome.error).__name__}: {outcome.error}{_cause(outcome.error)}"
     final = outcome.final
     usage = getattr(final, "usage", None)
     tokens = f", {usage.input_tokens} tokens in, {usage.output_tokens} out" if usage is not None else ""
