@@ -233,7 +233,12 @@ class Cassette:
         if check_lines and isinstance(document, dict) and document.get("version") == 2:
             _check_line_count(document, text, path)
         try:
-            return cls(_parse_document(document, path, repair), path)
+            loaded = cls(_parse_document(document, path, repair), path)
+            if repair:  # each repaired field named with its line, as an error about it would be
+                for number, note in enumerate(repair):
+                    place, _, message = note.partition("\0")
+                    repair[number] = f"line {_locate(text, document, positions, place)}, {place}: {message}"
+            return loaded
         except CassetteFormatError as exc:
             line = _locate(text, document, positions, exc.place)
             raise CassetteFormatError(
@@ -812,7 +817,7 @@ def _parse_timing(r: _Reader, raw: Any, place: str, body: bytes) -> tuple[tuple[
     if total != len(body):
         if r.repair is None:
             raise r.fail(place, f"chunk sizes add up to {total} bytes but the body has {len(body)}")
-        r.repair.append(f"{place}: chunk sizes add up to {total} bytes but the body has {len(body)} (edited by hand?)")
+        r.repair.append(f"{place}\0chunk sizes add up to {total} bytes but the body has {len(body)} (edited by hand?)")
         return _rechunked(ats, sizes, len(body))
     return tuple(zip(ats, sizes, strict=True))
 

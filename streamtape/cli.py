@@ -448,7 +448,7 @@ def synth(out: str, text: str | None, thinking: str | None, tools: tuple[str, ..
     for name, raw in zip(tools, inputs, strict=True):
         try:
             calls.append((name, json.loads(raw)))
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             _fail(f"--input for tool {name!r} is not JSON ({exc})")
     try:
         item = synthesize(text=text, thinking=thinking, tools=calls, model=model, prompt=prompt,

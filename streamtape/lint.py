@@ -11,8 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import _bodytext
-from . import redact
+from . import _bodytext, redact
 from .cassette import Cassette, Interaction
 from .errors import CassetteError
 from .redact import Redactor

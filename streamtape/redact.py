@@ -327,7 +327,7 @@ class Redactor:
             return body
         try:
             parsed = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):
             return body
         cleaned = _walk_strings(parsed, self.text)
         if cleaned == parsed:

@@ -35,7 +35,7 @@ class Event:
         if self._json is _NO_JSON:
             try:
                 value = json.loads(self.data)
-            except ValueError:
+            except (ValueError, RecursionError):  # not JSON, or nested past what json can read
                 value = None
             object.__setattr__(self, "_json", value)
         return self._json

@@ -7,12 +7,12 @@ rest.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import os
 import threading
 from collections.abc import Callable, Iterable
-import dataclasses
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -33,8 +33,8 @@ from .faults import apply as apply_faults
 from .faults import resolve as resolve_faults
 from .guard import AllowList
 from .hooks import Hooks
-from .redact import MIN_USER_SECRET_LENGTH
 from .matching import Matcher, Player, resolve_matchers
+from .redact import MIN_USER_SECRET_LENGTH
 from .wire import Action, Cut, describe
 
 if TYPE_CHECKING:

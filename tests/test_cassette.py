@@ -613,15 +613,19 @@ class TestInterruptedSaves:
 
 def test_lock_files_are_removed_and_the_lock_still_excludes(tmp_path: Path) -> None:
     """Every save used to leave a lock file in the temp directory forever."""
+    import hashlib
     import tempfile
     import threading
 
     from streamtape._filelock import cassette_lock
 
-    def locks() -> set[str]:
-        return {p.name for p in Path(tempfile.gettempdir()).glob("streamtape-*.lock")}
+    def locks() -> set[str]:  # this test's own lock files (other workers' come and go meanwhile)
+        mine = {f"streamtape-{hashlib.sha256(str(p.resolve()).encode()).hexdigest()[:24]}.lock"
+                for p in [*(tmp_path / f"c{n}.yaml" for n in range(20)), tmp_path / "shared.yaml"]}  # fmt: skip
+        return {p.name for p in Path(tempfile.gettempdir()).glob("streamtape-*.lock")} & mine
 
     before = locks()
+    assert before == set()
     for n in range(20):
         with cassette_lock(tmp_path / f"c{n}.yaml"):
             pass

@@ -7,7 +7,6 @@ pytest suite (pytester) for the fixture.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -145,12 +144,12 @@ def test_ignore_localhost_lets_the_tests_own_services_through(echo: EchoServer, 
 
 def test_tape_config_fixture_is_the_projects_default(pytester: pytest.Pytester, echo: EchoServer) -> None:
     pytester.makeconftest(
-        f"""
+        """
         import pytest
 
         @pytest.fixture
         def tape_config():
-            return {{"filter_headers": ["x-request-id"], "match_on": ["method", "path"], "record_mode": "once"}}
+            return {"filter_headers": ["x-request-id"], "match_on": ["method", "path"], "record_mode": "once"}
         """
     )
     pytester.makepyfile(

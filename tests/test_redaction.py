@@ -9,6 +9,7 @@ reads the saved file back as text: the key must appear in no form.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import random
@@ -29,8 +30,8 @@ from streamtape import lint
 from streamtape.cassette import Cassette, Interaction, Request, Response
 from streamtape.redact import KEY_SHAPES, REDACTED, Redactor, add_secret_headers, add_secret_params, scan
 from streamtape.wire import Cut
-
 from tests.support.echo_server import EchoServer, echo_server
+
 
 @pytest.fixture(scope="module")
 def echo() -> Iterator[EchoServer]:
@@ -179,10 +180,9 @@ def test_no_placement_encoding_casing_or_scheme_leaks(
         try:
             with streamtape.use_cassette(cassette, record_mode="all", record_failures=True, secrets=user_secrets):
                 with httpx2.Client(base_url=f"http://127.0.0.1:{echo.server_address[1]}") as client:
-                    try:
+                    # the illegal header value raises: the failure is recorded, with its message
+                    with contextlib.suppress(httpx2.HTTPError, httpx2.InvalidURL):
                         client.post(path, params=query, headers={**headers, **extra}, content=body).read()
-                    except (httpx2.HTTPError, httpx2.InvalidURL):
-                        pass  # the illegal header value: the failure is recorded, with its message
         finally:
             os.environ.clear()
             os.environ.update(saved)
@@ -219,7 +219,7 @@ def test_digest_parameters_but_not_the_uri() -> None:
 def test_query_credentials_keep_their_name() -> None:
     redactor = Redactor(url=f"https://g.example/v1?alt=sse&key={KEY}", environment=False)
     assert redactor.text(f"https://g.example/v1?alt=sse&key={KEY}") == f"https://g.example/v1?alt=sse&key={REDACTED}"
-    assert redactor.text(f"https://g.example/v1?API_KEY=abc12345") == f"https://g.example/v1?API_KEY={REDACTED}"
+    assert redactor.text("https://g.example/v1?API_KEY=abc12345") == f"https://g.example/v1?API_KEY={REDACTED}"
 
 
 def test_escaped_forms_are_found() -> None:
