@@ -297,15 +297,15 @@ def _fault_spec(specs: tuple[str, ...]) -> str | None:
 
 
 def _load_source(source: str) -> Cassette:
-    """One cassette, ``starter:NAME``, or every *.yaml under a directory, as one cassette."""
+    """One cassette, ``starter:NAME``, or every *.yaml / *.yml under a directory, as one cassette."""
     path = Path(source)
     if not path.is_dir():
         return _load(source)
     root = path.resolve()
     # never a file outside the directory, even through a symlink inside it
-    files = sorted(f for f in path.rglob("*.yaml") if f.resolve().is_relative_to(root))
+    files = sorted(f for pattern in ("*.yaml", "*.yml") for f in path.rglob(pattern) if f.resolve().is_relative_to(root))
     if not files:
-        _fail(f"{source}: no *.yaml cassettes in this directory")
+        _fail(f"{source}: no *.yaml or *.yml cassettes in this directory")
     return Cassette([item for file in files for item in _load(str(file)).interactions])
 
 

@@ -108,8 +108,9 @@ class Hooks:
         if result is not None and sum(size for _, size in result.timing) != len(result.body):
             from .cassette import _rechunked  # the body changed length: its chunks follow, as lint --fix does
 
-            ats, sizes = zip(*result.timing) if result.timing else ((), ())
-            result = dataclasses.replace(result, timing=_rechunked(tuple(ats), tuple(sizes), len(result.body)))
+            ats = tuple(at for at, _ in result.timing)
+            sizes = tuple(size for _, size in result.timing)
+            result = dataclasses.replace(result, timing=_rechunked(ats, sizes, len(result.body)))
         return result
 
     # --- the filters -----------------------------------------------------------------------------
