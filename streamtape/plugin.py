@@ -352,8 +352,8 @@ def _expand(spec: str, path: Path, nodeid: str) -> list[Any]:
     from .faults import parse
 
     if "=*" not in spec:
-        _check(parse, spec, nodeid)
-        return [spec]
+        problem = _check(parse, spec, nodeid)
+        return [problem or spec]
     if not path.exists():
         return [_Unexpandable(spec, f"{spec!r} sweeps the cassette {path}, which is not recorded yet, and "
                                     "record mode 'none' never records. Record it once: run with "
@@ -367,16 +367,18 @@ def _expand(spec: str, path: Path, nodeid: str) -> list[Any]:
         assert match is not None
         step = int(match.group(1) or 1)
         expanded = [spec.replace(match.group(0), f"at_byte={b}") for b in range(0, size + 1, step)]
-    for item in expanded:
-        _check(parse, item, nodeid)
-    return expanded
+    problem = _check(parse, expanded[0], nodeid) if expanded else None  # they share one form: checked once
+    return [problem] if problem else expanded
 
 
-def _check(parse: Any, spec: str, nodeid: str) -> None:
+def _check(parse: Any, spec: str, nodeid: str) -> _Unexpandable | None:
+    """A spec that does not parse fails its test with the one sentence (collection goes on, and no
+    pluggy frames are shown)."""
     try:
         parse(spec)
     except StreamtapeError as exc:
-        raise pytest.UsageError(f"{nodeid}: @pytest.mark.tape_faults: {exc}") from None
+        return _Unexpandable(spec, f"{nodeid}: @pytest.mark.tape_faults: {exc}")
+    return None
 
 
 def _stream_shape(path: Path) -> tuple[int, int]:

@@ -268,7 +268,7 @@ def test_serve_never_reads_outside_its_directory(tmp_path: Path) -> None:
     save(outside / "secret.yaml")
     (served / "link.yaml").symlink_to(outside / "secret.yaml")
     result = streamtape("serve", str(served))
-    assert result.returncode == 2 and "no *.yaml cassettes in this directory" in result.stderr
+    assert result.returncode == 2 and "no *.yaml or *.yml cassettes in this directory" in result.stderr
 
 
 def test_a_body_edited_by_hand_is_repaired_by_lint_fix(tmp_path: Path) -> None:
