@@ -466,11 +466,20 @@ def _walk_strings(value: Any, clean: Any) -> Any:
     return value
 
 
+_MIN_GUESSED_LENGTH = 16  # a variable only named like a credential: its value must look like a key too
+
+
 def _environment_keys() -> list[str]:
+    """The provider key variables' values, and those of variables named like credentials whose value
+    is long enough to be one (``DJANGO_SECRET=development`` must not redact the word everywhere)."""
     return [
         value
         for name, value in os.environ.items()
-        if value and (name in KEY_ENVIRONMENT or name.upper().endswith(_ENVIRONMENT_SUFFIXES))
+        if value
+        and (
+            name in KEY_ENVIRONMENT
+            or (name.upper().endswith(_ENVIRONMENT_SUFFIXES) and len(value.strip()) >= _MIN_GUESSED_LENGTH)
+        )
     ]
 
 

@@ -373,3 +373,9 @@ def test_the_fast_path_finds_what_the_full_pattern_finds(secrets: list[str], pie
     from streamtape.redact import _match_spans
 
     assert redactor._raw_spans(body) == _match_spans(redactor._pattern(bytes), body)
+
+
+def test_a_variable_only_named_like_a_credential_needs_a_key_like_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DJANGO_SECRET", "development")  # a setting, not a key: the word stays
+    monkeypatch.setenv("ACME_API_KEY", "acme-4f9b2c7d1e8a6b3c")
+    assert Redactor().text("development acme-4f9b2c7d1e8a6b3c") == f"development {REDACTED}"
