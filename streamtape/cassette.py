@@ -40,9 +40,10 @@ import yaml
 
 from . import _bodytext, _filelock
 from .errors import CassetteError, CassetteFormatError, CassetteNotFoundError, ConfigError
+from .framing import framer_for
 from .redact import is_secret_header
-from .sse import Event, parse_events
-from .wire import CUT_ERRORS, Action, Chunks, Cut, End, Respond, Send
+from .sse import Event
+from .wire import CUT_ERRORS, CUTS, Action, Chunks, Cut, End, Respond, Send
 
 __all__ = ["Cassette", "Interaction", "Request", "Response", "FORMAT_VERSION"]
 
@@ -154,8 +155,9 @@ class Response(_Message):
 
     @cached_property
     def events(self) -> list[Event]:
-        """The body's complete SSE events (empty for a non-stream body)."""
-        return parse_events(self.body)
+        """The body's complete events, as its content type frames them (``streamtape.framing``: SSE,
+        NDJSON...; SSE without a content type). Empty for a non-stream body."""
+        return framer_for(self.headers).events(self.body)
 
     @cached_property
     def longest_gap(self) -> float:
@@ -840,7 +842,7 @@ def _rechunked(ats: tuple[float, ...], sizes: tuple[int, ...], length: int) -> t
 def _parse_cut(r: _Reader, raw: Any, place: str) -> Cut:
     raw = r.mapping(raw, place)
     error = r.required(raw, "error", place, str)
-    if error not in CUT_ERRORS:
+    if error not in CUT_ERRORS and error not in CUTS:  # a v1 name, or a cut kind's own name
         raise r.fail(f"{place}.error", f"unknown error {_show(error)}; expected one of {', '.join(sorted(CUT_ERRORS))}")
     message = r.typed(raw["message"], f"{place}.message", str) if "message" in raw else None
     return Cut(error, message, r.seconds(raw.get("at", 0.0), f"{place}.at"))

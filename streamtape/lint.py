@@ -1,4 +1,5 @@
-"""What ``streamtape lint`` checks: the schema, SSE well-formedness, secrets, readability.
+"""What ``streamtape lint`` checks: the schema, stream well-formedness (each response's framer finds
+its events, its API's provider checks their grammar), secrets, readability.
 
 Each problem names its file and interaction and says how to fix it. ``fix_secrets`` removes secrets
 (credential headers and query parameters, strings shaped like provider keys, the environment's API
@@ -14,12 +15,13 @@ from pathlib import Path
 from . import _bodytext, redact
 from .cassette import Cassette, Interaction
 from .errors import CassetteError
+from .framing import stream_framer
+from .providers import provider_for
 from .redact import Redactor
 from .tape import recording_failed
 from .wire import Cut
 
 __all__ = ["Problem", "fix_secrets", "lint_file"]
-
 
 
 @dataclass(frozen=True)
@@ -77,13 +79,16 @@ def lint_file(path: Path) -> list[Problem]:
         problems += [Problem(path, where, "secret", m, True) for m in _secrets(item)]
         problems += [Problem(path, where, "sse", m) for m in _sse(item)]
         problems += [Problem(path, where, "readability", m) for m in _readability(item)]
-        if item.response is not None and isinstance(item.response.end, Cut) and item.response.end.error == "ClientClosed":
+        if (
+            item.response is not None
+            and isinstance(item.response.end, Cut)
+            and item.response.end.error == "ClientClosed"
+        ):
             problems.append(Problem(path, where, "recording", (
                 "the recording stops where the app closed the response early and the rest could not be read; "
                 "a replay that reads further fails with IncompleteRecordingError. Re-record it"
             )))  # fmt: skip
     return problems
-
 
 
 def _secrets(item: Interaction) -> list[str]:
@@ -93,46 +98,26 @@ def _secrets(item: Interaction) -> list[str]:
 
 
 def _sse(item: Interaction) -> list[str]:
+    """A response that says it is a stream (its content type has a framer): it has complete events,
+    and they follow the grammar of the API that sent them (its provider's rules)."""
     response = item.response
-    if response is None or "event-stream" not in (response.header("content-type") or ""):
+    framer = stream_framer(response.headers) if response is not None else None
+    if response is None or framer is None:
         return []
     events = response.events
-    names = [event.event for event in events]
-    problems: list[str] = []
-    if not names:
-        return ["an event-stream response with no complete SSE event"]
-    if names[0] not in ("message_start", "error"):
-        problems.append(f"the first event is {names[0]!r}; an Anthropic stream starts with message_start")
-    for number, event in enumerate(events, 1):
-        data = event.json
-        if data is None:
-            problems.append(f"event {number} ({event.event}): its data is not JSON")
-        elif isinstance(data, dict) and data.get("type") not in (event.event, None):
-            problems.append(f"event {number}: named {event.event!r} but its data says type {data.get('type')!r}")
-    problems += _block_indices(events)
-    cut = isinstance(response.end, Cut)
-    if names[-1] != "message_stop" and not cut and "error" not in names:
-        problems.append(
-            f"the stream ends with {names[-1]!r}, not message_stop, and the recording does not say it broke"
-        )
-    return problems
+    if not events:
+        return [f"{_a(framer.content_types[0])} response with no complete {framer.unit}"]
+    request = item.request
+    provider = provider_for(request.method, request.url, request.headers)
+    if provider.framing != framer.name:
+        return []  # its API streams another format: its grammar does not apply
+    return provider.lint(events, broke=isinstance(response.end, Cut))
 
 
-def _block_indices(events: list) -> list[str]:
-    problems, open_blocks, started = [], set(), -1
-    for number, event in enumerate(events, 1):
-        data = event.json if isinstance(event.json, dict) else {}
-        index = data.get("index")
-        if event.event == "content_block_start":
-            if index != started + 1:
-                problems.append(f"event {number}: content block {index} starts after block {started}")
-            started = index if isinstance(index, int) else started
-            open_blocks.add(index)
-        elif event.event in ("content_block_delta", "content_block_stop") and index not in open_blocks:
-            problems.append(f"event {number}: {event.event} for block {index}, which is not open")
-        if event.event == "content_block_stop":
-            open_blocks.discard(index)
-    return problems
+def _a(content_type: str) -> str:
+    """``an event-stream``, ``an x-ndjson``: what the stream is called, after its media type."""
+    kind = content_type.rpartition("/")[2]
+    return ("an " if kind[:1] in "aeiou" or kind.startswith("x-") else "a ") + kind  # "x-" is said "ex"
 
 
 def _readability(item: Interaction) -> list[str]:

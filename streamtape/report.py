@@ -1,5 +1,8 @@
 """What ``streamtape inspect`` says about a cassette: per interaction, the request, the status, the
-events by type, the timing, the tokens, how it ended, and when each event arrived."""
+events by type, the timing, the tokens, how it ended, and when each event arrived.
+
+Events are what the response's framer finds (``Response.events``); tokens, the stop reason and an
+in-stream error are where the request's provider says its API puts them (``streamtape.providers``)."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from itertools import accumulate
 from typing import Any
 
 from .cassette import Cassette, Interaction
+from .providers import Provider, provider_for
 from .wire import Cut
 
 __all__ = ["describe_cassette", "describe_interaction", "timeline"]
@@ -40,6 +44,7 @@ def describe_interaction(index: int, item: Interaction) -> dict[str, Any]:
         out["ended"] = f"no response: {item.error.error} {item.error.message or ''}".strip()
         return out
     response = item.response
+    provider = provider_for(request.method, request.url, request.headers)
     arrivals = event_arrivals(item)
     gaps = [b - a for a, b in zip(arrivals, arrivals[1:], strict=False)]
     out.update(
@@ -52,16 +57,16 @@ def describe_interaction(index: int, item: Interaction) -> dict[str, Any]:
         duration=response.end.at or (response.timing[-1][0] if response.timing else response.headers_at),
         longest_gap=max(gaps, default=0.0),
         median_gap=statistics.median(gaps) if gaps else 0.0,
-        tokens=_tokens(item),
-        stop_reason=_stop_reason(item),
-        ended=_ending(item),
+        tokens=provider.tokens(response.events),
+        stop_reason=provider.stop_reason(response.events),
+        ended=_ending(item, provider),
         arrivals=arrivals,
     )
     return out
 
 
 def event_arrivals(item: Interaction) -> list[float]:
-    """When each complete SSE event had fully arrived (seconds after the request)."""
+    """When each complete event had fully arrived (seconds after the request)."""
     response = item.response
     if response is None or not response.timing:
         return []
@@ -76,43 +81,12 @@ def event_arrivals(item: Interaction) -> list[float]:
     return arrivals
 
 
-def _tokens(item: Interaction) -> dict[str, int]:
-    tokens: dict[str, int] = {}
-    for event in item.events:
-        if "usage" not in event.data and "\\u" not in event.data:
-            continue  # no "usage" key, even escaped: its JSON need not be parsed (most events: deltas)
-        data = event.json if isinstance(event.json, dict) else {}
-        usage = (data.get("message") or {}).get("usage") if event.event == "message_start" else data.get("usage")
-        if isinstance(usage, dict):
-            for key in ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"):
-                if isinstance(usage.get(key), int):
-                    tokens[key] = usage[key]
-    return tokens
-
-
-def _stop_reason(item: Interaction) -> str | None:
-    for event in reversed(item.events):
-        if event.event != "message_delta":
-            continue  # only a message_delta says it (its JSON is parsed, not every event's)
-        data = event.json if isinstance(event.json, dict) else {}
-        if isinstance(data.get("delta"), dict):
-            return data["delta"].get("stop_reason")
-    return None
-
-
-def _ending(item: Interaction) -> str:
+def _ending(item: Interaction, provider: Provider) -> str:
     assert item.response is not None
     end = item.response.end
     if isinstance(end, Cut):
         return f"cut: {end.error} {end.message or ''}".strip()
-    names = [event.event for event in item.events]
-    if "error" in names:
-        error = next(e.json for e in item.events if e.event == "error")
-        kind = ((error or {}).get("error") or {}).get("type", "error") if isinstance(error, dict) else "error"
-        return f"in-stream error: {kind}"
-    if names and names[-1] != "message_stop" and "message_start" in names:
-        return "clean, but early (no message_stop)"
-    return "clean"
+    return provider.ending(item.response.events) or "clean"
 
 
 def timeline(arrivals: list[float], duration: float, width: int = 60) -> str:

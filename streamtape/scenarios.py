@@ -1,86 +1,12 @@
-"""Scenario files: named fault schedules in YAML, referred to as ``scenario:NAME``.
+"""Scenario files, named fault schedules in YAML (``scenario:NAME``): see ``streamtape.faults.scenarios``.
 
-    # scenarios/flaky-network.yaml
-    description: Two rate limits, a dropped stream, then a clean one.
-    faults: rate_limit:retry_after=1 -> rate_limit -> disconnect:after=5 -> ok
-    when: POST /v1/messages        # optional: only requests whose "METHOD URL" this matches
-
-``faults`` may also be a list of steps (one per attempt; ``ok`` or null for a clean one). Names are
-looked up in the directories of ``STREAMTAPE_SCENARIOS`` (separated like ``PATH``), then
-``./scenarios``, then the scenarios that ship with streamtape.
+Kept at this path for existing imports; it only re-exports, so it imports ``streamtape.faults`` and
+nothing there imports it back.
 """
 
 from __future__ import annotations
 
-import os
-from importlib import resources
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from .faults.scenarios import Scenario, read_scenario, scenario_dirs, scenario_names
+from .faults.spec import load_scenario
 
-import yaml
-
-from .errors import CassetteFormatError, ConfigError
-
-if TYPE_CHECKING:
-    from .faults.schedule import Schedule
-
-__all__ = ["load_scenario", "scenario_dirs", "scenario_names"]
-
-_KEYS = {"description", "faults", "when"}
-
-
-def scenario_dirs() -> list[Path]:
-    extra = [Path(p) for p in os.environ.get("STREAMTAPE_SCENARIOS", "").split(os.pathsep) if p]
-    return [*extra, Path.cwd() / "scenarios", Path(str(resources.files("streamtape"))) / "scenarios"]
-
-
-def scenario_names() -> list[str]:
-    return sorted({path.stem for folder in scenario_dirs() if folder.is_dir() for path in folder.glob("*.yaml")})
-
-
-def load_scenario(name_or_path: str) -> Schedule:
-    """The schedule a scenario file describes; ``name_or_path`` is a name or a path to a .yaml file."""
-    path = _find(name_or_path)
-    try:
-        document = yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    except yaml.YAMLError as exc:
-        raise CassetteFormatError(path, "", f"not valid YAML ({getattr(exc, 'problem', exc)})") from None
-    return _parse(path, document)
-
-
-def _find(name: str) -> Path:
-    candidate = Path(name)
-    if candidate.suffix in (".yaml", ".yml") and candidate.is_file():
-        return candidate
-    for folder in scenario_dirs():
-        path = folder / f"{name}.yaml"
-        if path.is_file():
-            return path
-    known = ", ".join(scenario_names()) or "none"
-    raise ConfigError(
-        f"scenario {name!r} not found in {', '.join(str(d) for d in scenario_dirs())}; known scenarios: {known}"
-    )
-
-
-def _parse(path: Path, document: Any) -> Schedule:
-    from .faults import parse, sequence
-
-    if not isinstance(document, dict) or "faults" not in document:
-        raise CassetteFormatError(
-            path, "top level", "expected a mapping with 'faults' (and optional description, when)"
-        )
-    unknown = sorted(set(document) - _KEYS)
-    if unknown:
-        raise CassetteFormatError(path, unknown[0], f"unknown key; valid: {', '.join(sorted(_KEYS))}")
-    when = document.get("when")
-    if when is not None and not isinstance(when, str):
-        raise CassetteFormatError(path, "when", "expected a pattern (text), e.g. 'POST /v1/messages'")
-    faults = document["faults"]
-    try:
-        if isinstance(faults, str):
-            return parse(faults, when=when)
-        if isinstance(faults, list):
-            return sequence(*[None if step in (None, "ok") else str(step) for step in faults], when=when)
-    except ConfigError as exc:
-        raise CassetteFormatError(path, "faults", str(exc)) from None
-    raise CassetteFormatError(path, "faults", "expected a spec string or a list of steps")
+__all__ = ["Scenario", "load_scenario", "read_scenario", "scenario_dirs", "scenario_names"]

@@ -3,7 +3,8 @@
 ``SSEDecoder`` is incremental in the style of httpx's decoders (``decode(chunk) -> list``,
 ``flush() -> list``), so it gives the same events under any chunking. Each event keeps the byte span
 it occupies in the body, which is what faults positioned "after event N" cut at. Replay never parses:
-it plays bytes.
+it plays bytes. The rest of streamtape reaches this parser through the SSE framer
+(``streamtape.framing.sse``), chosen by a response's content type.
 """
 
 from __future__ import annotations

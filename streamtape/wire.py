@@ -4,37 +4,93 @@ A response is an ordered list of small frozen actions: ``Respond`` (status line 
 body chunks (``Send``, or ``Chunks``: a recorded run of them in compact form), perhaps a ``Stall``
 (silence), then ``End`` (a clean end of body) or ``Cut`` (the connection broke). A request that
 got no response at all is a single ``Cut`` before any ``Respond``. The recorder produces these lists,
-cassettes store them, faults transform them and executors (in-process, or over a socket) play them.
+cassettes store them, faults transform them and both executors play them: the in-process one turns a
+cut into the exception an HTTP stack raises (``streamtape.stacks``), the socket one (``streamtape
+serve``) into what a socket does (``streamtape.server``).
 
-Errors are named by their class in the httpcore hierarchy (``RemoteProtocolError``, ``ReadError``,
-``ReadTimeout``, ``ConnectError``, ...), which ``httpcore`` and ``httpcore2`` share, so one recording
-replays on either stack.
+A cut names what happened on the connection, not any library's exception: ``CUTS`` is the one table of
+cut kinds, with what each one is on a socket and what a client meets before and after the response
+headers. Cassette format v1 wrote httpcore's class names (``RemoteProtocolError``...); they are the
+kinds' ``v1`` names, still written to files and read back, and accepted wherever a kind is.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["Action", "Chunks", "Cut", "End", "Respond", "Send", "Stall", "CUT_ERRORS", "describe", "expand"]
+__all__ = ["Action", "CUTS", "CUT_ERRORS", "Chunks", "Cut", "CutKind", "End", "Respond", "Send", "Stall", "cut_kind",
+           "describe", "expand"]  # fmt: skip
 
-#: The httpcore exception classes a Cut may name, with what each means on the wire.
-CUT_ERRORS: dict[str, str] = {
-    "RemoteProtocolError": "the peer closed the connection (FIN) before the message was complete",
-    "ReadError": "the connection was reset (RST) or failed while reading",
-    "ReadTimeout": "nothing arrived within the read timeout",
-    "WriteError": "the request could not be sent",
-    "WriteTimeout": "the request could not be sent within the write timeout",
-    "ConnectError": "the connection could not be made (refused, unreachable, DNS)",
-    "ConnectTimeout": "the connection could not be made within the connect timeout",
-    "PoolTimeout": "no connection became free within the pool timeout",
-    "LocalProtocolError": "the client broke the HTTP protocol",
-    "ProxyError": "the proxy refused or failed the request",
-    "UnsupportedProtocol": "the URL's scheme is not supported",
-    # not a network failure: where a recording stops because the app closed the response early and the
-    # rest could not be read; a replay that reads past it raises IncompleteRecordingError
-    "ClientClosed": "the app closed the response early while recording; the rest was never read",
-}
+
+@dataclass(frozen=True)
+class CutKind:
+    """One way a connection can break, and what it is on each side of the wire."""
+
+    name: str
+    #: the name cassette format v1 gives it (httpcore's exception class)
+    v1: str
+    #: what a socket does for it: ``fin`` (the server closes), ``rst`` (the server resets), ``silence``
+    #: (nothing arrives; the client's own timeout decides), ``refuse`` (no listener: the connection is
+    #: refused), or ``local`` (the client fails without the server doing anything: a socket cannot
+    #: produce it, so ``serve`` closes the connection instead and says so in its log)
+    socket: str
+    #: what a client meets when it happens before the response headers
+    before_headers: str
+    #: ... and after them, mid-body
+    mid_body: str
+
+
+#: Every cut kind, by its neutral name. Executors consult this table, nothing else.
+CUTS: dict[str, CutKind] = {
+    kind.name: kind
+    for kind in (
+        CutKind("fin", "RemoteProtocolError", "fin",
+                "the server closed the connection without answering",
+                "the server closed the connection before the body was complete (a close-delimited body just ends)"),
+        CutKind("reset", "ReadError", "rst",
+                "the connection was reset before any answer", "the connection was reset while the body was read"),
+        CutKind("timeout", "ReadTimeout", "silence",
+                "no answer within the read timeout", "nothing more within the read timeout"),
+        CutKind("refused", "ConnectError", "refuse",
+                "the connection could not be made (refused, unreachable, DNS)", "(not possible after headers)"),
+        CutKind("connect_timeout", "ConnectTimeout", "silence",
+                "the connection could not be made within the connect timeout", "(not possible after headers)"),
+        CutKind("write_error", "WriteError", "rst",
+                "the request could not be sent", "(not possible after headers)"),
+        CutKind("write_timeout", "WriteTimeout", "silence",
+                "the request could not be sent within the write timeout", "(not possible after headers)"),
+        CutKind("pool_timeout", "PoolTimeout", "local",
+                "no connection became free within the pool timeout", "(not possible after headers)"),
+        CutKind("local_protocol", "LocalProtocolError", "local",
+                "the client broke the HTTP protocol", "the client broke the HTTP protocol"),
+        CutKind("proxy", "ProxyError", "local",
+                "the proxy refused or failed the request", "(not possible after headers)"),
+        CutKind("unsupported_protocol", "UnsupportedProtocol", "local",
+                "the URL's scheme is not supported", "(not possible after headers)"),
+        # not a network failure: where a recording stops because the app closed the response early and
+        # the rest could not be read; a replay that reads past it raises IncompleteRecordingError
+        CutKind("client_closed", "ClientClosed", "local",
+                "(not possible before headers)",
+                "the app closed the response early while recording; the rest was never read"),
+    )
+}  # fmt: skip
+
+_BY_NAME: dict[str, CutKind] = {**CUTS, **{kind.v1: kind for kind in CUTS.values()}}
+
+#: The cassette v1 names, with what each means (kept for readers of format v1).
+CUT_ERRORS: dict[str, str] = {kind.v1: kind.mid_body if kind.v1 == "ClientClosed" else kind.before_headers
+                              for kind in CUTS.values()}  # fmt: skip
+
+
+def cut_kind(name: str) -> CutKind:
+    """The kind ``name`` names: a neutral name (``fin``) or its cassette v1 name (``RemoteProtocolError``)."""
+    try:
+        return _BY_NAME[name]
+    except (KeyError, TypeError):
+        valid = ", ".join(sorted(CUTS))
+        raise ValueError(f"unknown cut kind {name!r}; valid: {valid} (or their v1 names)") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,21 +155,38 @@ class End:
     at: float = 0.0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Cut:
-    """The connection broke: ``error`` is the httpcore exception class name, ``message`` its text.
+    """The connection broke: ``kind`` names how (a key of ``CUTS``), ``message`` is the text the client's
+    stack gave when it was recorded.
 
-    ``message=None`` means "what the real stack says here", which depends on sync or async, the
-    body's framing and how many bytes arrived; the executor fills it in."""
+    ``message=None`` means "what the real stack says here", which depends on the stack, sync or async,
+    the body's framing and how many bytes arrived; the executor fills it in."""
 
-    error: str
-    message: str | None = None
-    at: float = 0.0
+    kind: str
+    message: str | None
+    at: float
 
-    def __post_init__(self) -> None:
-        if self.error not in CUT_ERRORS:
-            valid = ", ".join(sorted(CUT_ERRORS))
-            raise ValueError(f"unknown wire error {self.error!r}; valid: {valid}")
+    def __init__(self, kind: str | None = None, message: str | None = None, at: float = 0.0, *,
+                 error: str | None = None) -> None:  # fmt: skip
+        name = kind if kind is not None else error
+        if name is None:
+            raise ValueError("Cut needs a kind, e.g. Cut('fin')")
+        object.__setattr__(self, "kind", cut_kind(name).name)
+        object.__setattr__(self, "message", message)
+        object.__setattr__(self, "at", at)
+
+    @property
+    def error(self) -> str:
+        """The cassette v1 name of the kind (``RemoteProtocolError`` for ``fin``)."""
+        return CUTS[self.kind].v1
+
+    @property
+    def means(self) -> CutKind:
+        return CUTS[self.kind]
+
+    def __replace__(self, **changes: Any) -> Cut:
+        return Cut(changes.get("kind", self.kind), changes.get("message", self.message), changes.get("at", self.at))
 
 
 Action = Respond | Send | Chunks | Stall | End | Cut
@@ -135,7 +208,7 @@ def describe(actions: Iterable[Action]) -> str:
         if isinstance(action, Respond):
             words.append(str(action.status))
         elif isinstance(action, Cut):
-            words.append(action.error if not words else f"then {action.error}")
+            words.append(action.error if not words else f"then {action.error}")  # the names users know
         elif isinstance(action, Stall) and action.seconds is None:
             words.append("no response (silence)" if not words else "then silence")
         elif isinstance(action, End) and words:

@@ -10,6 +10,19 @@
 
 The same as strings: ``"disconnect:after=5"``, ``"rate_limit*2 -> ok"``,
 ``"delay:first_byte=2.5,per_event=0.05 + stall:after=10"`` (see ``streamtape.faults.spec``).
+
+Your own fault, usable in spec strings, ``faults=[...]`` and chaos pools once defined::
+
+    @faults.register("slow_start")
+    def slow_start(plan: faults.Plan, context: faults.Context, *, seconds: float = 1.0) -> faults.Plan:
+        plan.shift(0, seconds)  # every body piece arrives ``seconds`` later
+        return plan
+
+    with use_cassette("story.yaml", faults="slow_start:seconds=2"): ...
+
+or a ``Fault`` subclass with a ``name`` (``streamtape.faults.base``); ``faults.unregister(name)``
+forgets either. A fault edits a ``Plan`` (``streamtape.faults._plan``) and learns the API's formats
+from ``context.provider`` (``streamtape.providers``).
 """
 
 from __future__ import annotations
@@ -18,9 +31,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..errors import ConfigError
+from ._plan import Piece, Plan
+from .base import CATALOGUE, CONTENT, CUT, PHASES, RECHUNK, REPLACE, TIMING, Context, register, unregister
 from .catalogue import (
-    CATALOGUE,
-    Context,
     Corrupt,
     Delay,
     Disconnect,
@@ -41,12 +54,13 @@ from .catalogue import (
     Truncate,
 )
 from .schedule import Chaos, Schedule, apply, positions
-from .spec import parse, parse_fault
+from .spec import load_scenario, parse, parse_fault, step
 
 __all__ = [
-    "CATALOGUE", "Chaos", "Context", "Fault", "Schedule", "apply", "chaos", "corrupt", "delay",
-    "disconnect", "drop", "duplicate", "error_event", "http_error", "overloaded", "parse", "parse_fault", "ping", "positions",
-    "rate_limit", "rechunk", "refuse", "reset", "resolve", "sequence", "server_error", "stall", "timeout", "truncate",
+    "CATALOGUE", "CONTENT", "CUT", "Chaos", "Context", "Fault", "PHASES", "Piece", "Plan", "RECHUNK", "REPLACE",
+    "Schedule", "TIMING", "apply", "chaos", "corrupt", "delay", "disconnect", "drop", "duplicate", "error_event",
+    "http_error", "load_scenario", "overloaded", "parse", "parse_fault", "ping", "positions", "rate_limit", "rechunk",
+    "refuse", "register", "reset", "resolve", "sequence", "server_error", "stall", "timeout", "truncate", "unregister",
 ]  # fmt: skip
 
 refuse = Refuse
@@ -68,15 +82,15 @@ ping = Ping
 
 
 def http_error(status: int, **options: Any) -> HttpError:
-    """A faithful Anthropic error response with ``status`` (``error_type``, ``message``,
-    ``retry_after``, ``retry_after_ms``, ``should_retry`` optional)."""
+    """The API's own error response with ``status`` (``error_type``, ``message``, ``retry_after``,
+    ``retry_after_ms``, ``should_retry`` optional), as the request's provider words it."""
     return HttpError(status=status, **options)
 
 
 def sequence(*steps: Fault | Iterable[Fault] | str | None, when: str | None = None) -> Schedule:
     """One step per attempt, in the order requests reach the tape: a fault, several faults, a spec
     string, or ``None``/``"ok"`` for a clean attempt. Attempts past the end are clean."""
-    return Schedule(tuple(_step(step) for step in steps), when=when)
+    return Schedule(tuple(step(item) for item in steps), when=when)
 
 
 def chaos(p: float = 0.2, *, seed: int = 0, when: str | None = None, pool: Iterable[str] | None = None) -> Chaos:
@@ -94,25 +108,8 @@ def resolve(faults: Any, *, when: str | None = None) -> Schedule | None:
     if isinstance(faults, Fault):
         return Schedule(((faults,),), every=True, when=when)
     if isinstance(faults, Iterable):
-        return Schedule((_step(list(faults)),), every=True, when=when)
+        return Schedule((step(list(faults)),), every=True, when=when)
     raise ConfigError(
         f"faults: {faults!r} is not a fault; give a fault (faults.disconnect(after=5)), a list of them, "
         "faults.sequence(...), or a spec string like 'rate_limit*2 -> ok'"
     )
-
-
-def _step(step: Any) -> tuple[Fault, ...]:
-    if step is None:
-        return ()
-    if isinstance(step, Fault):
-        return (step,)
-    if isinstance(step, str):
-        schedule = parse(step)
-        if not schedule.every and len(schedule.steps) != 1:
-            raise ConfigError(f"faults: sequence step {step!r} is itself a sequence; give one step per argument")
-        return schedule.steps[0] if schedule.steps else ()
-    items = list(step)
-    bad = [item for item in items if not isinstance(item, Fault)]
-    if bad:
-        raise ConfigError(f"faults: {bad[0]!r} is not a fault (in {items!r})")
-    return tuple(items)

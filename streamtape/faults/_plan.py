@@ -1,8 +1,9 @@
 """The working form faults edit: a response split into head, body pieces and tail.
 
-Every body piece remembers which SSE event of the original recording its bytes belong to and where
+Every body piece remembers which event of the original recording its bytes belong to and where
 they sat in the original body, so ``after=5`` and ``at_byte=300`` always mean the recording's fifth
-event and its byte 300, whatever other faults added, dropped or moved before.
+event and its byte 300, whatever other faults added, dropped or moved before. What an event is, the
+response's framer says (``streamtape.framing``, by its content type: SSE events, NDJSON lines).
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
 from ..errors import ConfigError
-from ..sse import event_ends
+from ..framing import Framer, framer_for
+from ..framing.sse import SSE
 from ..wire import Action, Chunks, Respond, Send
 
 __all__ = ["Piece", "Plan"]
@@ -30,12 +32,15 @@ class Piece:
 
 @dataclass
 class Plan:
-    """One response being shaped by faults."""
+    """One response being shaped by faults: ``head`` (up to and with the ``Respond``), the body as
+    ``pieces``, and ``tail`` (``End``, ``Cut`` or ``Stall``). ``events`` and ``framer`` describe the
+    recording's body; a fault of your own edits these lists and returns the plan."""
 
     head: list[Action]
     pieces: list[Piece] = field(default_factory=list)
     tail: list[Action] = field(default_factory=list)
-    events: int = 0  # complete SSE events in the original recording
+    events: int = 0  # complete events in the original recording
+    framer: Framer = SSE  # what an event is in this body (chosen by its content type)
 
     @classmethod
     def from_actions(cls, actions: list[Action]) -> Plan:
@@ -51,11 +56,18 @@ class Plan:
                 tail.append(action)
             else:
                 head.append(action)
-        ends = event_ends(b"".join(map(_data, body)))
-        return cls(head, _tag(_arrivals(body), ends), tail, len(ends))
+        respond = next((a for a in head if isinstance(a, Respond)), None)
+        framer = framer_for(respond.headers) if respond is not None else SSE
+        ends = framer.event_ends(b"".join(map(_data, body))) if body else []
+        return cls(head, _tag(_arrivals(body), ends), tail, len(ends), framer)
 
     def actions(self) -> list[Action]:
         return [*self.head, *(Send(piece.data, piece.at) for piece in self.pieces), *self.tail]
+
+    @property
+    def unit(self) -> str:
+        """What positions count in this body, for messages: ``SSE event``, ``event``."""
+        return self.framer.unit
 
     @property
     def respond(self) -> Respond | None:
@@ -75,7 +87,7 @@ class Plan:
         if after is not None:
             if not 0 <= after <= self.events:
                 raise ConfigError(
-                    f"{fault}: after={after}, but the recorded response has {self.events} SSE events; "
+                    f"{fault}: after={after}, but the recorded response has {self.events} {self.unit}s; "
                     f"use after=0..{self.events}"
                 )
             return next(

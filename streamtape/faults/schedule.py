@@ -2,9 +2,9 @@
 
 Requests count in the order the tape receives them (an SDK retry is the next request), and only
 requests the schedule's ``when`` pattern matches ("POST /v1/messages", a regular expression searched
-in "METHOD URL") count. Without ``when``, a schedule shapes the model API calls only
-(``API_REQUESTS``): an app's own background requests (a price list, a health check, telemetry) do not
-use up its "429 twice".
+in "METHOD URL") count. Without ``when``, a schedule shapes the model API calls only (the registered
+providers' ``requests``, ``streamtape.providers.api_requests()``): an app's own background requests
+(a price list, a health check, telemetry) do not use up its "429 twice".
 """
 
 from __future__ import annotations
@@ -12,22 +12,22 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from ..errors import ConfigError
+from ..providers import api_requests
 from ..wire import Action
 from ._plan import Plan
-from .catalogue import CATALOGUE, CONTENT, Context, Fault
+from .base import CATALOGUE, CONTENT, Context, Fault, check_params
 
 __all__ = ["API_REQUESTS", "Chaos", "Schedule", "apply", "positions"]
 
-#: What faults shape when no ``when=`` is given: a POST to a model API endpoint (Anthropic Messages,
-#: OpenAI Chat Completions / Responses / Completions, Gemini generateContent, Bedrock Converse and
-#: InvokeModel, Ollama), under any host or path prefix (proxies, Azure deployments, gateways).
-API_REQUESTS = (
-    r"^POST \S*?(?:/messages|/chat/completions|/responses|/completions|:(?:stream)?[gG]enerateContent"
-    r"|/converse(?:-stream)?|/invoke(?:-with-response-stream)?|/api/(?:chat|generate))(?:[?#]|$)"
-)
+#: What faults shape when no ``when=`` is given, as the built-in providers say: a POST to a model API
+#: endpoint (Anthropic Messages, OpenAI Chat Completions / Responses / Completions, Gemini
+#: generateContent, Bedrock Converse and InvokeModel, Ollama), under any host or path prefix (proxies,
+#: Azure deployments, gateways). Schedules ask ``providers.api_requests()`` each time, so a provider
+#: registered later counts too.
+API_REQUESTS = api_requests()
 
 Step = tuple[Fault, ...]
 
@@ -48,7 +48,7 @@ class Schedule:
                 raise ConfigError(f"faults: when={self.when!r} is not a valid regular expression ({exc})") from None
 
     def applies_to(self, method: str, url: str) -> bool:
-        return re.search(self.when or API_REQUESTS, f"{method} {url}") is not None
+        return re.search(self.when or api_requests(), f"{method} {url}") is not None
 
     def faults_for(self, index: int) -> Step:
         """The faults for the ``index``-th (0-based) request this schedule applies to."""
@@ -76,6 +76,11 @@ class Chaos(Schedule):
         unknown = [name for name in self.pool if name not in CATALOGUE]
         if unknown:
             raise ConfigError(f"chaos: unknown faults {unknown} in pool; valid: {', '.join(CATALOGUE)}")
+        for name in self.pool:  # chaos draws a fault with its defaults: one that needs parameters cannot be
+            try:
+                check_params(CATALOGUE[name], {})
+            except ConfigError as exc:
+                raise ConfigError(f"chaos: {name} in pool cannot be drawn with its defaults ({exc})") from None
 
     def faults_for(self, index: int) -> Step:
         rng = random.Random(f"{self.seed}:{index}")
@@ -100,7 +105,7 @@ class _Drawn(Fault):
 
     def resolve(self, plan: Plan) -> Fault:
         cls = CATALOGUE[self.kind]
-        positioned = self.kind in ("disconnect", "reset", "stall", "error_event", "truncate")
+        positioned = "after" in {f.name for f in fields(cls)}  # type: ignore[arg-type]
         if positioned and plan.respond is not None and plan.events:
             return cls(after=int(self.fraction * plan.events))  # type: ignore[call-arg]
         return cls()

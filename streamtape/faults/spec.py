@@ -6,20 +6,23 @@
     rate_limit*2 -> ok                          a sequence across attempts: 429, 429, then clean
     rate_limit:retry_after=1 -> disconnect:after=5 -> ok
     chaos:p=0.3,seed=7                          random faults, reproducible
-    scenario:flaky-network                      a named scenario file (see streamtape.scenarios)
+    scenario:flaky-network                      a named scenario file (see streamtape.faults.scenarios)
 
 ``ok`` (or ``none``) is a clean attempt; ``STEP*N`` repeats a step; attempts past the end are clean.
+A fault name is any registered one (``streamtape.faults.CATALOGUE``), a user's own included.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
-from ..errors import ConfigError
-from .catalogue import CATALOGUE, Fault
+from ..errors import CassetteFormatError, ConfigError
+from .base import CATALOGUE, Fault
+from .scenarios import read_scenario
 from .schedule import Chaos, Schedule, Step
 
-__all__ = ["parse", "parse_fault"]
+__all__ = ["load_scenario", "parse", "parse_fault", "step"]
 
 _CLEAN = ("ok", "none", "clean", "")
 
@@ -28,8 +31,6 @@ def parse(text: str, *, when: str | None = None) -> Schedule:
     """A ``Schedule`` from a spec string; errors name the part that is wrong and list what is valid."""
     text = text.strip()
     if text.startswith("scenario:"):
-        from ..scenarios import load_scenario
-
         return load_scenario(text.removeprefix("scenario:"))
     if text.startswith("chaos"):
         return _chaos(text, when)
@@ -41,6 +42,37 @@ def parse(text: str, *, when: str | None = None) -> Schedule:
         step_text, count = _repeat(part, text)
         steps += [_step(step_text, text)] * count
     return Schedule(tuple(steps), when=when)
+
+
+def load_scenario(name_or_path: str) -> Schedule:
+    """The schedule a scenario file describes (``streamtape.faults.scenarios``); a fault the file
+    gets wrong is a ``CassetteFormatError`` naming the file and the field."""
+    scenario = read_scenario(name_or_path)
+    try:
+        if isinstance(scenario.faults, str):
+            return parse(scenario.faults, when=scenario.when)
+        return Schedule(tuple(step(item) for item in scenario.faults), when=scenario.when)
+    except ConfigError as exc:
+        raise CassetteFormatError(scenario.path, "faults", str(exc)) from None
+
+
+def step(item: Fault | Iterable[Fault] | str | None) -> Step:
+    """One attempt's faults from what ``faults.sequence`` takes: a fault, several, a spec string
+    (of one step), or ``None``/``"ok"`` for a clean attempt."""
+    if item is None:
+        return ()
+    if isinstance(item, Fault):
+        return (item,)
+    if isinstance(item, str):
+        schedule = parse(item)
+        if not schedule.every and len(schedule.steps) != 1:
+            raise ConfigError(f"faults: sequence step {item!r} is itself a sequence; give one step per argument")
+        return schedule.steps[0] if schedule.steps else ()
+    items = list(item)
+    bad = [each for each in items if not isinstance(each, Fault)]
+    if bad:
+        raise ConfigError(f"faults: {bad[0]!r} is not a fault (in {items!r})")
+    return tuple(items)
 
 
 def parse_fault(text: str, *, whole: str | None = None) -> Fault:

@@ -1,0 +1,122 @@
+"""What a provider is: one model API's wire formats, as a base class with the questions streamtape asks
+(``streamtape.providers`` keeps the registry and chooses one per request)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    import random
+
+    from ..sse import Event
+
+__all__ = ["PLACEHOLDER_KEY", "Headers", "Provider"]
+
+Headers = tuple[tuple[str, str], ...]
+
+#: The value a replay-only tape gives an unset key variable: SDKs refuse to send without a key, and
+#: replay needs none.
+PLACEHOLDER_KEY = "streamtape-replay-placeholder-key"
+
+
+class Provider:
+    """One model API's wire formats. Subclass it, set the class attributes, implement what your API
+    has, and ``register()`` an instance; a method left alone says it is not known for this API."""
+
+    #: a short name: ``anthropic``
+    name: ClassVar[str] = ""
+    #: its model API calls, a regular expression searched in ``"METHOD URL"``; "" if it has none
+    requests: ClassVar[str] = ""
+    #: the environment variables its SDKs read the key from
+    key_variables: ClassVar[tuple[str, ...]] = ()
+    #: the value a replay-only tape puts in them
+    placeholder_key: ClassVar[str] = PLACEHOLDER_KEY
+    #: the framer (``streamtape.framing``) its streams use: ``lint`` applies its grammar to those only
+    framing: ClassVar[str] = "sse"
+
+    def claims(self, method: str, url: str, headers: Sequence[tuple[str, str]] = ()) -> bool:
+        """Whether this provider's formats answer this request (default: it is one of ``requests``)."""
+        return bool(self.requests) and re.search(self.requests, f"{method} {url}") is not None
+
+    # --- what faults put on the wire --------------------------------------------------------------
+
+    def http_error(
+        self,
+        status: int,
+        *,
+        number: int = 1,
+        error_type: str | None = None,
+        message: str | None = None,
+        retry_after: float | None = None,
+        retry_after_ms: float | None = None,
+        should_retry: bool | None = None,
+    ) -> tuple[Headers, bytes]:
+        """The headers and body of the API's error response with ``status``, for the tape's
+        ``number``-th request (request ids differ per request); retry headers only when given."""
+        raise self._unknown("error responses")
+
+    def error_event(self, error_type: str | None = None, message: str | None = None) -> bytes:
+        """The bytes of an error reported inside a stream (``None``: the API's usual one)."""
+        raise self._unknown("in-stream errors")
+
+    def keep_alive(self) -> bytes:
+        """The bytes of one keep-alive event, as the API sends while the model thinks."""
+        raise self._unknown("keep-alive events")
+
+    def harness_error(
+        self, status: int, error_type: str | None, message: str, *, retry: bool = False, close: bool = False
+    ) -> tuple[Headers, bytes]:
+        """An error in the API's shape that streamtape itself answers (``serve`` refusing a request,
+        or finding no recorded match), so the app's SDK reports it as an API error with ``message``;
+        ``retry`` says whether SDKs should retry it, ``close`` that the connection then closes."""
+        raise self._unknown("error responses")
+
+    # --- what lint and inspect read ---------------------------------------------------------------
+
+    def lint(self, events: Sequence[Event], *, broke: bool) -> list[str]:
+        """Problems in a recorded stream against the API's grammar (``broke``: the recording says
+        the connection broke, so a missing end is expected). Default: none known."""
+        return []
+
+    def tokens(self, events: Sequence[Event]) -> dict[str, int]:
+        """Token counts the stream reports (``input_tokens``...). Default: none known."""
+        return {}
+
+    def stop_reason(self, events: Sequence[Event]) -> str | None:
+        """Why the model stopped, as the stream says. Default: not known."""
+        return None
+
+    def ending(self, events: Sequence[Event]) -> str | None:
+        """How a stream that was not cut ended, when not plainly: ``in-stream error: ...``, or an
+        early end. ``None``: clean."""
+        return None
+
+    # --- what synth writes ------------------------------------------------------------------------
+
+    def stream_events(
+        self,
+        *,
+        text: str | None,
+        thinking: str | None,
+        tools: list[tuple[str, Any]] | None,
+        model: str,
+        prompt: str,
+        seed: int,
+        rng: random.Random,
+        pieces: Callable[[str, random.Random], list[str]],
+        tokens: Callable[[str], int],
+    ) -> tuple[list[bytes], tuple[str, str, Headers, bytes], Headers]:
+        """A streamed response nobody recorded (``streamtape synth``), framed as the API frames one:
+        its events' bytes, the request asking for it (method, URL, headers, body), and the response
+        headers. ``pieces`` cuts text into deltas and ``tokens`` counts them, drawing from ``rng``."""
+        raise self._unknown("streams (synth cannot write one)")
+
+    def __repr__(self) -> str:
+        return f"<provider {self.name}>"
+
+    def _unknown(self, what: str) -> ConfigError:
+        return ConfigError(f"provider {self.name!r} does not know its API's {what}; streamtape cannot fake them")
