@@ -10,6 +10,8 @@
      +-- RecordingFailedError       a recording only shows that recording went wrong; nothing was saved
      +-- IncompleteRecordingError   replay read past the point where the app stopped reading while recording
      +-- AmbiguousTapeError         a thread/task with no tape made a request while several are entered
+     +-- HarnessError               answering a request raised: a bug in streamtape, or in a matcher,
+                                    hook or fault given to it (the original is the ``__cause__``)
 
 Why ``BaseException``: streamtape's errors say "the test harness is set up wrong", and they are raised
 from deep inside the app's HTTP calls. The SDK wraps every ``Exception`` raised below it as
@@ -27,6 +29,7 @@ from typing import Any
 
 __all__ = [
     "AmbiguousTapeError",
+    "HarnessError",
     "CassetteError",
     "CassetteFormatError",
     "CassetteNotFoundError",
@@ -98,3 +101,9 @@ class AmbiguousTapeError(StreamtapeError):
             f"entered elsewhere ({names}); enter the tape in the code that makes the request (or start that "
             "thread with contextvars.copy_context().run), or wire it into the client with tape.transport()"
         )
+
+
+class HarnessError(StreamtapeError):
+    """Answering a request raised an ordinary exception inside the harness: a bug in streamtape, or in
+    a matcher, hook or fault given to it. It is raised as a ``StreamtapeError`` (never wrapped by the
+    SDK as a connection error, never retried), with the original exception as its ``__cause__``."""

@@ -266,13 +266,11 @@ class Redactor:
 
     def interaction(self, item: Interaction) -> Interaction:
         """The exchange with every secret removed from every string that reaches a cassette."""
-        from .cassette import Interaction
-
         if item.response is not None:
             response = self.response(item.response)  # first: it may teach values the request repeats
-            return Interaction(self.request(item.request), response)
+            return replace(item, request=self.request(item.request), response=response)
         assert item.error is not None
-        return Interaction(self.request(item.request), error=self.cut(item.error))
+        return replace(item, request=self.request(item.request), error=self.cut(item.error))
 
     # --- machinery -------------------------------------------------------------------------------
 

@@ -1,9 +1,24 @@
 """The socket executor: plays a cassette's interactions over a real HTTP/1.1 socket.
 
 Any client (the SDK with ``base_url=server.base_url``, curl, another language) meets the recorded
-stream at recorded timing, and its failures as real socket events: a ``Cut`` by FIN becomes a true
-``shutdown``, a reset an RST (``SO_LINGER`` 0), a read timeout silence. HTTP framing is h11's; this
-module never formats HTTP itself. One thread per connection; binds to 127.0.0.1 unless told.
+stream at recorded timing, and its failures as real socket events. It runs the same engine as the
+in-process tape: a ``ReplaySession`` matches each request and applies the fault schedule, and a
+``Playback`` decides what happens when; this module only carries the outcomes out on the socket, as
+``streamtape.wire.CUTS`` says for each cut kind:
+
+- ``fin``: a true ``shutdown`` (FIN) where the cut is; ``rst``: an RST (``SO_LINGER`` 0); ``silence``:
+  nothing more is sent until the client gives up (its own read timeout decides, as on a real network);
+- ``refuse``: the connection is refused: nothing listens on the port while the attempt is due. A
+  refused attempt never reaches the server, so ``serve`` counts it by time: the listener stays closed
+  for ``refuse_seconds`` (0.25 s, less than any SDK's first retry back-off) from the moment the attempt
+  is due (when the previous answer was sent, or when the server started), then opens again. When every
+  attempt from then on is refused (the ``refuse`` fault on its own) it stays closed;
+- the body keeps its recorded framing: a Content-Length body is sent with its length (a cut then
+  leaves the client "expecting" the rest, as a real server does), a close-delimited body ends with the
+  connection, and chunked stays chunked.
+
+HTTP framing is h11's; this module never formats HTTP itself. One thread per connection; binds to
+127.0.0.1 unless told.
 
 The server stays up under abuse, within limits that are all keyword arguments of ``ReplayServer``:
 
@@ -27,16 +42,16 @@ The server stays up under abuse, within limits that are all keyword arguments of
   ``release_memory=True`` (``streamtape serve`` sets it: it is its own process) has glibc give the
   memory of large bodies back to the system once they are freed, which it otherwise keeps.
 
-Every refusal is an Anthropic-shaped JSON error whose message is one sentence; no input from a
-client produces a traceback.
+Every refusal is the provider's JSON error (``streamtape.providers``) whose message is one sentence;
+no input from a client produces a traceback.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import math
+import select
 import socket
 import struct
 import sys
@@ -50,13 +65,18 @@ from typing import Any
 import h11
 
 from .cassette import Cassette, Request
-from .errors import ConfigError, StreamtapeError
-from .matching import Matcher, Player, resolve_matchers
-from .wire import Action, Cut, End, Respond, Send, Stall, describe, expand
+from .engine.clock import Clock, Pacer, clock_for
+from .engine.playback import Broken, Playback, Silent
+from .engine.session import Call, ReplaySession
+from .errors import ConfigError, HarnessError, StreamtapeError
+from .matching import Matcher, resolve_matchers
+from .wire import CUTS, Action, Chunks, Respond
 
 __all__ = ["ReplayServer"]
 
-_HOP_BY_HOP = {"connection", "content-length", "transfer-encoding", "keep-alive", "content-encoding"}
+#: headers h11 sets from the framing it is given (a recorded Content-Length is kept: it is the framing)
+_HOP_BY_HOP = {"connection", "transfer-encoding", "keep-alive"}
+REFUSE_SECONDS = 0.25
 _SERVER_MATCH_ON = ("method", "path", "query", "body")  # the host is the server's own, never the recorded one
 
 MAX_CONNECTIONS = 1024
@@ -115,6 +135,8 @@ class ReplayServer:
         history_bytes: int = HISTORY_BYTES,
         release_memory: bool = False,
         log: Callable[[str], None] | None = None,
+        clock: Clock | None = None,
+        refuse_seconds: float = REFUSE_SECONDS,
     ) -> None:
         from .faults import resolve
 
@@ -125,11 +147,14 @@ class ReplayServer:
         _check_count("history_bytes", history_bytes, 0)
         _check_seconds("request_timeout", request_timeout)
         _check_seconds("send_timeout", send_timeout)
+        _check_seconds("refuse_seconds", refuse_seconds)
         self.cassette = cassette
         #: called with one line per request: what it matched (or the 404), the faults, the outcome
         self.log = log
         self.speed = speed
-        self.schedule = resolve(faults)
+        #: what pacing waits on: real time at speed 1, scaled at N, virtual (instant) at 0
+        self.clock: Clock = clock if clock is not None else clock_for(speed)
+        self.refuse_seconds = float(refuse_seconds)
         self.max_connections = max_connections
         self.max_header_bytes = max_header_bytes
         self.max_body_bytes = max_body_bytes
@@ -137,9 +162,12 @@ class ReplayServer:
         self.send_timeout = float(send_timeout)
         self.history = history
         self.history_bytes = history_bytes
-        self._faulted = 0
-        self._player = Player(cassette.interactions, resolve_matchers(match_on))
-        self._lock = threading.Lock()
+        #: the engine the in-process tape runs too: matching, the fault schedule, the call log
+        self._session = ReplaySession(cassette.interactions, resolve_matchers(match_on), resolve(faults),
+                                      where="the served cassette")  # fmt: skip
+        self._lock = threading.RLock()
+        self._closed_for_refusal = False  # the listener is closed: a refused attempt is due
+        self._listening = threading.Event()
         self._stopping = threading.Event()
         self._threads: set[threading.Thread] = set()  # live threads only: each removes itself when done
         self._sockets: set[socket.socket] = set()  # connections being served (what max_connections counts)
@@ -167,15 +195,27 @@ class ReplayServer:
         if release_memory:
             _map_large_blocks()
         self._listener = socket.create_server((host, port), backlog=socket.SOMAXCONN)
+        self._address: tuple[str, int] = self._listener.getsockname()[:2]
+        self._listening.set()
+
+    @property
+    def schedule(self) -> Any:
+        """The fault schedule (``streamtape.faults.Schedule``), or ``None``."""
+        return self._session.schedule
+
+    @property
+    def calls(self) -> list[Call]:
+        """What the most recent requests got, in order, as a tape's ``calls`` say it (refused attempts
+        too); as many as ``requests`` holds."""
+        return self._session.calls
 
     @property
     def port(self) -> int:
-        return int(self._listener.getsockname()[1])
+        return int(self._address[1])
 
     @property
     def base_url(self) -> str:
-        host = self._listener.getsockname()[0]
-        return f"http://{host}:{self.port}"
+        return f"http://{self._address[0]}:{self.port}"
 
     @property
     def connections(self) -> int:
@@ -185,14 +225,14 @@ class ReplayServer:
 
     def start(self) -> ReplayServer:
         self._spawn(self._accept_loop)
+        self._check_refusal()
         return self
 
     def stop(self) -> None:
         """Stop accepting, cut every open connection, and wait for the threads."""
         self._stopping.set()
-        with contextlib.suppress(OSError):
-            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept() on Linux
-        self._listener.close()
+        self._listening.set()  # wakes an accept loop waiting for a refusal to pass
+        self._close_listener()
         with self._lock:
             open_sockets = list(self._sockets | self._refusing)
         for sock in open_sockets:
@@ -251,13 +291,60 @@ class ReplayServer:
     def _pause(self, seconds: float) -> None:
         self._stopping.wait(seconds)
 
+    def _close_listener(self) -> None:
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept() on Linux
+        self._listener.close()
+
+    # --- refused connections: nothing listens while a refused attempt is due -------------------------
+
+    def _check_refusal(self) -> None:
+        """If the next counted attempt is to be refused, stop listening: for ``refuse_seconds``, or
+        for good when every attempt from now on is refused."""
+        with self._lock:
+            if self._closed_for_refusal or self._stopping.is_set() or not self._session.refusal_due():
+                return
+            self._closed_for_refusal = True
+            self._listening.clear()
+            self._close_listener()
+            forever = self._session.refuses_forever()
+        if forever:
+            with self._lock:
+                self._session.refused(self.base_url)
+            return
+        self._spawn(self._refuse_for_a_while)
+
+    def _refuse_for_a_while(self) -> None:
+        if self._stopping.wait(self.refuse_seconds):
+            return
+        with self._lock:
+            self._session.refused(self.base_url)
+            try:
+                self._listener = socket.create_server(self._address, backlog=socket.SOMAXCONN)
+            except OSError as exc:  # the port was taken meanwhile: nothing more can be served
+                self._warn("relisten", f"streamtape serve: cannot listen on {self.base_url} again after a refused "
+                                       f"connection ({exc.strerror or exc}); stopping")  # fmt: skip
+                self._stopping.set()
+                self._listening.set()
+                return
+            self._closed_for_refusal = False
+            self._listening.set()
+        self._check_refusal()
+
     def _accept_loop(self) -> None:
         delay = 0.0
         while not self._stopping.is_set():
+            self._listening.wait()
             try:
                 sock, _ = self._accept()
             except OSError as exc:
-                if self._stopping.is_set() or exc.errno in _LISTENER_GONE:
+                if self._stopping.is_set():
+                    return
+                if exc.errno in _LISTENER_GONE:
+                    with self._lock:
+                        refusing = self._closed_for_refusal
+                    if refusing:
+                        continue  # closed for a refused attempt: wait for it to listen again
                     return
                 if exc.errno in _ONE_CONNECTION:
                     continue
@@ -353,29 +440,46 @@ class ReplayServer:
         try:
             with self._lock:
                 self._remember(request)
-                index = self._player.choose(request)
-                explanation = self._player.explain(request) if index is None else []
-                actions, faults = self._actions(request, index) if index is not None else ([], ())
+                try:
+                    answer = self._session.answer(request)
+                except StreamtapeError:
+                    raise
+                except Exception as exc:  # a matcher or fault of the user's, or a streamtape bug
+                    raise HarnessError(f"{type(exc).__name__}: {exc}") from exc
+                explanation = self._session.explain(request) if answer is None else []
+                self._trim_calls()
         except StreamtapeError as exc:  # a harness mistake (a fault that cannot apply): say so, never retried
             message = f"streamtape serve: {request.method} {request.url}: {exc}"
             print(message, file=sys.stderr, flush=True)
             _send_error(sock, connection, 500, "api_error", message)
             return connection.our_state is h11.DONE and connection.their_state is h11.DONE
         if self.log is not None:
-            answer = "404, matches no interaction" if index is None else f"#{index}: {describe(actions)}"
-            shaped = f" [{', '.join(f.spec() for f in faults)}]" if faults else ""
+            outcome = "404, matches no interaction" if answer is None else f"#{answer.index}: {answer.call.outcome}"
+            shaped = f" [{', '.join(answer.call.faults)}]" if answer is not None and answer.call.faults else ""
             target = request.url.split("://", 1)[-1].partition("/")[1:]  # the path and query: the host is ours
-            self.log(f"{request.method} {''.join(target)} -> {answer}{shaped}")
-        if index is None:
+            self.log(f"{request.method} {''.join(target)} -> {outcome}{shaped}")
+        if answer is None:
             _send_unmatched(sock, connection, request, explanation)
         else:
             try:
-                self._play(sock, connection, actions)
+                self._play(sock, connection, answer.actions, request)
             except h11.LocalProtocolError as exc:  # the cassette holds what HTTP cannot carry
                 self._warn("unsendable", f"streamtape serve: {request.method} {request.url}: cannot send the "
                                          f"recorded response ({exc}); closing the connection")  # fmt: skip
                 return False
+        self._check_refusal()
+        if self._closed_for_refusal:
+            return False  # a refused attempt is due: this connection must not carry it (FIN it now)
         return connection.our_state is h11.DONE and connection.their_state is h11.DONE
+
+    def _trim_calls(self) -> None:
+        """``calls`` is bounded as ``requests`` is: a call is kept while its request is (they hold the
+        same request), and refused attempts (which hold no body) up to ``history``."""
+        calls = self._session.calls
+        if len(calls) <= len(self.requests):
+            return
+        kept = {id(request) for request in self.requests}
+        calls[:] = [call for call in calls if call.source == "refused" or id(call.request) in kept][-max(self.history, 1):]
 
     def _remember(self, request: Request) -> None:
         """Add ``request`` to ``requests``, dropping the oldest beyond ``history``/``history_bytes``.
@@ -483,28 +587,89 @@ class ReplayServer:
         except (OSError, h11.ProtocolError):
             pass
 
-    def _actions(self, request: Request, index: int) -> tuple[list[Action], tuple[Any, ...]]:
-        """The interaction's actions, reshaped by this request's faults (the tape's rules), and the faults."""
-        from .faults import Context, apply
+    def _play(self, sock: socket.socket, connection: h11.Connection, actions: list[Action], request: Request) -> None:
+        """Carry one playback out on the socket: the head, the body in its framing, then the end or
+        the cut as ``CUTS`` says (FIN, RST, silence)."""
+        playback = Playback(actions, read_timeout=None, instant=False)
+        pacer = Pacer(self.clock)
+        at, head = playback.head()
+        self._wait(pacer, at)
+        if not isinstance(head, Respond):
+            raise self._hangup(sock, head, request)
+        writer = _Writer(sock, connection, head, playback.framing)
+        for at, item in playback.body():
+            self._wait(pacer, at)
+            if isinstance(item, bytes):
+                writer.data(item)
+            elif isinstance(item, Chunks):  # not produced when paced; carried all the same
+                writer.data(item.data[: sum(size for _, size in item.timing)])
+            elif item is None:
+                writer.end()
+                if playback.framing == "close":
+                    raise _Hangup(reset=False)  # a close-delimited body ends with the connection
+                return
+            else:
+                raise self._hangup(sock, item, request)
 
-        actions = self.cassette.interactions[index].actions()
-        if self.schedule is None or not self.schedule.applies_to(request.method, request.url):
-            return actions, ()
-        faults = self.schedule.faults_for(self._faulted)
-        self._faulted += 1
-        return apply(faults, actions, Context(number=self.request_count)), faults
+    def _wait(self, pacer: Pacer, at: float) -> None:
+        delay = pacer.delay(at)
+        if delay <= 0:
+            return
+        wall = self.clock.wall(delay)
+        if wall <= 0:
+            self.clock.sleep(delay)  # virtual time: it moves on, nobody waits
+        elif self._stopping.wait(wall):
+            raise _Hangup(reset=False)
 
-    def _play(self, sock: socket.socket, connection: h11.Connection, actions: list[Action]) -> None:
-        start = time.monotonic()
-        for action in expand(actions):
-            self._wait_until(start, action.at)
-            _perform(sock, connection, action, self._stopping)
+    def _hangup(self, sock: socket.socket, outcome: Broken | Silent, request: Request) -> _Hangup:
+        """What the socket does for a cut or for endless silence."""
+        how = "silence" if isinstance(outcome, Silent) else CUTS[outcome.kind].socket
+        if how == "local":
+            assert isinstance(outcome, Broken)
+            self._warn(f"local-{outcome.kind}", f"streamtape serve: {request.method} {request.url}: the recording ends "
+                                                f"with {outcome.kind!r} ({CUTS[outcome.kind].before_headers}), which "
+                                                "happens in the client, not on a socket; closing the connection")  # fmt: skip
+        if how == "silence":
+            self._silence(sock)
+            return _Hangup(reset=False)
+        # a refused attempt that arrived all the same (over a connection kept alive): reset it
+        return _Hangup(reset=how in ("rst", "refuse"))
 
-    def _wait_until(self, start: float, at: float) -> None:
-        if self.speed > 0:
-            delay = start + at / self.speed - time.monotonic()
-            if delay > 0 and self._stopping.wait(delay):
-                raise _Hangup(reset=False)
+    def _silence(self, sock: socket.socket) -> None:
+        """Send nothing until the client gives up (closes or resets) or the server stops: its own
+        read timeout decides, as on a real network. What it sends meanwhile is read and dropped."""
+        while not self._stopping.is_set():
+            try:
+                readable, _, _ = select.select([sock], [], [], 0.1)
+                if readable and not sock.recv(_RECV):
+                    return
+            except (OSError, ValueError):
+                return
+
+
+class _Writer:
+    """Writes one response in its recorded framing. h11 frames Content-Length and chunked bodies on
+    the connection itself; a close-delimited body (which h11 only writes for an HTTP/1.0 peer) is
+    framed by a second h11 connection that speaks to an HTTP/1.0 peer, after which the connection is
+    closed, as the body's end."""
+
+    def __init__(self, sock: socket.socket, connection: h11.Connection, head: Respond, framing: str) -> None:
+        self.sock = sock
+        headers = [(k, v) for k, v in head.headers if k.lower() not in _HOP_BY_HOP]
+        if framing == "close":
+            headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
+            connection = h11.Connection(our_role=h11.SERVER)
+            connection.receive_data(b"GET / HTTP/1.0\r\n\r\n")
+            connection.next_event(), connection.next_event()  # the stand-in request and its end
+        self.connection = connection
+        _send(sock, connection, h11.Response(status_code=head.status, headers=headers, reason=head.reason))
+
+    def data(self, data: bytes) -> None:
+        if data:
+            _send(self.sock, self.connection, h11.Data(data=data))
+
+    def end(self) -> None:
+        _send(self.sock, self.connection, h11.EndOfMessage())
 
 
 def _check_count(name: str, value: Any, least: int) -> None:
@@ -536,53 +701,29 @@ def _size(request: Request) -> int:
     return len(request.body) + len(request.url) + sum(len(k) + len(v) for k, v in request.headers)
 
 
-def _perform(sock: socket.socket, connection: h11.Connection, action: Action, stopping: threading.Event) -> None:
-    if isinstance(action, Respond):
-        headers = [(k, v) for k, v in action.headers if k.lower() not in _HOP_BY_HOP]
-        _send(sock, connection, h11.Response(status_code=action.status, headers=headers, reason=action.reason))
-    elif isinstance(action, Send):
-        _send(sock, connection, h11.Data(data=action.data))
-    elif isinstance(action, End):
-        _send(sock, connection, h11.EndOfMessage())
-    elif _silent_forever(action):
-        stopping.wait()  # silence: the client's read timeout decides what happens
-        raise _Hangup(reset=False)
-    elif isinstance(action, Cut):
-        # a reset is an RST; everything else the peer would see as the connection closing (FIN)
-        raise _Hangup(reset=action.error in ("ReadError", "ConnectError"))
-
-
-def _silent_forever(action: Action) -> bool:
-    if isinstance(action, Stall):
-        return action.seconds is None  # a finite stall is the gap before the next action's time
-    return isinstance(action, Cut) and action.error == "ReadTimeout"
-
-
 def _send_unmatched(sock: socket.socket, connection: h11.Connection, request: Request, lines: list[str]) -> None:
-    """An Anthropic-shaped 404 that SDKs do not retry, saying what came closest."""
+    """A 404 in the provider's shape that SDKs do not retry, saying what came closest."""
     message = " ".join([f"streamtape serve: no recorded interaction matches {request.method} {request.url}.", *lines])
     _send_error(sock, connection, 404, "not_found_error", message)
 
 
 def _error_events(status: int, kind: str, message: str, *, retry: bool = False, close: bool = False) -> list[Any]:
-    """An Anthropic-shaped error response, as h11 events: ``x-should-retry`` says whether SDKs retry it."""
-    body = json.dumps({"type": "error", "error": {"type": kind, "message": message}}).encode()
-    headers = [("content-type", "application/json"), ("content-length", str(len(body)))]
-    headers.append(("x-should-retry", "true" if retry else "false"))
-    if retry:
-        headers.append(("retry-after", "1"))
-    if close:
-        headers.append(("connection", "close"))
+    """streamtape's own answer (a refusal, an unmatched request, a harness error), as the provider's
+    error response (``x-should-retry`` says whether SDKs retry it), as h11 events."""
+    from .providers import error_response
+
+    headers, body = error_response(status, kind, message, retry=retry, close=close)
     try:
         reason = HTTPStatus(status).phrase
     except ValueError:
         reason = ""
-    return [h11.Response(status_code=status, headers=headers, reason=reason), h11.Data(data=body), h11.EndOfMessage()]
+    return [h11.Response(status_code=status, headers=list(headers), reason=reason), h11.Data(data=body),
+            h11.EndOfMessage()]  # fmt: skip
 
 
 def _send_error(sock: socket.socket, connection: h11.Connection, status: int, kind: str, message: str, *,
                 close: bool = False) -> None:  # fmt: skip
-    """An Anthropic-shaped error response that SDKs do not retry (``x-should-retry: false``)."""
+    """streamtape's own error response, in the provider's shape, that SDKs do not retry (``x-should-retry: false``)."""
     for event in _error_events(status, kind, message, close=close):
         _send(sock, connection, event)
 

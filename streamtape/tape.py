@@ -1,8 +1,10 @@
 """The Tape: one cassette in use, its record mode, and the log of what each request got.
 
-Library-independent: the HTTP stacks reach the tape through ``Tape.route`` (which interaction
-answers this request, or record it) and ``Tape.begin_recording``; ``streamtape.intercept`` does the
-rest.
+Library-independent: the HTTP stacks (``streamtape.stacks``) reach the tape through ``Tape.route``
+(which interaction answers this request, or record it) and ``Tape.begin_recording``;
+``streamtape.intercept`` routes each request to its tape. Replay itself is the engine's
+(``streamtape.engine``): the tape's ``ReplaySession`` matches and applies faults, exactly as it does
+for ``streamtape serve``, and the tape's clock paces both the replay and the SDK's back-off.
 """
 
 from __future__ import annotations
@@ -13,13 +15,14 @@ import inspect
 import os
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._filelock import cassette_lock
 from .cassette import Cassette, Interaction, Request, Response
+from .engine.clock import Clock, clock_for
+from .engine.session import Call, ReplaySession
 from .errors import (
     CassetteNotFoundError,
     ConfigError,
@@ -27,20 +30,18 @@ from .errors import (
     StreamtapeError,
     UnmatchedRequestError,
 )
-from .faults import Context as FaultContext
-from .faults import Fault
-from .faults import apply as apply_faults
 from .faults import resolve as resolve_faults
 from .guard import AllowList
 from .hooks import Hooks
-from .matching import Matcher, Player, resolve_matchers
+from .matching import Matcher, resolve_matchers
+from .providers import PLACEHOLDER_KEY, placeholder_keys
 from .redact import MIN_USER_SECRET_LENGTH
-from .wire import Action, Cut, describe
+from .wire import Action, describe
 
 if TYPE_CHECKING:
     from .intercept.recorder import Recording
 
-__all__ = ["Call", "RecordMode", "Tape", "use_cassette"]
+__all__ = ["PLACEHOLDER_KEY", "Call", "RecordMode", "Tape", "use_cassette"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -65,46 +66,8 @@ class RecordMode(str, Enum):
         return self.value
 
 
-@dataclass(frozen=True)
-class Call:
-    """One request the tape answered: what it matched or recorded, and how it went."""
-
-    request: Request
-    #: the cassette index of the interaction that answered it (replayed, or recorded by this call)
-    index: int | None
-    #: how many times this interaction had been asked for before, plus one (replay); 1 when recorded
-    attempt: int
-    #: ``"replayed"``, ``"recorded"``, or ``"unmatched"`` (raised ``UnmatchedRequestError``)
-    source: str
-    interaction: Interaction | None = None
-    #: the faults applied to this request, as specs (``"disconnect:after=5"``)
-    faults: tuple[str, ...] = ()
-    #: what the request met, in a few words: ``"429, complete"``, ``"200, then RemoteProtocolError"``
-    outcome: str = ""
-    #: seconds the SDK backed off before sending it (virtual at speed 0: nobody waited)
-    waited: float = 0.0
-    #: the wire actions replayed for it, faults applied (empty for a recorded call)
-    played: tuple[Action, ...] = ()
-
-    @property
-    def recorded(self) -> bool:
-        return self.source == "recorded"
-
-    def __repr__(self) -> str:
-        """One line: what was asked, where the answer came from, and how it went (never the bodies)."""
-        index = "" if self.index is None else f" #{self.index}"
-        attempt = f" attempt {self.attempt}" if self.attempt > 1 else ""
-        faults = f" [{', '.join(self.faults)}]" if self.faults else ""
-        waited = f" after {self.waited:g}s back-off" if self.waited else ""
-        outcome = f": {self.outcome}" if self.outcome else ""
-        return f"<Call {self.request.method} {self.request.url} {self.source}{index}{attempt}{faults}{waited}{outcome}>"
-
-
 _RECORD = object()  # Tape.route's answer: send this request to the network and record it
 
-#: the environment variables SDKs read their key from; a replay-only tape fills the unset ones in
-PLACEHOLDER_KEYS = ("ANTHROPIC_API_KEY", "OPENAI_API_KEY")
-PLACEHOLDER_KEY = "streamtape-replay-placeholder-key"
 #: statuses that say the recording itself went wrong (the key or the proxy), not what the API does
 _AUTH_FAILURES = frozenset({401, 403, 407})
 
@@ -135,11 +98,15 @@ class Tape:
         filter_headers: Iterable[Any] | None = None,
         filter_query_parameters: Iterable[Any] | None = None,
         filter_post_data_parameters: Iterable[Any] | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.path = Path(path)
         self.record_mode = RecordMode.parse(record_mode)
         self.matchers = resolve_matchers(match_on)
         self.speed = _check_speed(speed)
+        #: the time replay is paced by, and the SDK's back-off waits on (when replaying only): by
+        #: default virtual at speed 0, real at 1, scaled otherwise (``streamtape.engine.clock``)
+        self.clock: Clock = clock if clock is not None else clock_for(self.speed)
         self.schedule = resolve_faults(faults)
         #: hosts requests may reach unrecorded while the tape is entered (see ``streamtape.guard``)
         self.allow_hosts = AllowList(_hosts(allow_hosts, ignore_hosts, ignore_localhost))
@@ -157,16 +124,14 @@ class Tape:
         self.secrets = _check_secrets(secrets)
         #: True once a request was recorded while faults were asked for: they shape replays only
         self.faults_skipped = False
-        self._placeholders: list[str] = []
+        self._placeholders: list[tuple[str, str]] = []
         self.cassette = Cassette(path=self.path)
-        self.calls: list[Call] = []
         self._lock = threading.RLock()
         self._loaded = 0  # interactions loaded from the file: the ones replay may answer with
-        self._player = Player([], self.matchers)
+        self._session = ReplaySession([], self.matchers, self.schedule, where=f"cassette {self.path}")
         self._recordings: list[Recording] = []
         self._record_all = False
         self._entered = 0
-        self._faulted = 0  # requests the fault schedule has applied to
         self._backoff = 0.0  # the SDK's retry wait not yet charged to a call
 
     def __repr__(self) -> str:
@@ -192,10 +157,10 @@ class Tape:
                 self.record_mode is RecordMode.ONCE and not exists
             )
             self._loaded = len(self.cassette)
-            self._player = Player(self.cassette.interactions, self.matchers)
+            self._session = ReplaySession(self.cassette.interactions, self.matchers, self.schedule,
+                                          where=f"cassette {self.path}")  # fmt: skip
             self._recordings = []
-            self.calls = []
-            self._faulted, self._backoff = 0, 0.0
+            self._backoff = 0.0
             self.faults_skipped = False
             if not self._record_all:
                 self._check_positions()
@@ -207,6 +172,7 @@ class Tape:
         if self.schedule is None:
             return
         from .faults import positions
+        from .framing import framer_for
 
         targets = [
             item for item in self.cassette.interactions
@@ -214,12 +180,14 @@ class Tape:
         ]  # fmt: skip
         if not targets:
             return
-        events = max(len(item.events) for item in targets)
+        longest = max(targets, key=lambda item: len(item.events))
+        events = len(longest.events)
+        unit = framer_for(longest.response.headers).unit if longest.response is not None else "SSE event"
         size = max(len(item.body) for item in targets)
         for fault, kind, value in positions(self.schedule):
             limit, low = {"after": (events, 0), "at_byte": (size, 0), "event": (events, 1)}[kind]
             if value > limit:
-                what = "SSE events" if kind != "at_byte" else "body bytes"
+                what = f"{unit}s" if kind != "at_byte" else "body bytes"
                 raise ConfigError(
                     f"cassette {self.path}: fault {fault.spec()!r} asks for {kind}={value}, but the longest "
                     f"response it applies to has {limit} {what}; use {kind}={low}..{limit}"
@@ -291,7 +259,7 @@ class Tape:
         """Faults were asked for, requests were replayed, and none of them was one the schedule
         shapes: the test passed without meeting its faults. Never let that look like a pass."""
         replayed = [call for call in self.calls if call.source == "replayed"]
-        if self.schedule is None or self._faulted or not replayed:
+        if self.schedule is None or self._session.faulted or not replayed:
             return
         seen = ", ".join(sorted({f"{call.request.method} {call.request.url}" for call in replayed})[:3])
         which = f"when={self.schedule.when!r}" if self.schedule.when else "the default (model API calls: POST .../v1/messages, .../chat/completions, ...)"
@@ -310,14 +278,14 @@ class Tape:
     def _set_placeholder_keys(self) -> None:
         """Replay needs no key, but the SDKs refuse to send without one: for the duration of a
         replay-only tape, the unset key variables hold a placeholder (restored on exit)."""
-        for name in PLACEHOLDER_KEYS:
+        for name, value in placeholder_keys().items():
             if not os.environ.get(name):
-                os.environ[name] = PLACEHOLDER_KEY
-                self._placeholders.append(name)
+                os.environ[name] = value
+                self._placeholders.append((name, value))
 
     def _restore_keys(self) -> None:
-        for name in self._placeholders:
-            if os.environ.get(name) == PLACEHOLDER_KEY:
+        for name, value in self._placeholders:
+            if os.environ.get(name) == value:
                 del os.environ[name]
         self._placeholders = []
 
@@ -352,51 +320,37 @@ class Tape:
         """A sync transport for ``httpx2.Client(transport=...)`` (or ``httpx``) that uses this tape
         without patching anything globally. ``load()`` the tape first; ``save()`` it after recording
         (entering the tape with ``with`` does both)."""
-        from .intercept.transports import make_transport
+        from .stacks import get_stack
 
-        return make_transport(self, stack, asynchronous=False)
+        return get_stack(stack).transport(self, asynchronous=False)
 
     def async_transport(self, *, stack: str = "httpx2") -> Any:
         """The async twin of ``transport()``, for ``httpx2.AsyncClient(transport=...)``."""
-        from .intercept.transports import make_transport
+        from .stacks import get_stack
 
-        return make_transport(self, stack, asynchronous=True)
+        return get_stack(stack).transport(self, asynchronous=True)
 
     # --- what the interceptors call ----------------------------------------------------------
+
+    @property
+    def calls(self) -> list[Call]:
+        """What each request this run got, in order (replayed, recorded or unmatched)."""
+        return self._session.calls
 
     def route(self, request: Request) -> list[Action] | object:
         """The wire actions that answer ``request`` (the recording, reshaped by this attempt's faults),
         or ``_RECORD``; raises when it cannot be answered."""
         with self._lock:
             if not self._record_all:
-                index = self._player.choose(request)
-                if index is not None:
-                    return self._replay(request, index)
+                waited = self._take_backoff()
+                answer = self._session.answer(request, waited=waited)
+                if answer is not None:
+                    return answer.actions
                 if self.record_mode is not RecordMode.NEW_EPISODES:
-                    self.calls.append(Call(request, None, 1, "unmatched", waited=self._take_backoff()))
                     raise self._unmatched(request)
+                self._session.calls.pop()  # it is recorded instead: begin_recording logs it
+                self._backoff = waited
             return _RECORD
-
-    def _replay(self, request: Request, index: int) -> list[Action]:
-        interaction = self.cassette.interactions[index]
-        actions = interaction.actions()
-        applied: tuple[Fault, ...] = ()
-        if self.schedule is not None and self.schedule.applies_to(request.method, request.url):
-            applied = self.schedule.faults_for(self._faulted)
-            self._faulted += 1
-            try:
-                actions = apply_faults(applied, actions, FaultContext(number=len(self.calls) + 1))
-            except ConfigError as exc:
-                raise ConfigError(
-                    f"cassette {self.path}, interaction #{index} ({request.method} {request.url}): {exc}"
-                ) from None
-        if actions and isinstance(actions[-1], Cut) and actions[-1].error == "ClientClosed":
-            where = f"cassette {self.path}, interaction #{index} ({request.method} {request.url})"
-            actions = [*actions[:-1], Cut("ClientClosed", where, actions[-1].at)]
-        call = Call(request, index, self._player.plays[index], "replayed", interaction,
-                    tuple(f.spec() for f in applied), describe(actions), self._take_backoff(), tuple(actions))  # fmt: skip
-        self.calls.append(call)
-        return actions
 
     @property
     def offline(self) -> bool:
@@ -417,15 +371,15 @@ class Tape:
             self.faults_skipped = self.faults_skipped or self.schedule is not None
             self._recordings.append(recording)
             index = self._loaded + len(self._recordings) - 1
-            self.calls.append(Call(recording.request, index, 1, "recorded", outcome="recording",
-                                   waited=self._take_backoff()))  # fmt: skip
+            self._session.calls.append(Call(recording.request, index, 1, "recorded", outcome="recording",
+                                            waited=self._take_backoff()))  # fmt: skip
 
     def _unmatched(self, request: Request) -> UnmatchedRequestError:
         lines = [
             f"No interaction in cassette {self.path} matches {request.method} {request.url} "
             f"(record mode '{self.record_mode.value}', matching on {', '.join(m.__name__ for m in self.matchers)})."
         ]
-        lines += self._player.explain(request)
+        lines += self._session.explain(request)
         lines.append(
             "To record it, use record_mode='new_episodes' (or 'all' to re-record the whole cassette); "
             "pytest: --tape-record-mode=new_episodes."
@@ -438,20 +392,18 @@ class Tape:
     def unplayed(self) -> list[Interaction]:
         """Recorded interactions this run never replayed."""
         with self._lock:
-            return [
-                item for item, plays in zip(self._player.interactions, self._player.plays, strict=True) if plays == 0
-            ]
+            return self._session.unplayed
 
     @property
     def loaded(self) -> list[Interaction]:
         """The interactions loaded from the cassette (the ones replay may answer with)."""
-        return list(self._player.interactions)
+        return list(self._session.interactions)
 
     @property
     def played_indices(self) -> set[int]:
         """The cassette indices of the loaded interactions this run replayed."""
         with self._lock:
-            return {index for index, plays in enumerate(self._player.plays) if plays}
+            return self._session.played_indices
 
     @property
     def all_played(self) -> bool:
@@ -549,6 +501,7 @@ def use_cassette(
     filter_headers: Iterable[Any] | None = None,
     filter_query_parameters: Iterable[Any] | None = None,
     filter_post_data_parameters: Iterable[Any] | None = None,
+    clock: Clock | None = None,
 ) -> Tape:
     """A ``Tape`` for ``path``: use it as ``with``/``async with`` or as a decorator.
 
@@ -571,6 +524,10 @@ def use_cassette(
     matched and recorded; ``before_record_request`` / ``before_record_response`` rewrite it, or
     return ``None`` to leave the exchange out. Redaction always runs after them.
 
+    ``clock``: the time replay runs on (``streamtape.engine.clock``): a ``VirtualClock`` for instant
+    replay that still orders waits (the default at speed 0), ``RealClock``, ``ScaledClock(n)``, or
+    your own object with ``real``, ``now()``, ``sleep()`` and ``asleep()``.
+
     >>> with use_cassette("tests/cassettes/story.yaml", record_mode="once") as tape:  # doctest: +SKIP
     ...     ...
     """
@@ -579,4 +536,4 @@ def use_cassette(
                 ignore_hosts=ignore_hosts, ignore_localhost=ignore_localhost,
                 before_record_request=before_record_request, before_record_response=before_record_response,
                 filter_headers=filter_headers, filter_query_parameters=filter_query_parameters,
-                filter_post_data_parameters=filter_post_data_parameters)  # fmt: skip
+                filter_post_data_parameters=filter_post_data_parameters, clock=clock)  # fmt: skip

@@ -1,12 +1,16 @@
 """Every fault in the catalogue is faithful, proved differentially through the real SDK.
 
-Each case runs twice and compares everything the app can observe:
+Each case runs three ways and compares everything the app can observe:
 
 - REAL: a real server on 127.0.0.1 misbehaving at the socket level: a true FIN (shutdown), an RST
   (SO_LINGER 1, 0), silence, slow pieces, error statuses, or exactly the bytes streamtape's fault
   plan produces (``streamtape.faults.apply`` on the recorded interaction), sent over the socket;
 - REPLAY: streamtape's in-process replayer, with the clean stream recorded once from the same
-  server (same transcript, same framing) and then replayed with ``use_cassette(path, faults=SPEC)``.
+  server (same transcript, same framing) and then replayed with ``use_cassette(path, faults=SPEC)``;
+- SERVED: the same cassette and faults played by ``ReplayServer`` (what ``streamtape serve`` runs)
+  over a real socket at recorded timing, the SDK pointed at it as at the real server.
+
+Both executors run one engine (``streamtape.engine``); this is where that is proved.
 
 Compared: exception class, message, ``__cause__`` class and message, HTTP status, partial text, SDK
 events, ``get_final_message()``'s result or error, ``current_message_snapshot`` after a mid-stream
@@ -38,6 +42,7 @@ import pytest
 
 import streamtape
 from streamtape.cassette import Cassette, Interaction
+from streamtape.server import ReplayServer
 from streamtape.faults import Context, apply, parse
 from streamtape.wire import Action, Cut, End, Respond, Send, Stall, expand
 from tests.support import sdk
@@ -490,6 +495,14 @@ async def run_replay(case: Case, recorded: Recorded, style: str, mode: str) -> t
     return outcome, len(tape.calls), [call.waited for call in tape.calls[1:]]
 
 
+async def run_served(case: Case, recorded: Recorded, style: str, mode: str) -> tuple[sdk.Outcome, int, list[float]]:
+    """The socket executor: ``ReplayServer`` (``streamtape serve``) plays the cassette with the case's
+    faults at recorded timing; counted and timed as the real side is (its requests never reach a tape)."""
+    with real_side() as run, ReplayServer(Cassette.load(recorded.path), faults=case.spec, speed=1) as server:
+        outcome = await _run(server.base_url, style, mode, case.timeout)
+    return outcome, run.attempts, run.sleeps
+
+
 def seen(outcome: sdk.Outcome, requests: int) -> dict[str, Any]:
     """Everything the app observed, for one readable assertion diff."""
     return {
@@ -509,11 +522,16 @@ async def test_fault_is_faithful(case: Case, style: str, mode: str, recordings: 
     recorded = recordings(case.name, case.framing)
     real, real_requests, real_sleeps = await run_real(case, recorded, style, mode)
     replayed, replay_requests, replay_waits = await run_replay(case, recorded, style, mode)
+    served, served_requests, served_sleeps = await run_served(case, recorded, style, mode)
 
     replay_saw, real_saw = seen(replayed, replay_requests), seen(real, real_requests)
+    served_saw = seen(served, served_requests)
     headline = ("error", "cause_message", "status", "text", "requests")  # first, for a readable diff
     assert {k: replay_saw[k] for k in headline} == {k: real_saw[k] for k in headline}
     assert replay_saw == real_saw
+    assert {k: served_saw[k] for k in headline} == {k: real_saw[k] for k in headline}, "streamtape serve"
+    assert served_saw == real_saw, "streamtape serve"
+    assert len(served_sleeps) == len(real_sleeps)
     # the SDK backed off as often, and as long where the response said how long (else it draws at random)
     assert len(replay_waits) == len(real_sleeps)
     if "retry_after" in case.spec:

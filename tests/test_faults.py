@@ -322,27 +322,24 @@ def test_faults_compose_with_a_real_recorded_disconnect(tmp_path: Path) -> None:
     assert [c.outcome for c in tape.calls] == ["429, complete", "200, then RemoteProtocolError"]
 
 
-def test_real_time_mode_paces_injected_delays(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """speed=1 waits what the faults say (measured on a virtual clock); speed=0 waits for nothing."""
+def test_real_time_mode_paces_injected_delays(tmp_path: Path) -> None:
+    """A paced clock waits what the faults say (measured on an injected virtual clock); speed 0 waits for nothing."""
     import importlib
 
-    from streamtape import clock
+    from streamtape.engine.clock import VirtualClock
     from tests.support import sdk
 
-    now, waits = [10.0], []
-    monkeypatch.setattr(clock.time, "monotonic", lambda: now[0])
-
-    def sleep(seconds: float) -> None:
-        waits.append(round(seconds, 6))
-        now[0] += seconds
-
-    monkeypatch.setattr(clock.time, "sleep", sleep)
     save_text_basic(tmp_path / "c.yaml")
-    for speed in (0, 1):
-        with streamtape.use_cassette(tmp_path / "c.yaml", faults="delay:first_byte=2,per_event=0.5", speed=speed):
+    clocks = {0: VirtualClock(10.0), 1: VirtualClock(10.0, paced=True)}
+    for speed, clock in clocks.items():
+        with streamtape.use_cassette(tmp_path / "c.yaml", faults="delay:first_byte=2,per_event=0.5", speed=speed,
+                                     clock=clock if speed else None) as tape:  # fmt: skip
             with importlib.import_module(sdk.STACK).Client() as client:
                 assert client.post("https://api.anthropic.com/v1/messages", json={"a": 1}).content == BODY
-    assert waits == [2.0, 0.6] + [0.5] * 6  # headers at 0 + 2 s; the one recorded chunk at 0.1 s, + 0.5 s per event
+        if not speed:
+            assert not tape.clock.paced and tape.clock.now() == 0.0 + sum(tape.clock.waits)  # type: ignore[attr-defined]
+    # headers at 0 + 2 s; the one recorded chunk at 0.1 s, + 0.5 s per event
+    assert [round(w, 6) for w in clocks[1].waits] == [2.0, 0.6] + [0.5] * 6
 
 
 def test_back_off_is_real_while_recording(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

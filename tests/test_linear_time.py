@@ -25,16 +25,14 @@ from typing import Any
 import pytest
 
 from streamtape import Cassette, Interaction, Request, Response
-from streamtape import cassette as cassette_module
-from streamtape.clock import Pacer
-from streamtape.faults import Context, _plan, apply, parse
+from streamtape.engine.playback import Playback
+from streamtape.faults import Context, apply, parse
 from streamtape.faults.catalogue import CATALOGUE
-from streamtape.intercept.replay import Playback, ReplayStream
-from streamtape.intercept.stacks import available_stacks
+from streamtape.framing.sse import SSE
 from streamtape.lint import lint_file
 from streamtape.report import describe_cassette, timeline
 from streamtape.sse import SSEDecoder, event_ends, parse_events
-from streamtape.wire import Action
+from streamtape.wire import Action, Chunks, Respond
 from tests.support.wire_server import DATA_DIR, split_events
 
 N = 150  # events in the smaller body; the larger has 4N
@@ -285,7 +283,7 @@ def test_inspect_is_linear() -> None:
 
 def test_lint_is_linear(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # the body a loaded cassette parses into events, as Tracked bytes
-    monkeypatch.setattr(cassette_module, "parse_events", lambda body: parse_events(Tracked(body)))
+    monkeypatch.setattr(SSE, "events", lambda body: parse_events(Tracked(body)))
 
     def lint(n: int) -> Callable[[], object]:
         path = Cassette([interaction(n)]).save(tmp_path / f"lint-{n}.yaml")
@@ -300,7 +298,7 @@ def test_lint_is_linear(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
 @pytest.fixture
 def tracked_planning(monkeypatch: pytest.MonkeyPatch) -> None:
     """The body a plan joins from its sends is searched for event boundaries as ``Tracked`` bytes."""
-    monkeypatch.setattr(_plan, "event_ends", lambda body: event_ends(Tracked(body)))
+    monkeypatch.setattr(SSE, "event_ends", lambda body: event_ends(Tracked(body)))
 
 
 @pytest.mark.usefixtures("tracked_planning")
@@ -331,17 +329,13 @@ def test_rechunking_into_large_chunks_is_linear() -> None:
 
 
 def _play(actions: list[Action]) -> int:
-    stack = available_stacks()[0]
-    playback = Playback(actions, stack, asynchronous=False, read_timeout=None, speed=0)
-    head = playback.head()[1]
-    if isinstance(head, BaseException):
+    playback = Playback(actions, read_timeout=None, instant=True)
+    if not isinstance(playback.head()[1], Respond):
         return 0
     received = 0
-    try:
-        for chunk in ReplayStream(playback, Pacer(0)):
-            received += len(chunk)
-    except Exception:  # the fault's cut, as the stack raises it
-        pass
+    for _, item in playback.body():  # bytes, a recorded run, then the end or the fault's cut
+        if isinstance(item, bytes | Chunks):
+            received += len(item) if isinstance(item, bytes) else len(item.data)
     return received
 
 

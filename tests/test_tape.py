@@ -4,6 +4,7 @@ explicit wiring, decorators, both HTTP stacks, and replay speed."""
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -11,11 +12,12 @@ import pytest
 
 import streamtape
 from streamtape import Cassette, CassetteNotFoundError, ConfigError, RecordMode, UnmatchedRequestError
-from streamtape.intercept.stacks import available_stacks
+from streamtape.engine.clock import RealClock, ScaledClock, VirtualClock
+from streamtape.stacks import watched
 from tests.support import sdk
 from tests.support.wire_server import WireServer, error_reply, transcript
 
-STACKS = [stack.name for stack in available_stacks()]
+STACKS = [name for name in watched() if importlib.util.find_spec(name) is not None]
 
 
 def _record(server: WireServer, path: Path, *replies: Any, model: str = "claude-test") -> None:
@@ -241,49 +243,43 @@ class TestPlainClients:
 
 
 class TestSpeed:
-    """Replay pacing, measured on a virtual clock: no test waits for real time."""
+    """Replay pacing, measured on an injected virtual clock: no test waits for real time."""
 
-    @pytest.mark.parametrize(("speed", "expected"), [(0, []), (1, [0.5, 0.25, 0.25]), (2, [0.25, 0.125, 0.125])])
-    def test_waits(self, speed: float, expected: list[float], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-        from streamtape import clock
-
-        now = [100.0]
-        waits: list[float] = []
-        monkeypatch.setattr(clock.time, "monotonic", lambda: now[0])
-
-        def sleep(seconds: float) -> None:
-            waits.append(round(seconds, 6))
-            now[0] += seconds
-
-        monkeypatch.setattr(clock.time, "sleep", sleep)
+    @pytest.mark.parametrize(("speed", "expected"), [(1, [0.5, 0.25, 0.25]), (2, [0.25, 0.125, 0.125])])
+    def test_waits(self, speed: float, expected: list[float], tmp_path: Path) -> None:
+        base = VirtualClock(100.0, paced=True)
+        clock = base if speed == 1 else ScaledClock(speed, base=base)
         response = streamtape.Response(200, (), b"abc", ((0.75, 2), (1.0, 1)), headers_at=0.5)
         item = streamtape.Interaction(streamtape.Request("GET", "http://h/x"), response)
         Cassette([item]).save(tmp_path / "c.yaml")
-        with streamtape.use_cassette(tmp_path / "c.yaml", speed=speed):
+        with streamtape.use_cassette(tmp_path / "c.yaml", speed=speed, clock=clock):
             with importlib.import_module(sdk.STACK).Client() as client:
                 assert client.get("http://h/x").content == b"abc"
-        assert waits == expected
+        assert [round(w, 6) for w in base.waits] == expected
+
+    def test_speed_zero_runs_on_virtual_time(self, tmp_path: Path) -> None:
+        response = streamtape.Response(200, (), b"abc", ((0.75, 2), (1.0, 1)), headers_at=0.5)
+        Cassette([streamtape.Interaction(streamtape.Request("GET", "http://h/x"), response)]).save(tmp_path / "c.yaml")
+        with streamtape.use_cassette(tmp_path / "c.yaml") as tape:
+            with importlib.import_module(sdk.STACK).Client() as client:
+                assert client.get("http://h/x").content == b"abc"
+        # virtual time still moves to when the response ended, without anybody waiting for it
+        assert isinstance(tape.clock, VirtualClock) and not tape.clock.paced and tape.clock.now() == 1.0
+
+    def test_the_default_clock_follows_the_speed(self, tmp_path: Path) -> None:
+        kinds = {speed: type(streamtape.Tape(tmp_path / "c.yaml", speed=speed).clock) for speed in (0, 1, 3)}
+        assert kinds == {0: VirtualClock, 1: RealClock, 3: ScaledClock}
 
 
-async def test_async_pacing_on_a_virtual_clock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The async executor waits through anyio, offset by offset, without real time passing."""
-    from streamtape import clock
-
-    now = [50.0]
-    waits: list[float] = []
-    monkeypatch.setattr(clock.time, "monotonic", lambda: now[0])
-
-    async def sleep(seconds: float) -> None:
-        waits.append(round(seconds, 6))
-        now[0] += seconds
-
-    monkeypatch.setattr(clock.anyio, "sleep", sleep)
+async def test_async_pacing_on_a_virtual_clock(tmp_path: Path) -> None:
+    """The async executor waits through the clock, offset by offset, without real time passing."""
+    base = VirtualClock(50.0, paced=True)
     response = streamtape.Response(200, (), b"abc", ((0.75, 2), (1.0, 1)), headers_at=0.5)
     Cassette([streamtape.Interaction(streamtape.Request("GET", "http://h/x"), response)]).save(tmp_path / "c.yaml")
-    async with streamtape.use_cassette(tmp_path / "c.yaml", speed=4):
+    async with streamtape.use_cassette(tmp_path / "c.yaml", speed=4, clock=ScaledClock(4, base=base)):
         async with importlib.import_module(sdk.STACK).AsyncClient() as client:
             assert (await client.get("http://h/x")).content == b"abc"
-    assert waits == [0.125, 0.0625, 0.0625]
+    assert [round(w, 6) for w in base.waits] == [0.125, 0.0625, 0.0625]
 
 
 def test_recorded_calls_say_how_they_went_and_print_in_one_line(tmp_path: Path) -> None:

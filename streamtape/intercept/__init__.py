@@ -11,32 +11,34 @@ other's interactions. Code that entered no tape (a plain ``threading.Thread`` th
 the process's one entered tape; when several are entered elsewhere it cannot know which, and its
 request fails with ``AmbiguousTapeError`` rather than guess.
 
-Patching the pool *classes* catches clients created before the tape was entered and proxy pools
-(which subclass the pool). The patch is installed with the first active tape and removed with the
-last.
+The HTTP stacks themselves are adapters (``streamtape.stacks``): each one is installed with the first
+active tape if the app has imported it, or the moment the app imports it while a tape is active (an
+import hook watches for it), and undone with the last tape. Entering a tape never imports a stack or
+an SDK the app has not imported itself.
 
 The SDKs' retry back-off goes through the tape too: they sleep with ``time.sleep`` / ``anyio.sleep``
 looked up in their ``_base_client`` module, and while a tape is entered those names point at a
-clock that charges the wait to the tape (``Call.waited``) and, when the tape replays only and runs
-at speed 0, does not sleep at all, so "429 twice, then success" replays in milliseconds with the
-SDK's own retry logic. A tape that may record waits in real time: the real API is on the other end.
+shim that charges the wait to the tape (``Call.waited``) and, when the tape replays only, waits on
+the tape's clock: at speed 0 (a ``VirtualClock``) not at all, so "429 twice, then success" replays
+in milliseconds with the SDK's own retry logic. A tape that may record waits in real time: the real
+API is on the other end.
 """
 
 from __future__ import annotations
 
 import contextvars
-import importlib
+import importlib.abc
+import importlib.machinery
+import sys
 import threading
 import time
+from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-import anyio
-
 from .. import guard
 from ..errors import AmbiguousTapeError
-from .handler import ahandle, handle
-from .stacks import ORIGINALS, Stack, available_stacks
+from ..stacks import stacks, watched
 
 if TYPE_CHECKING:
     from ..tape import Tape
@@ -52,21 +54,29 @@ class _Interceptor:
     tapes that context entered, which is what a request is routed to."""
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()
         self.tapes: list[Tape] = []
-        self.patched: list[Stack] = []
-        self.clocks: list[tuple[ModuleType, str, Any]] = []  # (module, name, original) to put back
+        self.undo: dict[str, Callable[[], None]] = {}  # what each installed stack or SDK shim puts back
 
     def install(self, tape: Tape) -> None:
         with self.lock:
             if not self.tapes:
-                self.patched = available_stacks()
-                for stack in self.patched:
-                    _patch(stack, self)
-                self.clocks = _patch_sdk_clocks(self)
+                _HOOK.watch(self)
+                self.refresh()
                 guard.install(self.current)
             self.tapes.append(tape)
         _CONTEXT_TAPES.set((*_CONTEXT_TAPES.get(), tape))
+
+    def refresh(self) -> None:
+        """Install what the app has imported and is not installed yet: stacks, then SDK back-off shims."""
+        with self.lock:
+            for stack in stacks():
+                if stack.name not in self.undo:
+                    self.undo[stack.name] = stack.install(self)
+            for name in _SDK_CLIENT_MODULES:
+                module = sys.modules.get(name)
+                if module is not None and name not in self.undo:
+                    self.undo[name] = _shim_sdk_clock(module, self)
 
     def uninstall(self, tape: Tape) -> None:
         # exited where it was entered, usually; an async fixture may exit in another task, where the
@@ -76,13 +86,10 @@ class _Interceptor:
             if tape in self.tapes:
                 self.tapes.remove(tape)
             if not self.tapes:
-                for (cls, name), method in list(ORIGINALS.items()):
-                    setattr(cls, name, method)
-                ORIGINALS.clear()
-                self.patched = []
-                for module, name, original in self.clocks:
-                    setattr(module, name, original)
-                self.clocks = []
+                _HOOK.unwatch()
+                for undo in reversed(list(self.undo.values())):
+                    undo()
+                self.undo = {}
                 guard.uninstall()
 
     def current(self) -> Tape | None:
@@ -100,25 +107,63 @@ class _Interceptor:
         raise AmbiguousTapeError(entered)
 
 
-def _patch(stack: Stack, interceptor: _Interceptor) -> None:
-    def handle_request(pool: Any, request: Any) -> Any:
-        tape = interceptor.current()
-        if tape is None:
-            return stack.sync_handle(pool, request)
-        return handle(tape, stack, pool, request, stack.sync_handle)
+class _ImportHook(importlib.abc.MetaPathFinder):
+    """While a tape is entered: when the app imports a stack or an SDK streamtape adapts, install the
+    adapter right after the module runs, so a client built after the tape was entered is taped too."""
 
-    async def handle_async_request(pool: Any, request: Any) -> Any:
-        tape = interceptor.current()
-        if tape is None:
-            return await stack.async_handle(pool, request)
-        return await ahandle(tape, stack, pool, request, stack.async_handle)
+    def __init__(self) -> None:
+        self.interceptor: _Interceptor | None = None
 
-    for cls, name, replacement in (
-        (stack.core.ConnectionPool, "handle_request", handle_request),
-        (stack.core.AsyncConnectionPool, "handle_async_request", handle_async_request),
-    ):
-        ORIGINALS.setdefault((cls, name), getattr(cls, name))
-        setattr(cls, name, replacement)
+    def watch(self, interceptor: _Interceptor) -> None:
+        self.interceptor = interceptor
+        if self not in sys.meta_path:
+            sys.meta_path.insert(0, self)
+
+    def unwatch(self) -> None:
+        self.interceptor = None
+        if self in sys.meta_path:
+            sys.meta_path.remove(self)
+
+    def find_spec(self, name: str, path: Sequence[str] | None, target: ModuleType | None = None) -> Any:
+        if not self._watched(name):
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(name, path, target)
+            if spec is not None:
+                if spec.loader is not None and hasattr(spec.loader, "exec_module"):
+                    spec.loader = _InstallAfter(spec.loader, self)
+                return spec
+        return None
+
+    def _watched(self, name: str) -> bool:
+        return name in _SDK_CLIENT_MODULES or any(name in modules for modules in watched().values())
+
+    def loaded(self) -> None:
+        interceptor = self.interceptor
+        if interceptor is not None:
+            interceptor.refresh()
+
+
+class _InstallAfter(importlib.abc.Loader):
+    """A loader that runs the real one, then installs what the new module makes possible."""
+
+    def __init__(self, loader: Any, hook: _ImportHook) -> None:
+        self.loader, self.hook = loader, hook
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
+        return self.loader.create_module(spec)  # type: ignore[no-any-return]
+
+    def exec_module(self, module: ModuleType) -> None:
+        self.loader.exec_module(module)
+        self.hook.loaded()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.loader, name)
+
+
+_HOOK = _ImportHook()
 
 
 _SDK_CLIENT_MODULES = ("anthropic._base_client", "openai._base_client")
@@ -135,10 +180,11 @@ class _TimeModule:
 
     def sleep(self, seconds: float) -> None:
         tape = self._interceptor.current()
-        if tape is not None:
-            tape.note_backoff(seconds)
-        if (real := _real_seconds(tape, seconds)) > 0:
-            self._real.sleep(real)
+        if tape is None or not tape.offline:
+            self._real.sleep(seconds)  # the real API is on the other end: its back-off is real
+            return
+        tape.note_backoff(seconds)
+        tape.clock.sleep(seconds)
 
 
 class _AnyioModule(_TimeModule):
@@ -146,33 +192,28 @@ class _AnyioModule(_TimeModule):
 
     async def sleep(self, seconds: float) -> None:  # type: ignore[override]
         tape = self._interceptor.current()
-        if tape is not None:
-            tape.note_backoff(seconds)
-        if (real := _real_seconds(tape, seconds)) > 0:
-            await self._real.sleep(real)
+        if tape is None or not tape.offline:
+            await self._real.sleep(seconds)
+            return
+        tape.note_backoff(seconds)
+        await tape.clock.asleep(seconds)
 
 
-def _real_seconds(tape: Tape | None, seconds: float) -> float:
-    """How long to really wait: a tape that may record waits as long as the SDK asks (the real API is
-    on the other end); a replay-only tape waits ``seconds / speed``, and at speed 0 not at all."""
-    if tape is None or not tape.offline:
-        return seconds
-    return seconds / tape.speed if tape.speed > 0 else 0.0
-
-
-def _patch_sdk_clocks(interceptor: _Interceptor) -> list[tuple[ModuleType, str, Any]]:
+def _shim_sdk_clock(module: ModuleType, interceptor: _Interceptor) -> Callable[[], None]:
+    """Point an SDK client module's ``time`` and ``anyio`` at the tape's clock; returns the undo."""
     patched = []
-    for name in _SDK_CLIENT_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ImportError:
-            continue
-        for attribute, shim in (("time", _TimeModule), ("anyio", _AnyioModule)):
-            original = getattr(module, attribute, None)
-            if original in (time, anyio):
-                setattr(module, attribute, shim(original, interceptor))
-                patched.append((module, attribute, original))
-    return patched
+    for attribute, shim in (("time", _TimeModule), ("anyio", _AnyioModule)):
+        original = getattr(module, attribute, None)
+        if original is time or (original is not None and getattr(original, "__name__", "") == "anyio"
+                                and isinstance(original, ModuleType)):  # fmt: skip
+            setattr(module, attribute, shim(original, interceptor))
+            patched.append((attribute, original))
+
+    def undo() -> None:
+        for attribute, original in patched:
+            setattr(module, attribute, original)
+
+    return undo
 
 
 _INTERCEPTOR = _Interceptor()

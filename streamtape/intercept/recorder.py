@@ -18,16 +18,31 @@ import contextlib
 import threading
 import time
 import zlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from ..cassette import Interaction, Request, Response
 from ..hooks import Hooks
 from ..redact import Redactor
 from ..wire import Cut, End
-from .stacks import Stack
 
-__all__ = ["Recording", "RecordingStream"]
+__all__ = ["Classify", "Recording", "RecordingStream", "prepare_request"]
+
+#: a stack's ``classify``: the cut a real exception records as, or ``None`` (not a network failure)
+Classify = Callable[[BaseException], "Cut | None"]
+
+
+def prepare_request(
+    tape: Any, method: str, url: str, headers: tuple[tuple[str, str], ...], body: bytes
+) -> tuple[Request | None, Redactor]:
+    """The request as matching sees it and a cassette stores it: the user's filters and hook first,
+    then the secrets removed (always last). ``None``: the hook left it out of the tape. The redactor
+    learns the credentials of the request as sent, whatever the filters remove from it."""
+    redactor = Redactor(headers, url=url, extra_secrets=tape.secrets)
+    request: Request | None = Request(method, url, headers, body)
+    if tape.hooks:
+        request = tape.hooks.request(request)
+    return (None if request is None else redactor.request(request)), redactor
 
 _DECODABLE = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 _DROP_WHEN_DECODED = {"content-encoding", "content-length"}
@@ -62,11 +77,13 @@ class Recording:
     def now(self) -> float:
         return time.monotonic() - self.start
 
-    def failed(self, stack: Stack, exc: BaseException) -> None:
+    def failed(self, classify: Classify, exc: BaseException) -> None:
         """The request failed before any response (refused, reset, timed out)."""
-        self.error = (
-            Cut(type(exc).__name__, self.redactor.text(str(exc)), self.now()) if isinstance(exc, stack.errors) else None
-        )
+        self.error = self._cut(classify, exc)
+
+    def _cut(self, classify: Classify, exc: BaseException) -> Cut | None:
+        cut = classify(exc)
+        return None if cut is None else Cut(cut.kind, self.redactor.text(cut.message or ""), self.now())
 
     def respond(self, status: int, reason: bytes, raw_headers: list[tuple[bytes, bytes]]) -> None:
         self.headers_at = self.now()
@@ -82,20 +99,18 @@ class Recording:
             if not self.abandoned:
                 self.chunks.append((at, data))
 
-    def finish(self, stack: Stack, exc: BaseException | None = None) -> None:
+    def finish(self, classify: Classify, exc: BaseException | None = None) -> None:
         if self.end is not None:
             return
-        if exc is not None and isinstance(exc, stack.errors):
-            self.end = Cut(type(exc).__name__, self.redactor.text(str(exc)), self.now())
-        else:
-            self.end = End(self.now())
+        cut = self._cut(classify, exc) if exc is not None else None
+        self.end = cut or End(self.now())
 
     def client_closed(self) -> None:
         """The app closed the response early and the rest of it could not be read."""
         with self._lock:
             self.abandoned = True
             if self.end is None:
-                self.end = Cut("ClientClosed", None, self.now())
+                self.end = Cut("client_closed", None, self.now())
 
     @property
     def unfinished(self) -> bool:
@@ -128,14 +143,14 @@ class Recording:
         """The exchange as it will be saved (``before_record_response`` applied, then redaction), or
         ``None`` when the hook dropped it."""
         if self.status == 0:
-            error = self.error or Cut("ConnectError", "the request was interrupted before any response", self.now())
+            error = self.error or Cut("refused", "the request was interrupted before any response", self.now())
             return self.redactor.interaction(Interaction(self.request, error=error))
         with self._lock:
             chunks = list(self.chunks)
         headers, chunks = self._decoded(chunks)
         timing = tuple((at, len(data)) for at, data in chunks if data)
         body = b"".join(data for _, data in chunks)
-        end = self.end or Cut("ClientClosed", None, self.now())  # not seen to end: never claim it did
+        end = self.end or Cut("client_closed", None, self.now())  # not seen to end: never claim it did
         response: Response | None = Response(self.status, headers, body, timing, self.reason, self.headers_at, end)
         if self.hooks:
             response = self.hooks.response(response)  # type: ignore[arg-type]
@@ -162,10 +177,11 @@ class Recording:
 class RecordingStream:
     """Wraps the real core response stream: yields each chunk at once and notes it."""
 
-    def __init__(self, inner: Any, recording: Recording, stack: Stack, drain_on_close: bool, *, sync: bool) -> None:
+    def __init__(self, inner: Any, recording: Recording, classify: Classify, drain_on_close: bool, *,
+                 sync: bool) -> None:  # fmt: skip
         self.inner = inner
         self.recording = recording
-        self.stack = stack
+        self.classify = classify
         self.drain_on_close = drain_on_close
         self.sync = sync
         self.done = False
@@ -194,7 +210,7 @@ class RecordingStream:
     def _finish(self, exc: BaseException | None) -> None:
         if not self.done:
             self.done = True
-            self.recording.finish(self.stack, exc)
+            self.recording.finish(self.classify, exc)
 
     def drain(self, deadline: float) -> None:
         """Read the rest (sync) into the recording, until the end, an error or the bound."""
