@@ -19,7 +19,8 @@ from streamtape import (
     Request,
     Response,
 )
-from streamtape.wire import Cut, End
+from streamtape.wire import Cut
+from tests.support.builders import cassette
 from tests.support.wire_server import DATA_DIR
 
 TRANSCRIPTS = sorted(DATA_DIR.glob("*.sse"))
@@ -42,15 +43,9 @@ ODD_BODIES = {
 }
 
 
-def _cassette(body: bytes, end: End | Cut | None = None) -> Cassette:
-    timing = ((0.25, len(body)),) if body else ()
-    response = Response(200, (("content-type", "text/event-stream"),), body, timing, "OK", 0.1, end or End(0.3))
-    return Cassette([Interaction(Request("POST", "https://api.example/v1/messages", (), b'{"a":1}'), response)])
-
-
 def _round_trip(body: bytes, tmp_path: Path) -> bytes:
     path = tmp_path / "c.yaml"
-    _cassette(body).save(path)
+    cassette(body=body).save(path)
     return Cassette.load(path).interactions[0].body
 
 
@@ -69,7 +64,7 @@ class TestLossless:
     @settings(max_examples=300, deadline=None)
     @given(st.binary(max_size=200) | st.text(max_size=200).map(lambda t: t.encode("utf-8", "surrogatepass")))
     def test_any_bytes(self, body: bytes) -> None:
-        assert Cassette.loads(_cassette(body).dumps()).interactions[0].body == body
+        assert Cassette.loads(cassette(body=body).dumps()).interactions[0].body == body
 
 
 class TestReadable:
@@ -77,18 +72,18 @@ class TestReadable:
 
     def test_sse_body_is_a_literal_block(self) -> None:
         body = (DATA_DIR / "text_basic.sse").read_bytes()
-        text = _cassette(body).dumps()
+        text = cassette(body=body).dumps()
         for line in body.decode().splitlines():
             assert (f"      {line}" if line else "") in text.splitlines()
         assert "encoding: escaped" not in text
 
     def test_crlf_body_stays_line_per_line(self) -> None:
-        text = _cassette(ODD_BODIES["crlf"]).dumps()
+        text = cassette(body=ODD_BODIES["crlf"]).dumps()
         assert "      event: ping\\r" in text.splitlines()
         assert "encoding: escaped" in text
 
     def test_request_json_is_a_mapping(self) -> None:
-        text = _cassette(b"x").dumps()
+        text = cassette(body=b"x").dumps()
         assert "    json:\n      a: 1\n" in text
 
 
@@ -190,7 +185,7 @@ class TestAtomicSave:
 
     def test_failed_replace_keeps_the_old_file(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         path = tmp_path / "c.yaml"
-        _cassette(b"old\n").save(path)
+        cassette(body=b"old\n").save(path)
         before = path.read_bytes()
 
         def crash(*args: object) -> None:
@@ -198,18 +193,18 @@ class TestAtomicSave:
 
         monkeypatch.setattr(os, "replace", crash)
         with pytest.raises(CassetteError, match=r"c.yaml: cannot write the cassette \(disk full\); the old file"):
-            _cassette(b"new\n").save(path)
+            cassette(body=b"new\n").save(path)
         assert path.read_bytes() == before
         assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml"]
 
     def test_creates_parent_directories(self, tmp_path: Path) -> None:
-        path = _cassette(b"x").save(tmp_path / "a" / "b" / "c.yaml")
+        path = cassette(body=b"x").save(tmp_path / "a" / "b" / "c.yaml")
         assert Cassette.load(path).interactions[0].body == b"x"
 
     def test_never_writes_an_alias(self, tmp_path: Path) -> None:
         """One request object in two interactions (its ``json`` one dict) is written out twice: the
         loader refuses aliases, so the writer must never make one."""
-        item = _cassette(b"x").interactions[0]
+        item = cassette(body=b"x").interactions[0]
         path = Cassette([item, item]).save(tmp_path / "c.yaml")
         text = path.read_text()
         assert "&id" not in text and "*id" not in text
@@ -227,7 +222,7 @@ class TestAtomicSave:
         assert Cassette.load(path).interactions[0].request.body == body
 
     def test_what_would_not_load_is_not_saved(self, tmp_path: Path) -> None:
-        path = _cassette(b"old\n").save(tmp_path / "c.yaml")
+        path = cassette(body=b"old\n").save(tmp_path / "c.yaml")
         before = path.read_bytes()
         response = Response(200, (("Server", "\u20ac"),), b"x", ((0.1, 1),))
         bad = Cassette([Interaction(Request("GET", "https://h/"), response)])
@@ -514,7 +509,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PAUSED_SAVE = f"""
 import os, sys
 sys.path.insert(0, {str(ROOT)!r})
-from streamtape import Cassette, Interaction, Request, Response
+from tests.support.builders import save
 path, body = sys.argv[1], sys.argv[2].encode()
 replace = os.replace
 def paused(src, dst):
@@ -522,8 +517,7 @@ def paused(src, dst):
     sys.stdin.readline()
     replace(src, dst)
 os.replace = paused
-response = Response(200, (("content-type", "text/event-stream"),), body, ((0.25, len(body)),))
-Cassette([Interaction(Request("POST", "https://api.example/v1/messages"), response)]).save(path)
+save(path, body=body)
 print("saved", flush=True)
 """
 
@@ -545,7 +539,7 @@ class TestInterruptedSaves:
     def test_the_next_save_removes_what_killed_saves_left(self, tmp_path: Path) -> None:
         import signal
 
-        path = _cassette(b"old\n").save(tmp_path / "c.yaml")
+        path = cassette(body=b"old\n").save(tmp_path / "c.yaml")
         left = []
         for round_ in range(3):
             child, temp = _paused_save(path, f"killed {round_}\n")
@@ -554,16 +548,16 @@ class TestInterruptedSaves:
             assert temp.exists()  # what a killed save leaves
             assert Cassette.load(path).interactions[0].body == b"old\n"  # the cassette is untouched
             left.append(temp)
-        _cassette(b"new\n").save(path)
+        cassette(body=b"new\n").save(path)
         assert not any(temp.exists() for temp in left)
         assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml"]
         assert Cassette.load(path).interactions[0].body == b"new\n"
 
     def test_a_live_save_is_never_disturbed(self, tmp_path: Path) -> None:
-        path = _cassette(b"old\n").save(tmp_path / "c.yaml")
+        path = cassette(body=b"old\n").save(tmp_path / "c.yaml")
         child, temp = _paused_save(path, "the other writer\n")
         try:
-            _cassette(b"this one\n").save(path)  # meanwhile: its temporary file is live, so kept
+            cassette(body=b"this one\n").save(path)  # meanwhile: its temporary file is live, so kept
             assert temp.exists()
             assert Cassette.load(path).interactions[0].body == b"this one\n"
         finally:
@@ -593,7 +587,7 @@ class TestInterruptedSaves:
             other.write_text("not ours")
         link = tmp_path / ".c.yaml.linklink.tmp"
         link.symlink_to(tmp_path / "c.yaml.bak")
-        _cassette(b"x").save(path)
+        cassette(body=b"x").save(path)
         assert not abandoned.exists() and not old_empty.exists()
         assert young_empty.exists() and link.is_symlink() and all(other.exists() for other in others)
 

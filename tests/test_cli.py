@@ -9,24 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from streamtape import Cassette, Interaction, Request, Response
+from streamtape import Cassette
 from streamtape.wire import Cut
-from tests.support.wire_server import DATA_DIR
-
-BODY = (DATA_DIR / "text_basic.sse").read_bytes()
+from tests.support.builders import SSE, save
+from tests.support.builders import TEXT_BASIC as BODY
 
 
 def streamtape(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "streamtape", *args], capture_output=True, text=True, timeout=120, cwd=cwd
     )
-
-
-def save(path: Path, body: bytes = BODY, headers: tuple = ()) -> Path:
-    response = Response(200, (("content-type", "text/event-stream"), *headers), body, ((0.4, len(body)),))
-    return Cassette(
-        [Interaction(Request("POST", "https://api.anthropic.com/v1/messages", body=b'{"model":"m"}'), response)]
-    ).save(path)
 
 
 class TestInspect:
@@ -40,12 +32,9 @@ class TestInspect:
         assert "\033[" not in out  # no colour in a pipe
 
     def test_json_for_machines(self, tmp_path: Path) -> None:
-        cut = BODY[:658]
-        response = Response(200, (("content-type", "text/event-stream"),), cut, ((0.4, 490), (0.45, 168)), "OK", 0.3,
-                            Cut("RemoteProtocolError", "peer closed connection", 0.5))  # fmt: skip
-        path = Cassette([Interaction(Request("POST", "https://h/v1/messages", body=b'{"model":"m"}'), response)]).save(
-            tmp_path / "c.yaml"
-        )
+        path = save(tmp_path / "c.yaml", "https://h/v1/messages", body=BODY[:658], request_body=b'{"model":"m"}',
+                    timing=((0.4, 490), (0.45, 168)), reason="OK", headers_at=0.3,
+                    end=Cut("RemoteProtocolError", "peer closed connection", 0.5))  # fmt: skip
         report = json.loads(streamtape("inspect", str(path), "--json").stdout)
         item = report["interactions"][0]
         assert item["events"] == {"message_start": 1, "content_block_start": 1, "ping": 1}
@@ -65,7 +54,7 @@ class TestLint:
 
     def test_problems_are_named(self, tmp_path: Path) -> None:
         broken = BODY.replace(b"event: message_start", b"event: message_begin", 1)
-        save(tmp_path / "bad.yaml", broken)
+        save(tmp_path / "bad.yaml", body=broken)
         (tmp_path / "torn.yaml").write_text("version: 1\ninteractions: [\n")
         result = streamtape("lint", str(tmp_path))
         assert result.returncode == 1
@@ -75,7 +64,7 @@ class TestLint:
 
     def test_fix_removes_secrets_atomically(self, tmp_path: Path) -> None:
         path = tmp_path / "leaky.yaml"
-        save(path, headers=(("set-cookie", "session=1"), ("anthropic-organization-id", "org-1")))
+        save(path, headers=(*SSE, ("set-cookie", "session=1"), ("anthropic-organization-id", "org-1")))
         text = path.read_text()
         fake_key = "sk-" + "ant-api03-" + "fake" * 4  # shaped like a key for lint to find; assembled so that no
         # committed line looks like a real credential to secret scanners
@@ -91,6 +80,20 @@ class TestLint:
     def test_usage_errors(self, args: list[str]) -> None:
         result = streamtape("lint", *args)
         assert result.returncode == 2 and "Traceback" not in result.stderr
+
+
+def test_the_command_line_loads_no_sdk_or_http_stack() -> None:
+    """``streamtape --help`` and every command's parsing stay fast: the SDK and the HTTP stacks are
+    imported by the command that needs them, when it runs."""
+    code = ("import sys, streamtape.cli\n"
+            "print(sorted(streamtape.cli.main.commands))\n"
+            "print(sorted({name.split('.')[0] for name in sys.modules} & "
+            "{'anthropic', 'openai', 'httpx2', 'httpx', 'httpcore2', 'httpcore'}))")  # fmt: skip
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    commands, loaded = result.stdout.splitlines()
+    assert commands == str(["demo", "import", "inspect", "lint", "play", "record", "serve", "synth"])
+    assert loaded == "[]"
 
 
 def test_help_has_examples_and_exit_codes() -> None:
@@ -117,8 +120,6 @@ class TestServe:
         return out
 
     def test_the_sdk_meets_a_socket_level_disconnect(self) -> None:
-        import anthropic
-
         from tests.support import sdk
 
         starter = Cassette.load(Path("cassettes/anthropic/thinking.yaml")).interactions[0]
@@ -127,8 +128,11 @@ class TestServe:
         try:
             outcome = sdk.consume(url, "text_stream", **params)
             assert "RemoteProtocolError" in sdk.raised(outcome.error)
-            assert outcome.text.startswith("1. **Pouch**") and isinstance(anthropic.Anthropic, type)
-            sdk.consume(url, "text_stream", **{**params, "model": "claude-unrecorded"})
+            assert outcome.text.startswith("1. **Pouch**") and outcome.final is None  # cut: no final message
+            unrecorded = sdk.consume(url, "text_stream", **{**params, "model": "claude-unrecorded"})
+            # what the SDK makes of the server's answer to a request no interaction matches
+            assert unrecorded.status == 404 and unrecorded.error is not None
+            assert unrecorded.error[0].endswith(".NotFoundError") and unrecorded.text == ""
         finally:
             out = self.stop(process)
         assert "stopped" in out

@@ -5,14 +5,15 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
-from pathlib import Path
 
 import pytest
 
-from streamtape import Cassette, Interaction, Request, Response
+from streamtape import Cassette
 from streamtape.plugin import PLACEHOLDER_KEY
 from tests.support import sdk
-from tests.support.wire_server import DATA_DIR, WireServer, transcript
+from tests.support.builders import TEXT_BASIC as BODY  # 7 SSE events
+from tests.support.builders import save
+from tests.support.wire_server import WireServer, transcript
 
 # pytester's in-process runs drop modules first imported inside a run, and httpx2 caches its map of
 # httpcore2 exceptions on first use: import the HTTP cores here, so every run shares one of each (as
@@ -21,13 +22,7 @@ for _core in ("httpcore2", "httpcore"):
     with contextlib.suppress(ImportError):
         importlib.import_module(_core)
 
-BODY = (DATA_DIR / "text_basic.sse").read_bytes()  # 7 SSE events
 HTTP_IMPORT = f"import importlib\nHTTP = importlib.import_module({sdk.STACK!r})\n"  # the stack the SDK runs on
-
-
-def save(path: Path, *urls: str) -> None:
-    stream = Response(200, (("content-type", "text/event-stream"),), BODY, ((0.1, len(BODY)),))
-    Cassette([Interaction(Request("POST", url, (), b'{"a":1}'), stream) for url in urls]).save(path)
 
 
 @pytest.fixture(autouse=True)
@@ -386,10 +381,13 @@ def test_parallel_workers_never_lose_recordings(pytester: pytest.Pytester) -> No
         pytester.makepyfile(HTTP_IMPORT + "import pytest\n" + tests)
         result = pytester.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider")
         result.assert_outcomes(passed=8)
-    cassette = Cassette.load(pytester.path / "shared.yaml")
+    assert len(server.requests) == 8  # each test recorded its own request, once
+    shared = pytester.path / "shared.yaml"
+    cassette = Cassette.load(shared)
     assert sorted(item.request.json["n"] for item in cassette) == list(range(8))
-    pytester.runpytest_subprocess("-n", "2").assert_outcomes(passed=8)  # and replay in parallel
-    assert sdk.STACK in ("httpx2", "httpx")
+    recorded = shared.read_bytes()
+    pytester.runpytest_subprocess("-n", "2").assert_outcomes(passed=8)  # and replay in parallel, server gone
+    assert shared.read_bytes() == recorded  # everything replayed: new_episodes had nothing to append
 
 
 def test_names_are_safe_for_every_filesystem() -> None:

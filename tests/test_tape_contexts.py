@@ -14,14 +14,14 @@ import pytest
 
 import streamtape
 from streamtape import AmbiguousTapeError
-from streamtape.cassette import Cassette, Interaction, Request, Response
 from streamtape.intercept import active_tape
+from tests.support import builders
 
 
 def _cassette(path: Path, text: str) -> Path:
-    body = text.encode()
-    Cassette([Interaction(Request("GET", "http://api.test/v1/who"), Response(200, (), body, ((0.0, len(body)),)))]).save(path)
-    return path
+    """A tape that answers ``GET /v1/who`` with ``text``: which tape answered is in the reply."""
+    return builders.save(path, "http://api.test/v1/who", method="GET", request_body=b"", body=text.encode(),
+                         headers=(), at=0.0)  # fmt: skip
 
 
 @pytest.fixture

@@ -11,20 +11,31 @@ from __future__ import annotations
 
 import contextlib
 import io
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, TextIO
 
+import click
 from rich.console import Console
 
-from .cassette import Cassette, Interaction, Response
+from ..cassette import Cassette, Interaction, Response
+from ..starters import starter
+from ..tape import use_cassette
+from ..wire import Cut
+from ._app import EPILOG_EXIT, main
 from .play import stream_message
-from .server import ReplayServer
-from .starters import starter
-from .tape import use_cassette
-from .wire import Cut
 
-__all__ = ["run_demo"]
+__all__ = ["demo", "run_demo"]
+
+
+@main.command(epilog="Example: streamtape demo --speed 0\n\n" + EPILOG_EXIT)
+@click.option("--speed", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="1 = the recording's timing, 0 = instant, N = N times faster")  # fmt: skip
+def demo(speed: float) -> None:
+    """Record and replay a real stream over a local socket, no API key needed, and show what the
+    docs' error handling misses."""
+    sys.exit(run_demo(speed=speed))
 
 
 def _params(item: Interaction) -> dict[str, Any]:
@@ -83,6 +94,8 @@ def _cut_mid_text(item: Interaction) -> tuple[Cassette, int]:
 def _trap(out: Console, title: str, cassette: Cassette, workdir: Path, speed: float) -> None:
     """Record ``cassette`` served over a socket, replay it offline through the docs' handler, and say
     what the app met: an exception that escaped it, or what it printed and whether that is right."""
+    from ..server import ReplayServer
+
     path = workdir / f"{title}.yaml"
     item = cassette.interactions[0]
     with ReplayServer(cassette, speed=speed) as server, use_cassette(path, record_mode="all"):
@@ -125,6 +138,8 @@ def _step(console: Console, number: int, text: str) -> None:
 
 def run_demo(*, speed: float = 1.0, out: TextIO | None = None, keep: Path | None = None) -> int:
     """Run the demo; returns the exit status."""
+    from ..server import ReplayServer  # h11 loads when the demo runs, not with every command
+
     console = Console(file=out, highlight=False, soft_wrap=True) if out else Console(highlight=False, soft_wrap=True)
     workdir = keep or Path(tempfile.mkdtemp(prefix="streamtape-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)

@@ -1,15 +1,70 @@
-"""``streamtape play`` and ``streamtape record``: one streaming Messages call through the real SDK,
-rendered live (text; thinking dimmed; tool calls), then what came of it in one sentence."""
+"""``streamtape play``, and what it shares with ``streamtape record`` (``record.py``) and the demo: one
+streaming Messages call through the real SDK, rendered live (text; thinking dimmed; tool calls), then
+what came of it in one sentence."""
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import click
 from rich.console import Console
 
-__all__ = ["Outcome", "attempts", "delivered_events", "docs_verdict", "stream_message", "summary"]
+from ..cassette import Cassette
+from ..errors import StreamtapeError
+from ._app import fail, fault_spec, load, main, make_console
+
+__all__ = ["Outcome", "attempts", "delivered_events", "docs_verdict", "play", "stream_message", "summary"]
+
+
+@main.command(epilog="Examples:\n\n  streamtape play starter:thinking\n\n"
+                     "  streamtape play story.yaml --fault 'disconnect:after=5' --speed 0\n\n"
+                     "Exit codes: 0 the stream completed, 1 the app would have met an exception, 2 usage "
+                     "or input error.")  # fmt: skip
+@click.argument("cassette")
+@click.option("--fault", "fault_specs", multiple=True, metavar="SPEC", help="a fault spec; repeat to combine")
+@click.option("--speed", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="1 = recorded timing, 0 = instant, N = N times faster")  # fmt: skip
+@click.option("--interaction", "index", type=click.IntRange(min=0), default=0, show_default=True,
+              help="which interaction of the cassette to play")  # fmt: skip
+def play(cassette: str, fault_specs: tuple[str, ...], speed: float, index: int) -> None:
+    """Replay a recorded stream through the real anthropic SDK, rendering text, thinking and tool
+    calls as they arrive, then say how it ended: the stop reason and usage, or the exception the SDK
+    raised and whether the docs' usual `except` clauses would have caught it."""
+    import tempfile
+
+    import anthropic
+
+    from ..tape import Tape
+
+    loaded = load(cassette)
+    if index >= len(loaded):
+        fail(f"{cassette}: --interaction {index}, but the cassette has {len(loaded)} (0..{len(loaded) - 1})")
+    item = loaded.interactions[index]
+    if not isinstance(item.request.json, dict) or "messages" not in item.request.json:
+        fail(f"{cassette}: interaction #{index} is not a Messages request; play replays Messages streams")
+    params = {k: v for k, v in item.request.json.items() if k != "stream"}
+    origin = item.request.url.split("/v1/")[0]
+    console = make_console()
+    with tempfile.TemporaryDirectory(prefix="streamtape-play-") as tmp:
+        single = Cassette([item]).save(Path(tmp) / "play.yaml")
+        try:
+            tape = Tape(single, speed=speed, faults=fault_spec(fault_specs), match_on=["method", "path"])
+            with tape, anthropic.Anthropic(base_url=origin, api_key="streamtape-play", max_retries=2) as client:
+                outcome = stream_message(client, params, console)
+        except StreamtapeError as exc:  # the harness, not the app: exit 2, and name the cassette
+            fail(f"{cassette}: {exc}")
+    if len(tape.calls) > 1 or any(call.faults for call in tape.calls):
+        for line in attempts(tape.calls):
+            console.print(f"streamtape: {line}", markup=False)
+    events = delivered_events(tape.calls[-1]) if tape.calls else 0
+    console.print(f"streamtape: {summary(outcome, events)}", markup=False)
+    if outcome.error is not None:
+        console.print(f"streamtape: {docs_verdict(outcome.error)}", markup=False)
+        sys.exit(1)
 
 
 @dataclass
@@ -77,8 +132,8 @@ def docs_verdict(exc: BaseException) -> str:
 def delivered_events(call: Any) -> int:
     """How many SSE events of the recording reached the app in ``call`` (a ``tape.calls`` entry):
     the same count ``inspect``, ``lint`` and fault positions use (pings included)."""
-    from .sse import parse_events
-    from .wire import Cut, Send, Stall, expand
+    from ..sse import parse_events
+    from ..wire import Cut, Send, Stall, expand
 
     if call.source == "recorded":
         return len(call.interaction.events) if call.interaction is not None else 0

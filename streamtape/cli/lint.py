@@ -1,0 +1,67 @@
+"""``streamtape lint``: the command around ``streamtape.lint`` (which holds the checks); every file is
+checked and reported, whatever is wrong with the others."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+
+from ..errors import CassetteError, StreamtapeError
+from ._app import EPILOG_EXIT, fail, internal_error, main, make_console
+
+
+@main.command(epilog="Examples:\n\n  streamtape lint tests/cassettes\n\n  streamtape lint --fix story.yaml\n\n"
+                     + EPILOG_EXIT)  # fmt: skip
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--fix", is_flag=True, help="remove secrets in place (atomically); other problems are reported")
+def lint(paths: tuple[str, ...], fix: bool) -> None:
+    """Check cassettes: schema, SSE well-formedness, secrets, readability. Directories are searched
+    for *.yaml and *.yml files; every file is checked, whatever is wrong with the others."""
+    from ..lint import fix_secrets, lint_file
+
+    files = _cassette_files(paths)
+    console = make_console()
+    problems: list[str] = []
+    for path in _progress(files, console, "linting"):
+        try:
+            if fix and any(p.fixable for p in lint_file(path)):
+                console.print(f"{path}: fixed {fix_secrets(path)} problem(s)", markup=False)
+            problems += [f"[{problem.kind}] {problem}" for problem in lint_file(path)]
+        except StreamtapeError as exc:  # e.g. --fix could not save: this file's problem, not the run's
+            problems.append(f"[{'schema' if isinstance(exc, CassetteError) else 'error'}] {exc}")
+        except Exception as exc:  # a bug in a check must not hide the other files' problems
+            if os.environ.get("STREAMTAPE_DEBUG"):
+                raise
+            problems.append(f"[internal] {path}: {internal_error(exc)}")
+    for problem in problems:
+        console.print(problem, markup=False)
+    summary = f"{len(files)} cassette(s), {len(problems)} problem(s)"
+    console.print(summary if not problems else f"{summary}; see above", markup=False)
+    sys.exit(1 if problems else 0)
+
+
+def _progress(items: list[Path], console: Console, what: str) -> Any:
+    """A progress bar on a terminal when there is enough to wait for; the plain list otherwise."""
+    if console.is_terminal and len(items) > 20:
+        from rich.progress import track
+
+        return track(items, description=what, console=console, transient=True)
+    return items
+
+
+def _cassette_files(paths: tuple[str, ...]) -> list[Path]:
+    files: list[Path] = []
+    for name in paths:
+        path = Path(name)
+        if path.is_dir():
+            files += sorted(file for pattern in ("*.yaml", "*.yml") for file in path.rglob(pattern))
+        elif path.is_file():
+            files.append(path)
+        else:
+            fail(f"{name}: no such file or directory; give cassette files or directories holding them")
+    return files
