@@ -245,3 +245,13 @@ def test_the_package_has_no_import_cycles() -> None:
                     seen.add(target)
                     stack.append((target, [*path, target]))
     assert not cycles, "\n".join(sorted(set(cycles))[:10])
+
+
+def test_every_package_is_in_the_distribution() -> None:
+    """A package missing from pyproject's list works in the editable checkout and breaks every real install."""
+    import tomllib
+
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed, moved = set(setuptools["packages"]), setuptools["package-dir"]
+    found = {".".join(path.parent.relative_to(ROOT).parts) for path in (ROOT / "streamtape").rglob("__init__.py")}
+    assert found <= listed and all((ROOT / moved.get(name, name.replace(".", "/"))).is_dir() for name in listed)

@@ -42,8 +42,8 @@ import pytest
 
 import streamtape
 from streamtape.cassette import Cassette, Interaction
-from streamtape.server import ReplayServer
 from streamtape.faults import Context, apply, parse
+from streamtape.server import ReplayServer
 from streamtape.wire import Action, Cut, End, Respond, Send, Stall, expand
 from tests.support import sdk
 from tests.support.raw_server import RawServer, closed_port
