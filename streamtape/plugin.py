@@ -21,7 +21,8 @@ import pytest
 
 from .cassette import Cassette
 from .errors import StreamtapeError
-from .tape import PLACEHOLDER_KEY, RecordMode, Tape
+from .providers import PLACEHOLDER_KEY
+from .tape import RecordMode, Tape
 
 __all__ = ["PLACEHOLDER_KEY", "TapeSettings", "default_cassette_path", "settings_for"]
 

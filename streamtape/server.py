@@ -204,6 +204,11 @@ class ReplayServer:
         return self._session.schedule
 
     @property
+    def session(self) -> ReplaySession:
+        """The replay session: the matching, the fault schedule and the call log this server runs."""
+        return self._session
+
+    @property
     def calls(self) -> list[Call]:
         """What the most recent requests got, in order, as a tape's ``calls`` say it (refused attempts
         too); as many as ``requests`` holds."""

@@ -29,8 +29,12 @@ from ._app import EPILOG_EXIT, fail, fault_spec, load, main, make_console
               help="a request must arrive whole within this (else a 408); idle connections close after it")  # fmt: skip
 @click.option("--max-body-bytes", type=click.IntRange(min=0), default=32 * 1024 * 1024, show_default=True,
               help="a larger request body gets a 413 (32 MiB: the Messages API's own limit)")  # fmt: skip
+@click.option("--refuse-seconds", type=click.FloatRange(min=0, min_open=True, max=3600), default=0.25,
+              show_default=True, metavar="SECONDS",
+              help="how long nothing listens for an attempt a 'refuse' fault refuses (a refused attempt never "
+                   "reaches the server, so it is counted by time; refusing every attempt needs no window)")  # fmt: skip
 def serve(source: str, host: str, port: int, fault_specs: tuple[str, ...], speed: float, max_connections: int,
-          request_timeout: float, max_body_bytes: int) -> None:  # fmt: skip
+          request_timeout: float, max_body_bytes: int, refuse_seconds: float) -> None:  # fmt: skip
     """Serve a cassette (or every cassette in a directory) over real HTTP/1.1, at recorded timing,
     so any client (the SDK, curl, another language) meets the recorded streams and their faults."""
     from ..server import ReplayServer
@@ -40,7 +44,7 @@ def serve(source: str, host: str, port: int, fault_specs: tuple[str, ...], speed
     try:
         server = ReplayServer(cassette, host=host, port=port, speed=speed, faults=faults,
                               max_connections=max_connections, request_timeout=request_timeout,
-                              max_body_bytes=max_body_bytes, release_memory=True,
+                              max_body_bytes=max_body_bytes, refuse_seconds=refuse_seconds, release_memory=True,
                               log=lambda line: print(line, flush=True))  # fmt: skip
     except OSError as exc:
         fail(f"cannot listen on {host}:{port} ({exc.strerror or exc}); choose another --port or --host")
@@ -50,6 +54,9 @@ def serve(source: str, host: str, port: int, fault_specs: tuple[str, ...], speed
     console.print(
         f"streamtape: serving {len(cassette)} interaction(s) from {source} at {server.base_url}", markup=False
     )
+    if server.session.refusal_due() and not server.session.refuses_forever():
+        console.print(f"note: the first attempt is refused for {refuse_seconds:g} s from now (--refuse-seconds): "
+                      "start the client within it", markup=False)  # fmt: skip
     console.print("press Ctrl-C to stop", markup=False)
     with server:
         try:
