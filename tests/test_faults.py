@@ -13,6 +13,7 @@ from streamtape.faults import Context, apply
 from streamtape.faults._plan import Plan
 from streamtape.sse import parse_events
 from streamtape.wire import Chunks, Cut, End, Respond, Send, Stall
+from tests.support import builders
 from tests.support.wire_server import DATA_DIR
 
 BODY = (DATA_DIR / "text_basic.sse").read_bytes()  # 7 events: start, block start, ping, delta, stop x3
@@ -263,10 +264,7 @@ class TestSchedules:
 
 
 def save_text_basic(path: Path) -> None:
-    stream = Response(200, (("content-type", "text/event-stream"),), BODY, ((0.1, len(BODY)),))
-    Cassette([Interaction(Request("POST", "https://api.anthropic.com/v1/messages", body=b'{"a":1}'), stream)]).save(
-        path
-    )
+    builders.save(path)  # the text_basic stream in one chunk at 0.1 s, answering POST /v1/messages {"a":1}
 
 
 def test_calls_say_what_each_attempt_met(tmp_path: Path) -> None:

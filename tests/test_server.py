@@ -11,7 +11,7 @@ import streamtape
 import streamtape.wire
 from streamtape import Cassette
 from streamtape.server import ReplayServer
-from tests.support import sdk
+from tests.support import builders, sdk
 from tests.support.wire_server import WireServer, transcript
 
 pytestmark = pytest.mark.sdk
@@ -48,15 +48,9 @@ def test_unmatched_request_gets_a_404_naming_the_difference(server: WireServer, 
 
 def test_silence_lasts_until_stop(tmp_path: Path) -> None:
     """A recorded read timeout is served as silence; stopping the server ends it at once (FIN)."""
-    request = streamtape.Request("POST", "http://h/v1/messages", (), b'{"a":1}')
-    stalled = streamtape.Response(
-        200,
-        (("content-type", "text/event-stream"),),
-        b"data: 1\n\n",
-        ((0.0, 9),),
-        end=streamtape.wire.Cut("ReadTimeout", "timed out"),
-    )
-    replay = ReplayServer(Cassette([streamtape.Interaction(request, stalled)]), speed=1).start()
+    stalled = builders.cassette("http://h/v1/messages", body=b"data: 1\n\n", at=0.0,
+                                end=streamtape.wire.Cut("timeout", "timed out"))  # fmt: skip
+    replay = ReplayServer(stalled, speed=1).start()
     with (
         sdk.HTTP.Client() as client,
         client.stream("POST", f"{replay.base_url}/v1/messages", json={"a": 1}) as response,
