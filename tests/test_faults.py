@@ -3,6 +3,7 @@ real recorded response, and how faults are chosen per attempt."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -85,6 +86,27 @@ class TestCuts:
         alone = run("error_event")
         assert [e.event for e in parse_events(body_of(alone))] == ["error"]
 
+    def test_error_event_data_name_and_what_comes_after(self) -> None:
+        upstream = "upstream connect error or disconnect/reset before headers. reset reason: connection failure"
+        out = run(f"error_event:after=2,data={upstream},then=cut")
+        assert body_of(out) == BODY[: EVENTS[1].end] + f"event: error\ndata: {upstream}\n\n".encode()
+        assert out[-1] == Cut("fin", None, 0.21)  # a FIN right after the event, as some servers do
+        named = body_of(run("error_event:event=overloaded,error_type=api_error,message=boom"))
+        assert named == (b'event: overloaded\ndata: {"type":"error","error":{"details":null,"type":"api_error",'
+                         b'"message":"boom"}              }\n\n')  # fmt: skip
+        lines = faults.error_event(data="first\nsecond", event="oops")
+        assert body_of(apply([lines], recorded(), Context())) == b"event: oops\ndata: first\ndata: second\n\n"
+        assert run("error_event:after=2,then=end") == run("error_event:after=2")  # end is the default
+
+    def test_error_event_then_cut_keeps_the_announced_length(self) -> None:
+        """A Content-Length body: a clean end announces what is sent; a cut breaks the announcement."""
+        response = Response(200, (("content-type", "text/event-stream"), ("content-length", str(len(BODY)))),
+                            BODY, ((0.2, len(BODY)),), "OK", 0.1)  # fmt: skip
+        actions = Interaction(Request("POST", "http://h/v1/messages"), response).actions()
+        ended, cut = run("error_event:after=2", actions=actions), run("error_event:after=2,then=cut", actions=actions)
+        assert dict(ended[0].headers)["content-length"] == str(len(body_of(ended)))
+        assert dict(cut[0].headers)["content-length"] == str(len(BODY)) and body_of(cut) == body_of(ended)
+
     def test_truncate_drops_message_stop(self) -> None:
         assert body_of(run("truncate")) == BODY[: EVENTS[5].end]
         assert body_of(run("truncate:after=3")) == BODY[: EVENTS[2].end]
@@ -127,6 +149,56 @@ class TestHttpErrors:
         assert out[0].status == status and f'"type":"{kind}"'.encode() in body_of(out)
         assert "retry-after" not in dict(out[0].headers) and "x-should-retry" not in dict(out[0].headers)
 
+    def test_request_id_false_string_and_default(self) -> None:
+        def parts(spec: str) -> tuple[dict[str, str], bytes]:
+            out = run(spec)
+            return dict(out[0].headers), body_of(out)
+
+        headers, body = parts("http_error:status=400,request_id=false")
+        assert b"request_id" not in body and "request-id" not in headers
+        assert (
+            body
+            == b'{"type":"error","error":{"type":"invalid_request_error","message":"Your request was malformed or invalid."}}'
+        )
+        headers, body = parts("http_error:status=400,request_id=req_01BjwuzUpsYgKjQJguJyvKb3")
+        assert body.endswith(b',"request_id":"req_01BjwuzUpsYgKjQJguJyvKb3"}')
+        assert headers["request-id"] == "req_01BjwuzUpsYgKjQJguJyvKb3"
+        assert parts("http_error:status=400,request_id=true") == parts("http_error:status=400")
+
+    def test_a_raw_body_is_sent_as_given(self) -> None:
+        page = "<html><body><h1>502 Bad Gateway</h1></body></html>"
+        out = apply([faults.http_error(502, body=page, content_type="text/html")], recorded(), Context(number=1))
+        assert (out[0].status, out[0].reason, body_of(out)) == (502, "Bad Gateway", page.encode())
+        assert out[0].headers == (("content-type", "text/html"), ("content-length", str(len(page))))  # no request id
+        out = run("http_error:status=503,body='café, closed',request_id=true")
+        assert body_of(out) == "café, closed".encode() and dict(out[0].headers)["content-length"] == "13"
+        assert dict(out[0].headers)["content-type"] == "application/json"  # the default: say content_type= otherwise
+        assert dict(out[0].headers)["request-id"] == "req_011CStreamtape0000000001"
+
+    def test_headers_replace_the_defaults_of_their_names(self) -> None:
+        fault = faults.rate_limit(retry_after=2, headers=[("Retry-After", "7"), ("x-extra", "1"), ("x-extra", "2"),
+                                                          ("Request-Id", "req_mine")])  # fmt: skip
+        headers = apply([fault], recorded(), Context())[0].headers
+        names = [name.lower() for name, _ in headers]
+        assert names.index("request-id") == 2 and ("Request-Id", "req_mine") in headers  # in the default's place
+        assert [v for k, v in headers if k.lower() == "retry-after"] == ["7"] and headers[-2:] == (("x-extra", "1"),
+                                                                                                  ("x-extra", "2"))  # fmt: skip
+        assert faults.rate_limit(headers={"x-a": "1"}) == faults.rate_limit(headers=[("x-a", "1")])
+        assert faults.parse_fault("""rate_limit:headers='{"x-a": "1"}'""") == faults.rate_limit(headers={"x-a": "1"})
+
+    def test_retry_after_date(self) -> None:
+        import email.utils
+        import time
+
+        out = run("rate_limit:retry_after_date=30")
+        value = dict(out[0].headers)["retry-after"]
+        assert email.utils.parsedate_to_datetime(value).timestamp() == pytest.approx(time.time() + 30, abs=1.5)
+        assert [name for name, _ in out[0].headers].count("retry-after") == 1
+        from streamtape.providers.anthropic import http_date
+
+        assert http_date(30, now=1711483169.6) == "Tue, 26 Mar 2024 20:00:00 GMT"  # to the nearest second
+        assert http_date(30, now=1711483169.4) == "Tue, 26 Mar 2024 19:59:59 GMT"
+
 
 class TestShaping:
     def test_delay(self) -> None:
@@ -150,6 +222,59 @@ class TestShaping:
         broken = parse_events(body_of(run("corrupt:event=4")))[3]
         assert broken.json is None and broken.data.endswith(",}")
         assert b"data: \xff" in body_of(run("corrupt:event=4,how=utf8"))
+
+    @pytest.mark.parametrize(
+        ("spec", "data"),
+        [
+            ("corrupt:event=4,how=truncate,at=39", b'{"type":"content_block_delta","index":0'),
+            ("corrupt:event=4,how=truncate", b'{"type":"content_block_delta","index":0,"delta":{"'),
+            ("corrupt:event=4,how=escape", b'{"\\xtype":"content_block_delta","index":0,"delta":{"type":"text_delta",'
+                                           b'"text":"Hello"}               }'),
+            ("corrupt:event=4,how=utf8,at=3", b'{"t\xffype":"content_block_delta","index":0,"delta":{"type":'
+                                              b'"text_delta","text":"Hello"}               }'),
+            ("corrupt:event=4,how=utf8,at=100", b'{"type":"content_block_delta","index":0,"delta":{"type":"text_delta",'
+                                                b'"text":"Hello"}               }\xff'),
+        ],
+    )  # fmt: skip
+    def test_corrupt_how_and_where(self, spec: str, data: bytes) -> None:
+        """``at`` counts the event's data from its first byte (after ``data:`` and its space); the rest
+        of the event (its line end and blank line) still follows."""
+        assert body_of(run(spec)) == BODY[: EVENTS[3].start] + b"event: content_block_delta\ndata: " + data + (
+            b"\n\n" + BODY[EVENTS[3].end :]
+        )
+
+    def test_corrupt_defaults_are_what_they_were(self) -> None:
+        """Without ``at``, ``json`` and ``utf8`` give the bytes they always gave."""
+        event = BODY[EVENTS[3].start : EVENTS[3].end]
+        start = event.index(b"data:") + 5
+        assert body_of(run("corrupt:event=4,how=utf8")) == BODY.replace(event, event[:start] + b" \xff" + event[start:])
+        end = event.rindex(b"}")
+        assert body_of(run("corrupt:event=4")) == BODY.replace(event, event[:end] + b",}" + event[end + 1 :])
+
+    @pytest.mark.parametrize(
+        ("spec", "message"),
+        [
+            ("corrupt:event=4,how=truncate,at=100", "event 4's data has 100 bytes; use at=0..99"),
+            ("corrupt:event=4,how=utf8,at=101", "event 4's data has 100 bytes; use at=0..100"),
+            (
+                "corrupt:event=4,how=escape,at=0",
+                "event 4's data has 100 bytes; at=0 is not inside a JSON string: use at= in 2..6, 9..28, 31..36",
+            ),
+        ],
+    )
+    def test_corrupt_positions_name_the_valid_range(self, spec: str, message: str) -> None:
+        with pytest.raises(ConfigError, match=re.escape(f"{spec}: {message}")):
+            run(spec)
+
+    def test_an_escape_never_lands_right_after_a_backslash(self) -> None:
+        """``\\`` + ``x`` would be a valid escape: that offset is not offered, and is refused."""
+        from streamtape.faults.catalogue import _strings
+
+        body = b'event: content_block_delta\ndata: {"text":"a\\nb"}\n\n'
+        assert _strings(body[body.index(b"{") : -2]) == [(2, 6), (9, 10), (12, 13)]  # not 11, after the backslash
+        with pytest.raises(ConfigError, match=r"at=11 is not inside a JSON string: use at= in 2..6, 9..10, 12..13"):
+            run("corrupt:event=1,how=escape,at=11", actions=recorded(body))
+        assert body_of(run("corrupt:event=1,how=escape,at=12", actions=recorded(body))).endswith(b'a\\n\\xb"}\n\n')
 
     def test_duplicate_drop_ping(self) -> None:
         names = lambda out: [e.event for e in parse_events(body_of(out))]  # noqa: E731
@@ -202,7 +327,17 @@ class TestSpecs:
             ("stall:after", "stall parameter 'after' needs a value: key=value"),
             ("rate_limit*0", "N must be 1 or more"),
             ("disconnect:after=2,at_byte=9", "give after=N (an SSE event) or at_byte=B (a byte), not both"),
-            ("corrupt:event=2,how=bits", "how='bits'; valid: json, utf8"),
+            ("corrupt:event=2,how=bits", "how='bits'; valid: json, truncate, escape, utf8"),
+            ("corrupt:event=2,how=json,at=3", "at= places how=truncate, escape or utf8"),
+            ("corrupt:event=2,how=utf8,at=-1", "at=-1 must be a whole number >= 0"),
+            ("error_event:then=later", "then='later'; valid: end (the server ends the stream cleanly), cut"),
+            ("error_event:data=x,message=y", "data= is the event's data, sent as given"),
+            ("http_error:status=502,body=x,error_type=api_error", "body= is the whole body, sent as given"),
+            ("rate_limit:retry_after=1,retry_after_date=2", "give retry_after=N (seconds) or retry_after_date=N"),
+            ("http_error:request_id=5", "request_id=5 is not valid; expected str or bool or none"),
+            ("http_error:headers=nope", "headers='nope' is not JSON; in a spec string give a JSON object in quotes"),
+            ("http_error:body='<p>", "the value quoted at \"'<p>\" has no closing '"),
+            ("http_error:body='a'b", "'b' follows the quoted value 'a'; quote the whole value"),
             ("http_error:status=200", "must be an HTTP error status"),
             ("delay:per_event=-1", "per_event=-1 must be a number >= 0"),
             ("chaos:p=2", "p=2 must be a probability between 0 and 1"),
@@ -211,6 +346,36 @@ class TestSpecs:
     def test_errors_name_the_spec_and_list_what_is_valid(self, text: str, message: str) -> None:
         with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)").replace("*", r"\*")):
             faults.parse(text)
+
+    @pytest.mark.parametrize(
+        ("text", "value"),
+        [
+            ("http_error:status=503,body='a, b -> c + d*2'", "a, b -> c + d*2"),
+            ('http_error:status=503,body="it\'s"', "it's"),
+            ("http_error:status=503,body='it''s'", "it's"),
+            ("http_error:status=503,body = '  5 '", "  5 "),
+            ("http_error:status=503,body=''", ""),
+            ('http_error:status=503,body=\'{"a":1,"b":"\\u00e9"}\'', '{"a":1,"b":"\\u00e9"}'),  # backslashes as written
+        ],
+    )
+    def test_quoted_values_hold_separators(self, text: str, value: str) -> None:
+        schedule = faults.parse(f"{text} -> ok")
+        (fault,) = schedule.steps[0]
+        assert fault.body == value and schedule.steps[1] == ()  # type: ignore[attr-defined]
+        assert faults.parse(schedule.spec()) == schedule  # spec() quotes what needs it
+
+    @pytest.mark.parametrize(
+        "fault",
+        [
+            faults.http_error(502, body="<html>\"quoted\" and 'single', sep + -> *</html>", content_type="text/html"),
+            faults.http_error(400, message="5", request_id="true"),
+            faults.http_error(400, request_id=False, headers={"x-a": "1, 2", "x-b": "'q'"}),
+            faults.error_event(after=1, data="upstream: 502, bad", event="oops", then="cut"),
+            faults.corrupt(event=2, how="truncate", at=7),
+        ],
+    )
+    def test_every_fault_reads_back_from_its_spec(self, fault: faults.Fault) -> None:
+        assert faults.parse_fault(fault.spec()) == fault
 
     def test_python_and_string_forms_agree(self) -> None:
         made = faults.sequence(faults.rate_limit(), [faults.delay(first_byte=1), faults.disconnect(after=5)], None)

@@ -116,6 +116,48 @@ class TestAnthropicBytesAreUnchanged:
         assert Context().provider is providers.fallback() is ANTHROPIC
 
 
+class TestAnthropicTemplatesSayWhatTheRealWorldSends:
+    """The options beyond the API's usual; without them, the bytes above."""
+
+    def test_request_id(self) -> None:
+        real = (DATA_DIR / "http_400_invalid_request.body.json").read_bytes()  # 2024: no request id anywhere
+        headers, body = ANTHROPIC.http_error(400, error_type="invalid_request_error", request_id=False,
+                                             message="messages.0: Input does not match the expected shape.")  # fmt: skip
+        assert body == real and headers == (("content-type", "application/json"), ("content-length", "122"))
+        headers, body = ANTHROPIC.http_error(500, request_id="req_011CXmPYtyatkKmZfJxWDowU")
+        assert body == (DATA_DIR / "http_500_api_error.body.json").read_bytes()
+        assert dict(headers)["request-id"] == "req_011CXmPYtyatkKmZfJxWDowU"
+        assert ANTHROPIC.http_error(500, number=4, request_id=True) == ANTHROPIC.http_error(500, number=4)
+
+    def test_a_raw_body_its_type_and_length(self) -> None:
+        headers, body = ANTHROPIC.http_error(503, body="no healthy upstream", content_type="text/plain")
+        assert body == b"no healthy upstream"
+        assert headers == (("content-type", "text/plain"), ("content-length", "19"))  # a proxy's: no request id
+        headers, body = ANTHROPIC.http_error(502, number=2, body=b"\xff", request_id=True)
+        assert body == b"\xff" and dict(headers) == {"content-type": "application/json", "content-length": "1",
+                                                      "request-id": "req_011CStreamtape0000000002"}  # fmt: skip
+
+    def test_headers_replace_defaults_in_place_and_add_the_rest(self) -> None:
+        headers, _ = ANTHROPIC.http_error(529, number=1, should_retry=True,
+                                          headers=[("X-Should-Retry", "false"), ("Content-Type", "application/json"),
+                                                   ("via", "1.1 google")])  # fmt: skip
+        assert headers == (("Content-Type", "application/json"), ("content-length", "119"),
+                           ("request-id", "req_011CStreamtape0000000001"), ("X-Should-Retry", "false"),
+                           ("via", "1.1 google"))  # fmt: skip
+
+    def test_retry_after_as_a_date(self) -> None:
+        headers, _ = ANTHROPIC.http_error(429, retry_after_date=20)
+        assert dict(headers)["retry-after"].endswith(" GMT")
+
+    def test_in_stream_error_data_and_name(self) -> None:
+        real_2024 = (DATA_DIR / "error_overloaded_in_stream_2024.sse").read_bytes()
+        data = real_2024.decode().removeprefix("event: error\ndata: ").removesuffix("\n\n")
+        assert ANTHROPIC.error_event(data=data) == real_2024
+        assert ANTHROPIC.error_event(data="a\r\nb", event="oops") == b"event: oops\ndata: a\ndata: b\n\n"
+        assert ANTHROPIC.error_event(event="error") == ANTHROPIC.error_event()
+        assert ANTHROPIC.error_event(event="overloaded") == b"event: overloaded" + ANTHROPIC.error_event()[12:]
+
+
 class TestRegistry:
     def test_api_requests_match_what_they_matched_before(self) -> None:
         union = providers.api_requests()

@@ -10,6 +10,7 @@ Parameters are checked before the dataclass sees them, so a user's fault gets th
 from __future__ import annotations
 
 import inspect
+import json
 import re
 import types
 import typing
@@ -163,7 +164,43 @@ class Fault(metaclass=_FaultType):
 
 
 def _show(value: Any) -> str:
-    return "none" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+    """A parameter's value as a spec string writes it, quoted where it would not read back as itself
+    (``streamtape.faults.spec``): a string holding a separator, a quote, or looking like a number; a
+    value that is not a string, number or bool (a tuple of headers, say) as JSON in quotes."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (int, float)):
+        return str(value)
+    if not isinstance(value, str):
+        try:
+            value = json.dumps(value, separators=(",", ":"))
+        except (TypeError, ValueError):
+            return str(value)
+        return _quoted(value)
+    return _quoted(value) if _needs_quotes(value) else value
+
+
+_SEPARATORS = (",", "+", "->", "*", "'", '"')
+
+
+def _needs_quotes(text: str) -> bool:
+    if not text or text != text.strip() or any(mark in text for mark in _SEPARATORS):
+        return True
+    if text.lower() in ("true", "false", "none", "null", "forever"):
+        return True
+    try:
+        float(text)  # int() reads nothing float() does not
+    except ValueError:
+        return False
+    return True
+
+
+def _quoted(text: str) -> str:
+    """``text`` in the quote it does not hold (single if it holds both, doubled inside)."""
+    quote = "'" if "'" not in text or '"' in text else '"'
+    return quote + text.replace(quote, quote * 2) + quote
 
 
 def _add(cls: type[Fault], name: Any, *, replace: bool) -> None:

@@ -11,7 +11,10 @@ the keep-alive) comes from the request's provider (``context.provider``), never 
 
 from __future__ import annotations
 
+import json
 import random
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from http import HTTPStatus
 from typing import ClassVar
@@ -129,7 +132,14 @@ class Timeout(Fault):
 @dataclass(frozen=True, kw_only=True)
 class HttpError(Fault):
     """The API's own error response instead of the stream (from ``context.provider``: its body,
-    request id and headers); the SDK's own retry logic decides what happens next."""
+    request id and headers); the SDK's own retry logic decides what happens next.
+
+    What the real world sends beyond the API's usual: ``request_id`` (``False``: none, as in the
+    API's 2024 bodies; a string: that id; default a generated one, none with a raw ``body``),
+    ``body`` (the whole body, sent as given: a proxy's HTML page, a plain-text 503) with its
+    ``content_type``, ``headers`` (a mapping or ``(name, value)`` pairs, replacing the defaults of
+    their names; in a spec string a JSON object in quotes) and ``retry_after_date`` (``retry-after``
+    as an HTTP date that many seconds after the fault is applied)."""
 
     name: ClassVar[str] = "http_error"
     status: int = 500
@@ -138,11 +148,29 @@ class HttpError(Fault):
     retry_after: float | None = None
     retry_after_ms: float | None = None
     should_retry: bool | None = None
+    request_id: str | bool | None = None
+    body: str | None = None
+    content_type: str | None = None
+    headers: Mapping[str, str] | Sequence[tuple[str, str]] | str = ()
+    retry_after_date: float | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.status, bool) or not isinstance(self.status, int) or not 400 <= self.status <= 599:
             raise ConfigError(f"{self.name}: status={self.status!r} must be an HTTP error status, 400..599")
-        _non_negative(self.name, retry_after=self.retry_after, retry_after_ms=self.retry_after_ms)
+        _non_negative(self.name, retry_after=self.retry_after, retry_after_ms=self.retry_after_ms,
+                      retry_after_date=self.retry_after_date)  # fmt: skip
+        if self.retry_after is not None and self.retry_after_date is not None:
+            raise ConfigError(f"{self.name}: give retry_after=N (seconds) or retry_after_date=N (a date N seconds "
+                              "ahead), not both: each is the retry-after header")  # fmt: skip
+        if self.body is not None and (self.error_type is not None or self.message is not None):
+            raise ConfigError(f"{self.name}: body= is the whole body, sent as given; error_type= and message= word "
+                              "the API's JSON body instead: give one or the other")  # fmt: skip
+        if isinstance(self.request_id, str) and not _header_value(self.request_id):
+            raise ConfigError(f"{self.name}: request_id={self.request_id!r}; give an id, false (none), or leave it "
+                              "out (a generated one)")  # fmt: skip
+        if self.content_type is not None and not _header_value(self.content_type):
+            raise ConfigError(f"{self.name}: content_type={self.content_type!r} is not a header value")
+        object.__setattr__(self, "headers", _header_pairs(self.name, self.headers))
 
     @property
     def phase(self) -> int:
@@ -150,12 +178,48 @@ class HttpError(Fault):
 
     def __call__(self, plan: Plan, context: Context) -> Plan:
         at = plan.respond.at if plan.respond else 0.0
+        # what came after should_retry only when given: a provider written before them still works
+        given = {key: getattr(self, key) for key in ("request_id", "body", "content_type", "retry_after_date")
+                 if getattr(self, key) is not None}  # fmt: skip
+        if self.headers:
+            given["headers"] = self.headers
         headers, body = context.provider.http_error(
             self.status, number=context.number, error_type=self.error_type, message=self.message,
-            retry_after=self.retry_after, retry_after_ms=self.retry_after_ms, should_retry=self.should_retry,
+            retry_after=self.retry_after, retry_after_ms=self.retry_after_ms, should_retry=self.should_retry, **given,
         )  # fmt: skip
         reason = HTTPStatus(self.status).phrase if self.status in HTTPStatus._value2member_map_ else ""
         return Plan([Respond(self.status, headers, reason, at)], [Piece(body, at)], [End(at)])
+
+
+def _header_value(text: str) -> bool:
+    return bool(text) and not any(char in text for char in "\r\n\0")
+
+
+def _header_pairs(fault: str, headers: object) -> tuple[tuple[str, str], ...]:
+    """``headers`` as ``(name, value)`` pairs: from a mapping, pairs, or (spec strings) JSON text."""
+    given = headers
+    if isinstance(headers, str):
+        try:
+            headers = json.loads(headers) if headers.strip() else ()
+        except ValueError:
+            raise ConfigError(f"{fault}: headers={given!r} is not JSON; in a spec string give a JSON object in "
+                              'quotes, e.g. headers=\'{"retry-after": "2"}\'') from None  # fmt: skip
+    pairs = list(headers.items()) if isinstance(headers, Mapping) else headers
+    if not isinstance(pairs, (list, tuple)):
+        raise ConfigError(f"{fault}: headers={given!r}; give a mapping or (name, value) pairs")
+    out = []
+    for pair in pairs:
+        if (
+            not isinstance(pair, (list, tuple))
+            or len(pair) != 2
+            or not all(isinstance(p, str) for p in pair)
+            or not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", pair[0])
+            or "\r" in pair[1]
+            or "\n" in pair[1]
+        ):
+            raise ConfigError(f"{fault}: headers: {pair!r} is not a (name, value) pair of header text")  # fmt: skip
+        out.append((pair[0], pair[1]))
+    return tuple(out)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -208,16 +272,39 @@ class Stall_(_Positioned):  # noqa: N801 - ``Stall`` is the wire action; this is
 @dataclass(frozen=True, kw_only=True)
 class ErrorEvent(_Positioned):
     """An error reported inside the stream, in the API's own bytes (``error_type`` ``None``: its usual
-    one, for Anthropic the overload report), then the clean close the API does."""
+    one, for Anthropic the overload report), then the clean close the API does (``then="end"``), or
+    a cut connection (``then="cut"``: a FIN right after it, as some servers do). ``data``: the event's
+    data text instead of the API's JSON, sent as given (a proxy's ``upstream connect error ...``);
+    ``event``: the event's name."""
 
     name: ClassVar[str] = "error_event"
     error_type: str | None = None
     message: str | None = None
+    data: str | None = None
+    event: str = "error"
+    then: str = "end"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.then not in ("end", "cut"):
+            raise ConfigError(f"{self.name}: then={self.then!r}; valid: end (the server ends the stream cleanly), "
+                              "cut (it closes the connection: a FIN)")  # fmt: skip
+        if self.data is not None and (self.error_type is not None or self.message is not None):
+            raise ConfigError(f"{self.name}: data= is the event's data, sent as given; error_type= and message= word "
+                              "the API's JSON instead: give one or the other")  # fmt: skip
+        if not self.event or any(char in self.event for char in "\r\n"):
+            raise ConfigError(f"{self.name}: event={self.event!r} must be an event name (one line of text)")
 
     def __call__(self, plan: Plan, context: Context) -> Plan:
         index = self._cut_index(plan) if self.positioned else 0  # alone, as the API sends it
         at = plan.keep(index)
-        plan.pieces.append(Piece(context.provider.error_event(self.error_type, self.message), at))
+        given: dict[str, str] = {} if self.data is None else {"data": self.data}
+        if self.event != "error":
+            given["event"] = self.event  # only when given: a provider written before them still works
+        plan.pieces.append(Piece(context.provider.error_event(self.error_type, self.message, **given), at))
+        if self.then == "cut":
+            plan.tail = [Cut("fin", None, at)]  # what was announced stays announced: the cut breaks it
+            return plan
         plan.announce_length()  # the API closes cleanly after it: it sends what it announces
         plan.tail = [End(at)]
         return plan
@@ -348,28 +435,95 @@ class _EventFault(Fault):
 
 @dataclass(frozen=True, kw_only=True)
 class Corrupt(_EventFault):
-    """Event ``event`` arrives malformed: invalid JSON in its payload, or an invalid UTF-8 byte
-    (where the payload starts, the response's framer says)."""
+    """Event ``event`` arrives malformed (where its payload starts, the response's framer says):
+
+    - ``how="json"``: a comma before its JSON's last brace (no ``at``);
+    - ``how="truncate"``: its data cut short at byte ``at`` of the data (default the middle), the
+      line end and the rest of the event still following, as a real truncated event reads;
+    - ``how="escape"``: an invalid JSON escape (``\\x``) at byte ``at``, which must fall inside a JSON
+      string (default: inside the first one);
+    - ``how="utf8"``: an invalid UTF-8 byte (``0xff``) at byte ``at`` (default: before the data).
+
+    ``at`` counts bytes of the event's data: ``at=0`` is its first byte, after ``data:`` and its space."""
 
     name: ClassVar[str] = "corrupt"
     how: str = "json"
+    at: int | None = None
+
+    _HOWS: ClassVar[tuple[str, ...]] = ("json", "truncate", "escape", "utf8")
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.how not in ("json", "utf8"):
-            raise ConfigError(f"corrupt: how={self.how!r}; valid: json, utf8")
+        if self.how not in self._HOWS:
+            raise ConfigError(f"corrupt: how={self.how!r}; valid: {', '.join(self._HOWS)}")
+        if self.at is not None and (isinstance(self.at, bool) or not isinstance(self.at, int) or self.at < 0):
+            raise ConfigError(f"corrupt: at={self.at!r} must be a whole number >= 0 (a byte of the event's data)")
+        if self.at is not None and self.how == "json":
+            raise ConfigError("corrupt: at= places how=truncate, escape or utf8; how=json always breaks the "
+                              "JSON's last brace")  # fmt: skip
 
     def __call__(self, plan: Plan, context: Context) -> Plan:
         index, piece = self._joined(plan)
         data = piece.data
         start = plan.framer.payload_start(data)
-        if self.how == "utf8":
+        if self.how == "utf8" and self.at is None:
             data = data[:start] + b" \xff" + data[start:]
-        else:
+        elif self.how == "json":
             end = data.rfind(b"}")
             data = data[:end] + b",}" + data[end + 1 :] if end > start else data[:start] + b" {" + data[start:]
+        else:
+            begin = start + 1 if data[start : start + 1] == b" " else start  # the data, after the field's space
+            stop = min((i for i in (data.find(b"\n", begin), data.find(b"\r", begin)) if i >= 0), default=len(data))
+            at = begin + self._offset(data[begin:stop])
+            damage = {"truncate": b"", "escape": b"\\x", "utf8": b"\xff"}[self.how]
+            data = data[:at] + damage + (data[stop:] if self.how == "truncate" else data[at:])
         plan.pieces[index] = replace(piece, data=data)
         return plan
+
+    def _offset(self, value: bytes) -> int:
+        """Where in the event's data (``value``) the damage goes, checked against what the data holds."""
+        size = len(value)
+        where = f"{self.spec()}: event {self.event}'s data has {size} bytes"
+        if self.how == "truncate":
+            if size == 0:
+                raise ConfigError(f"{where}; there is nothing to cut short")
+            if self.at is not None and self.at >= size:
+                raise ConfigError(f"{where}; use at=0..{size - 1} (where the data stops)")
+            return size // 2 if self.at is None else self.at
+        if self.how == "utf8":
+            if self.at is not None and self.at > size:
+                raise ConfigError(f"{where}; use at=0..{size} (the byte before which 0xff goes)")
+            return self.at or 0
+        spans = _strings(value)  # escape: inside a JSON string, or it is no escape
+        if not spans:
+            raise ConfigError(f"{where} and no JSON string, where an escape could go")
+        if self.at is None:
+            return spans[0][0]
+        if not any(low <= self.at <= high for low, high in spans):
+            shown = ", ".join(f"{low}..{high}" for low, high in spans[:6]) + (", ..." if len(spans) > 6 else "")
+            raise ConfigError(f"{where}; at={self.at} is not inside a JSON string: use at= in {shown}")
+        return self.at
+
+
+def _strings(value: bytes) -> list[tuple[int, int]]:
+    """The offsets where an escape inserted into ``value`` lands inside a JSON string, as ranges
+    (both ends included): from just after a string's opening quote to its closing quote, but never
+    right after a backslash (``\\`` + ``x`` would be a valid escape)."""
+    spans: list[tuple[int, int]] = []
+    low, escaped = -1, False  # low: the first allowed offset of the open string's current range
+    for index, byte in enumerate(value):
+        if low < 0:
+            if byte == 0x22:  # "
+                low = index + 1
+        elif escaped:
+            escaped = False
+        elif byte == 0x5C:  # backslash: the offset after it is the escape's own
+            spans.append((low, index))
+            low, escaped = index + 2, True
+        elif byte == 0x22:
+            spans.append((low, index))
+            low = -1
+    return [(a, b) for a, b in spans if a <= b]
 
 
 @dataclass(frozen=True, kw_only=True)

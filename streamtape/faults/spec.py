@@ -10,6 +10,11 @@
 
 ``ok`` (or ``none``) is a clean attempt; ``STEP*N`` repeats a step; attempts past the end are clean.
 A fault name is any registered one (``streamtape.faults.CATALOGUE``), a user's own included.
+
+A value in single or double quotes is a string, taken as written: it may hold ``,``, ``+``, ``->``,
+``*`` and ``=``, and its own quote doubled (``message='it''s busy'``), as in YAML's single-quoted
+strings; backslashes are plain characters. A quote opens a quoted value only right after ``=``.
+``Fault.spec()`` quotes a value that needs it, so specs read back as the faults they came from.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ def parse(text: str, *, when: str | None = None) -> Schedule:
         return load_scenario(text.removeprefix("scenario:"))
     if text.startswith("chaos"):
         return _chaos(text, when)
-    parts = [part.strip() for part in text.split("->")]
+    parts = [part.strip() for part in _split(text, "->", text)]
     if len(parts) == 1 and "*" not in _strip_params(parts[0]):
         return Schedule((_step(parts[0], text),), every=True, when=when)
     steps: list[Step] = []
@@ -83,19 +88,60 @@ def parse_fault(text: str, *, whole: str | None = None) -> Fault:
     if name not in CATALOGUE:
         raise ConfigError(f"fault spec {whole!r}: unknown fault {name!r}; valid: {', '.join(CATALOGUE)}")
     cls = CATALOGUE[name]
-    kwargs = dict(_param(item, name, whole) for item in params.split(",") if item.strip())
+    kwargs = dict(_param(item, name, whole) for item in _split(params, ",", whole) if item.strip())
     try:
         return cls(**kwargs)
     except ConfigError as exc:  # the constructor's own sentence, which the Python API gives too
         raise ConfigError(f"fault spec {whole!r}: {exc}") from None
 
 
+def _split(text: str, separator: str, whole: str | None = None) -> list[str]:
+    """``text.split(separator)``, except inside a quoted value (a quote right after ``=``, to its
+    closing quote; the quote doubled inside stands for itself)."""
+    parts: list[str] = []
+    start = index = 0
+    value_start = False  # the last character that is not a space was "="
+    while index < len(text):
+        char = text[index]
+        if value_start and char in "'\"":
+            index = _closing(text, index, whole)
+            value_start = False
+        elif text.startswith(separator, index):
+            parts.append(text[start:index])
+            index += len(separator)
+            start = index
+            value_start = False
+            continue
+        elif not char.isspace():
+            value_start = char == "="
+        index += 1
+    parts.append(text[start:])
+    return parts
+
+
+def _closing(text: str, opening: int, whole: str | None) -> int:
+    """The index of the quote closing the value quoted at ``opening``."""
+    quote, index = text[opening], opening + 1
+    while True:
+        index = text.find(quote, index)
+        if index < 0:
+            raise ConfigError(
+                f"fault spec {whole or text!r}: the value quoted at {text[opening : opening + 20]!r} has no closing "
+                f"{quote} (a {quote} inside it is written twice)"
+            )
+        if text.startswith(quote, index + 1):
+            index += 2
+            continue
+        return index
+
+
 def _strip_params(part: str) -> str:
-    return " ".join(piece.partition(":")[0] for piece in part.split("+"))
+    return " ".join(piece.partition(":")[0] for piece in _split(part, "+", part))
 
 
 def _repeat(part: str, whole: str) -> tuple[str, int]:
-    head, star, count = part.rpartition("*")
+    pieces = _split(part, "*", whole)
+    head, star, count = "*".join(pieces[:-1]), len(pieces) > 1, pieces[-1]
     if not star or ":" in count or "=" in count:
         return part, 1
     try:
@@ -112,7 +158,7 @@ def _repeat(part: str, whole: str) -> tuple[str, int]:
 def _step(text: str, whole: str) -> Step:
     if text.strip().lower() in _CLEAN:
         return ()
-    return tuple(parse_fault(piece, whole=whole) for piece in text.split("+"))
+    return tuple(parse_fault(piece, whole=whole) for piece in _split(text, "+", whole))
 
 
 def _param(item: str, name: str, whole: str) -> tuple[str, Any]:
@@ -125,10 +171,12 @@ def _param(item: str, name: str, whole: str) -> tuple[str, Any]:
             f"fault spec {whole!r}: {key.strip()}=* is a sweep; the pytest plugin's tape_faults marker expands it. "
             "Give a number here."
         )
-    return key.strip(), _value(raw)
+    return key.strip(), _value(raw, whole)
 
 
-def _value(raw: str) -> Any:
+def _value(raw: str, whole: str = "") -> Any:
+    if raw[:1] in ("'", '"') and len(raw) >= 2:
+        return _unquoted(raw, whole)
     lowered = raw.lower()
     if lowered in ("true", "false"):
         return lowered == "true"
@@ -142,9 +190,24 @@ def _value(raw: str) -> Any:
     return raw.strip("'\"")
 
 
+def _unquoted(raw: str, whole: str) -> str:
+    """The string a quoted value stands for: a string whatever it looks like (``'5'`` is ``"5"``)."""
+    quote = raw[0]
+    try:
+        closing = _closing(raw, 0, whole)
+    except ConfigError:
+        return raw.strip("'\"")  # a quote at one end only: read as before quoting existed
+    if raw[closing + 1 :].strip():
+        raise ConfigError(
+            f"fault spec {whole or raw!r}: {raw[closing + 1 :].strip()!r} follows the quoted value {raw[: closing + 1]}; "
+            "quote the whole value"
+        )
+    return raw[1:closing].replace(quote * 2, quote)
+
+
 def _chaos(text: str, when: str | None) -> Schedule:
     _, _, params = text.partition(":")
-    kwargs = dict(_param(item, "chaos", text) for item in params.split(",") if item.strip())
+    kwargs = dict(_param(item, "chaos", text) for item in _split(params, ",", text) if item.strip())
     allowed = {"p", "seed"}
     if set(kwargs) - allowed:
         raise ConfigError(f"fault spec {text!r}: chaos takes p= and seed=; got {sorted(set(kwargs) - allowed)}")

@@ -11,9 +11,12 @@ event grammar ``lint`` checks and the fields ``inspect`` reads are the API's doc
 from __future__ import annotations
 
 import base64
+import email.utils
 import hashlib
 import json
 import random
+import re
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -24,7 +27,7 @@ if TYPE_CHECKING:
     from ..sse import Event
 
 __all__ = ["ANTHROPIC", "ERROR_TYPES", "AnthropicProvider", "error_body", "error_event_bytes", "error_headers",
-           "request_id"]  # fmt: skip
+           "http_date", "request_id"]  # fmt: skip
 
 #: status -> (error.type, error.message), messages as the API sends them
 ERROR_TYPES: dict[int, tuple[str, str]] = {
@@ -67,12 +70,18 @@ def request_id(number: int) -> str:
     return f"req_011CStreamtape{number:010d}"
 
 
-def error_body(status: int, error_type: str | None, message: str | None, number: int) -> bytes:
+def error_body(
+    status: int, error_type: str | None, message: str | None, number: int, *, request_id: str | bool | None = None
+) -> bytes:
+    """The API's JSON error body; ``request_id`` ``None`` or ``True``: a generated id (numbered by
+    ``number``), a string: that id, ``False``: none (as in the API's 2024 bodies)."""
     default_type, default_message = ERROR_TYPES.get(status, ("api_error", "Internal server error"))
     error = {"type": error_type or default_type, "message": message or default_message}
-    return json.dumps(
-        {"type": "error", "error": error, "request_id": request_id(number)}, separators=(",", ":")
-    ).encode()
+    document: dict[str, Any] = {"type": "error", "error": error}
+    ident = _ident(request_id, number)
+    if ident is not None:
+        document["request_id"] = ident
+    return json.dumps(document, separators=(",", ":")).encode()
 
 
 def error_headers(
@@ -83,31 +92,81 @@ def error_headers(
     retry_after: float | None,
     retry_after_ms: float | None,
     should_retry: bool | None,
+    request_id: str | bool | None = None,
+    content_type: str | None = None,
+    retry_after_date: float | None = None,
+    headers: Sequence[tuple[str, str]] = (),
 ) -> Headers:
-    headers = [
-        ("content-type", "application/json"),
-        ("content-length", str(len(body))),
-        ("request-id", request_id(number)),
-    ]
+    """The error response's headers: its content type, a ``content-length`` for ``body``, the
+    ``request-id`` (as ``error_body`` reads ``request_id``), a 429's rate-limit headers, the retry
+    headers asked for (``retry_after_date``: ``retry-after`` as an HTTP date that many seconds from
+    now), then ``headers``, each replacing the defaults of its name (in their place) or added."""
+    out = [("content-type", content_type or "application/json"), ("content-length", str(len(body)))]
+    ident = _ident(request_id, number)
+    if ident is not None:
+        out.append(("request-id", ident))
     if status == 429:
-        headers += _RATE_LIMIT_HEADERS
+        out += _RATE_LIMIT_HEADERS
     if retry_after is not None:
-        headers.append(("retry-after", _number(retry_after)))
+        out.append(("retry-after", _number(retry_after)))
+    if retry_after_date is not None:
+        out.append(("retry-after", http_date(retry_after_date)))
     if retry_after_ms is not None:
-        headers.append(("retry-after-ms", _number(retry_after_ms)))
+        out.append(("retry-after-ms", _number(retry_after_ms)))
     if should_retry is not None:
-        headers.append(("x-should-retry", "true" if should_retry else "false"))
-    return tuple(headers)
+        out.append(("x-should-retry", "true" if should_retry else "false"))
+    return _merged(out, headers) if headers else tuple(out)
 
 
-def error_event_bytes(error_type: str | None, message: str | None) -> bytes:
-    """An in-stream ``event: error``, as the API sends it (``None``: its overload report)."""
+def http_date(seconds: float, now: float | None = None) -> str:
+    """An HTTP date (RFC 9110 IMF-fixdate) ``seconds`` after ``now`` (default: this moment), to the
+    nearest whole second, as a ``Retry-After`` date is written."""
+    return email.utils.formatdate(round((time.time() if now is None else now) + seconds), usegmt=True)
+
+
+def error_event_bytes(
+    error_type: str | None, message: str | None, *, data: str | None = None, event: str | None = None
+) -> bytes:
+    """An in-stream ``event: error``, as the API sends it (``None``: its overload report).
+
+    ``data``: the data text instead of the API's JSON, sent as given (a line each for its lines),
+    as a proxy puts ``upstream connect error ...`` in a stream; ``event``: another event name."""
+    name = event or "error"
+    if data is not None:
+        lines = "".join(f"data: {line}\n" for line in re.split(r"\r\n|\r|\n", data))
+        return f"event: {name}\n{lines}\n".encode()
     error_type = error_type or "overloaded_error"
     if error_type == "overloaded_error" and message is None:
-        return _OVERLOADED_EVENT
-    error = {"details": None, "type": error_type, "message": message or ERROR_TYPES[529][1]}
-    data = json.dumps({"type": "error", "error": error}, separators=(",", ":"))
-    return f"event: error\ndata: {data[:-1]}              }}\n\n".encode()
+        raw = _OVERLOADED_EVENT
+    else:
+        error = {"details": None, "type": error_type, "message": message or ERROR_TYPES[529][1]}
+        text = json.dumps({"type": "error", "error": error}, separators=(",", ":"))
+        raw = f"event: error\ndata: {text[:-1]}              }}\n\n".encode()
+    return raw if name == "error" else f"event: {name}".encode() + raw[len(b"event: error") :]
+
+
+def _ident(given: str | bool | None, number: int) -> str | None:
+    """The request id ``given`` asks for: generated (``None``, ``True``), that one, or none (``False``)."""
+    if given is None or given is True:
+        return request_id(number)
+    return given or None
+
+
+def _merged(defaults: list[tuple[str, str]], given: Sequence[tuple[str, str]]) -> Headers:
+    """``defaults`` with ``given`` in: a given name replaces every default of that name, where the
+    first of them stood; names no default has are added at the end, in the order given."""
+    names = {name.lower() for name, _ in given}
+    out: list[tuple[str, str]] = []
+    placed: set[str] = set()
+    for name, value in defaults:
+        key = name.lower()
+        if key not in names:
+            out.append((name, value))
+        elif key not in placed:
+            out += [pair for pair in given if pair[0].lower() == key]
+            placed.add(key)
+    out += [pair for pair in given if pair[0].lower() not in placed]
+    return tuple(out)
 
 
 def _number(value: float) -> str:
@@ -134,17 +193,65 @@ class AnthropicProvider(Provider):
         retry_after: float | None = None,
         retry_after_ms: float | None = None,
         should_retry: bool | None = None,
+        request_id: str | bool | None = None,
+        body: str | bytes | None = None,
+        content_type: str | None = None,
+        headers: Sequence[tuple[str, str]] = (),
+        retry_after_date: float | None = None,
     ) -> tuple[Headers, bytes]:
-        body = error_body(status, error_type, message, number)
-        headers = error_headers(status, body, number, retry_after=retry_after, retry_after_ms=retry_after_ms,
-                                should_retry=should_retry)  # fmt: skip
-        return headers, body
+        if body is None:
+            raw = error_body(status, error_type, message, number, request_id=request_id)
+        else:  # not the API's JSON (a proxy's page): no request id unless one is asked for
+            raw = body.encode() if isinstance(body, str) else bytes(body)
+            request_id = False if request_id is None else request_id
+        out = error_headers(status, raw, number, retry_after=retry_after, retry_after_ms=retry_after_ms,
+                            should_retry=should_retry, request_id=request_id, content_type=content_type,
+                            retry_after_date=retry_after_date, headers=headers)  # fmt: skip
+        return out, raw
 
-    def error_event(self, error_type: str | None = None, message: str | None = None) -> bytes:
-        return error_event_bytes(error_type, message)
+    def error_event(
+        self, error_type: str | None = None, message: str | None = None, *, data: str | None = None,
+        event: str | None = None,
+    ) -> bytes:  # fmt: skip
+        return error_event_bytes(error_type, message, data=data, event=event)
 
     def keep_alive(self) -> bytes:
         return _PING
+
+    def whole_message(self, events: Sequence[Event]) -> bytes:
+        """The Messages API's non-streaming body for a recorded stream: ``message_start``'s message with
+        the content blocks the deltas built, and ``message_delta``'s stop reason and usage."""
+        message: dict[str, Any] = {}
+        blocks: dict[int, dict[str, Any]] = {}
+        partial_json: dict[int, str] = {}
+        for event in events:
+            data = event.json
+            if not isinstance(data, dict):
+                continue
+            kind = data.get("type")
+            if kind == "message_start" and isinstance(data.get("message"), dict):
+                message = dict(data["message"])
+            elif kind == "content_block_start" and isinstance(data.get("content_block"), dict):
+                blocks[data.get("index", len(blocks))] = dict(data["content_block"])
+            elif kind == "content_block_delta" and isinstance(data.get("delta"), dict):
+                block, delta = blocks.setdefault(data.get("index", 0), {"type": "text", "text": ""}), data["delta"]
+                for field in ("text", "thinking", "signature"):
+                    if field in delta:
+                        block[field] = block.get(field, "") + delta[field]
+                if "partial_json" in delta:
+                    index = data.get("index", 0)
+                    partial_json[index] = partial_json.get(index, "") + delta["partial_json"]
+            elif kind == "message_delta":
+                message.update(data.get("delta") or {})
+                if isinstance(data.get("usage"), dict):
+                    message["usage"] = {**message.get("usage", {}), **data["usage"]}
+        for index, text in partial_json.items():
+            try:
+                blocks[index]["input"] = json.loads(text) if text else {}
+            except ValueError:
+                blocks[index]["input"] = {}
+        message["content"] = [blocks[index] for index in sorted(blocks)]
+        return json.dumps(message, separators=(",", ":")).encode()
 
     def harness_error(
         self, status: int, error_type: str | None, message: str, *, retry: bool = False, close: bool = False

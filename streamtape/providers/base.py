@@ -54,18 +54,41 @@ class Provider:
         retry_after: float | None = None,
         retry_after_ms: float | None = None,
         should_retry: bool | None = None,
+        request_id: str | bool | None = None,
+        body: str | bytes | None = None,
+        content_type: str | None = None,
+        headers: Sequence[tuple[str, str]] = (),
+        retry_after_date: float | None = None,
     ) -> tuple[Headers, bytes]:
         """The headers and body of the API's error response with ``status``, for the tape's
-        ``number``-th request (request ids differ per request); retry headers only when given."""
+        ``number``-th request (request ids differ per request); retry headers only when given.
+
+        ``request_id``: ``None`` the API's usual (a generated one, numbered by ``number``; none with a
+        raw ``body``), ``True`` a generated one, ``False`` none, a string that one. ``body``: the
+        whole body, sent as given instead of the API's (``error_type`` and ``message`` then unused),
+        with ``content_type`` (default the API's); the content length is the body's.
+        ``retry_after_date``: a ``retry-after`` HTTP date that many seconds from now. ``headers``:
+        added last, each replacing the defaults of its name. Faults pass the options added after
+        ``should_retry`` only when they are given, so a provider written before them still works."""
         raise self._unknown("error responses")
 
-    def error_event(self, error_type: str | None = None, message: str | None = None) -> bytes:
-        """The bytes of an error reported inside a stream (``None``: the API's usual one)."""
+    def error_event(
+        self, error_type: str | None = None, message: str | None = None, *, data: str | None = None,
+        event: str | None = None,
+    ) -> bytes:  # fmt: skip
+        """The bytes of an error reported inside a stream (``None``: the API's usual one); ``data``:
+        the event's data text instead of the API's, sent as given; ``event``: the event's name
+        instead of the API's. Faults pass ``data`` and ``event`` only when they are given."""
         raise self._unknown("in-stream errors")
 
     def keep_alive(self) -> bytes:
         """The bytes of one keep-alive event, as the API sends while the model thinks."""
         raise self._unknown("keep-alive events")
+
+    def whole_message(self, events: Sequence[Event]) -> bytes:
+        """The JSON body the API sends for the same answer when no stream is asked for (what a gateway
+        that ignores ``stream: true`` returns), built from a recorded stream's events."""
+        raise self._unknown("whole-message bodies")
 
     def harness_error(
         self, status: int, error_type: str | None, message: str, *, retry: bool = False, close: bool = False
