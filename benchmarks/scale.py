@@ -110,6 +110,15 @@ def fault_specs(n_events: int, n_bytes: int) -> dict[str, str]:
         "duplicate": f"duplicate:event={mid}",
         "drop": f"drop:event={mid}",
         "ping": "ping:every=10",
+        "connect_timeout": "connect_timeout",
+        "write_timeout": "write_timeout",
+        "pool_timeout": "pool_timeout",
+        "bad_status": "bad_status",
+        "bad_chunk": f"bad_chunk:after={mid}",
+        "corrupt_gzip": "corrupt_gzip",
+        "bom": "bom",
+        "json_body": "json_body",
+        "linger": "linger",
     }
     missing = set(CATALOGUE) - set(specs)
     if missing:  # a new fault kind: measure it too

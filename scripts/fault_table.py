@@ -1,6 +1,14 @@
-"""Print a Markdown table of what an app on the Anthropic SDK sees under each fault in the catalogue.
+"""The fidelity table: what an app on the Anthropic SDK sees under each fault in the catalogue.
 
-    .venv/bin/python scripts/fault_table.py > /tmp/table.md
+    python scripts/fault_table.py            # print it
+    python scripts/fault_table.py --write    # write docs/fidelity/<stack>.md for the installed SDK
+    python scripts/fault_table.py --check    # exit 1 if the installed SDK no longer gives that table
+
+One table per HTTP stack the CI installs: ``docs/fidelity/httpx2.md`` (anthropic 2.x) and
+``docs/fidelity/httpx.md`` (anthropic 0.x). ``--check`` (run by the test suite in both environments)
+regenerates the table with the installed SDK and compares every row with the committed one, so a
+new SDK release that changes what apps meet is noticed, not assumed: regenerate with ``--write`` and
+read the diff.
 
 A clean stream (tests/data/sse/text_basic.sse: one text block, "Hello") is recorded once from a real
 local server (tests.support.wire_server), the server is stopped, and a representative spec of every
@@ -12,6 +20,7 @@ tests/test_fault_fidelity.py proves.)
 
 from __future__ import annotations
 
+import argparse
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -37,19 +46,35 @@ SPECS: dict[str, list[str]] = {
     "reset": ["reset", "reset:after=4"],
     "disconnect": ["disconnect", "disconnect:after=4"],
     "timeout": ["timeout"],
-    "http_error": ["http_error:status=400", "http_error:status=503"],
-    "rate_limit": ["rate_limit", "rate_limit:should_retry=false", "rate_limit:retry_after_ms=1 -> ok"],
+    "http_error": ["http_error:status=400", "http_error:status=503", "http_error:status=400,request_id=false",
+                   "http_error:status=502,body='<html><body><h1>502 Bad Gateway</h1></body></html>',content_type=text/html",
+                   "http_error:status=503,body='upstream connect error or disconnect/reset before headers',"
+                   "content_type=text/plain"],
+    "rate_limit": ["rate_limit", "rate_limit:should_retry=false", "rate_limit:retry_after_ms=1 -> ok",
+                   "rate_limit:retry_after_date=2 -> ok"],
     "overloaded": ["overloaded"],
     "server_error": ["server_error"],
     "stall": ["stall:after=4", "stall:after=4,seconds=0.05"],
-    "error_event": ["error_event:after=4", "error_event:after=0"],
+    "error_event": ["error_event:after=4", "error_event:after=0", "error_event:after=4,then=cut",
+                    "error_event:after=4,data=upstream connect error or disconnect/reset before headers",
+                    "error_event:after=4,event=overloaded,then=cut"],
     "truncate": ["truncate:after=4", "truncate"],
     "delay": ["delay:per_event=0.02", "delay:per_event=0.5"],
     "rechunk": ["rechunk:size=7"],
-    "corrupt": ["corrupt:event=4", "corrupt:event=4,how=utf8"],
+    "corrupt": ["corrupt:event=4", "corrupt:event=4,how=utf8", "corrupt:event=4,how=truncate,at=39",
+                "corrupt:event=4,how=truncate", "corrupt:event=4,how=escape", "corrupt:event=4,how=utf8,at=10"],
     "duplicate": ["duplicate:event=4"],
     "drop": ["drop:event=4", "drop:event=2"],
     "ping": ["ping:every=2"],
+    "connect_timeout": ["connect_timeout"],
+    "write_timeout": ["write_timeout"],
+    "pool_timeout": ["pool_timeout"],
+    "bad_status": ["bad_status"],
+    "bad_chunk": ["bad_chunk:after=3"],
+    "corrupt_gzip": ["corrupt_gzip"],
+    "bom": ["bom"],
+    "json_body": ["json_body"],
+    "linger": ["linger"],
 }
 
 
@@ -121,7 +146,7 @@ def partial(seen: Seen, full: str) -> str:
     return f"no error, other text: {out.text!r}" + (" and no stop_reason" if early else "")
 
 
-def main() -> None:
+def table() -> str:
     missing = set(CATALOGUE) - set(SPECS)
     if missing:
         raise SystemExit(f"no representative spec for {sorted(missing)}")
@@ -134,15 +159,14 @@ def main() -> None:
                 sync = replay_sync(path, url, spec)
                 asynchronous = anyio.run(replay_async, path, url, spec)
                 rows.append((spec, sync, asynchronous))
-    print(
+    lines = [
         f"What the app sees (anthropic {sdk.anthropic.__version__}, {sdk.STACK}), replayed by streamtape from a "
-        f"recording of `{TRANSCRIPT}` (full text {full!r}); style `{STYLE}`, max_retries=2, read timeout 0.3 s.\n"
-    )
-    print(
+        f"recording of `{TRANSCRIPT}` (full text {full!r}); style `{STYLE}`, max_retries=2, read timeout 0.3 s.",
+        "",
         "| fault (spec) | what the app sees (sync) | async, where different | SDK retries? (requests made) "
-        "| partial text kept? |"
-    )
-    print("|---|---|---|---|---|")
+        "| partial text kept? |",
+        "|---|---|---|---|---|",
+    ]
     for spec, sync, asynchronous in rows:
         differs = (sees(asynchronous), asynchronous.requests, asynchronous.outcome.text) != (
             sees(sync), sync.requests, sync.outcome.text,
@@ -151,8 +175,48 @@ def main() -> None:
         if differs and asynchronous.requests != sync.requests:
             async_cell += f"; {retries(asynchronous)}"
         cells = [f"`{spec}`", sees(sync), async_cell, retries(sync), partial(sync, full)]
-        print("| " + " | ".join(_cell(c) for c in cells) + " |")
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def committed_path() -> Path:
+    return ROOT / "docs" / "fidelity" / f"{sdk.STACK}.md"
+
+
+def _rows(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith("| `")]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--write", action="store_true", help="write docs/fidelity/<stack>.md")
+    parser.add_argument("--check", action="store_true", help="exit 1 unless the committed table still holds")
+    args = parser.parse_args()
+    text = table()
+    path = committed_path()
+    if args.write:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"# Fidelity table: {sdk.STACK}\n\n{text}", encoding="utf-8")
+        print(f"wrote {path.relative_to(ROOT)}")
+        return 0
+    if args.check:
+        if not path.exists():
+            print(f"no committed table for {sdk.STACK} ({path.relative_to(ROOT)}); run scripts/fault_table.py --write",
+                  file=sys.stderr)  # fmt: skip
+            return 1
+        old, new = _rows(path.read_text(encoding="utf-8")), _rows(text)
+        if old != new:
+            changed = [row.split(" | ")[0] for row in sorted(set(old) ^ set(new))]
+            print(f"what apps meet under anthropic {sdk.anthropic.__version__} ({sdk.STACK}) is not what "
+                  f"{path.relative_to(ROOT)} says, for {', '.join(dict.fromkeys(changed))}: the SDK's behaviour "
+                  "moved (or the faults did); regenerate with scripts/fault_table.py --write and read the diff",
+                  file=sys.stderr)  # fmt: skip
+            return 1
+        print(f"{path.relative_to(ROOT)} holds for anthropic {sdk.anthropic.__version__} ({len(new)} rows)")
+        return 0
+    print(text, end="")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -66,7 +66,7 @@ import h11
 
 from .cassette import Cassette, Request
 from .engine.clock import Clock, Pacer, clock_for
-from .engine.playback import Broken, Playback, Silent
+from .engine.playback import Broken, Garbage, Playback, Silent
 from .engine.session import Call, ReplaySession
 from .errors import ConfigError, HarnessError, StreamtapeError
 from .matching import Matcher, resolve_matchers
@@ -167,6 +167,7 @@ class ReplayServer:
                                       where="the served cassette")  # fmt: skip
         self._lock = threading.RLock()
         self._closed_for_refusal = False  # the listener is closed: a refused attempt is due
+        self._blackhole: _Blackhole | None = None  # ... or replaced by one that never completes a connection
         self._listening = threading.Event()
         self._stopping = threading.Event()
         self._threads: set[threading.Thread] = set()  # live threads only: each removes itself when done
@@ -238,6 +239,8 @@ class ReplayServer:
         self._stopping.set()
         self._listening.set()  # wakes an accept loop waiting for a refusal to pass
         self._close_listener()
+        if self._blackhole is not None:
+            self._blackhole.close()
         with self._lock:
             open_sockets = list(self._sockets | self._refusing)
         for sock in open_sockets:
@@ -312,6 +315,8 @@ class ReplayServer:
             self._closed_for_refusal = True
             self._listening.clear()
             self._close_listener()
+            if self._session.unconnected() == "connect_timeout":
+                self._blackhole = _Blackhole(self._address)  # connections are never completed: they time out
             forever = self._session.refuses_forever()
         if forever:
             with self._lock:
@@ -324,6 +329,9 @@ class ReplayServer:
             return
         with self._lock:
             self._session.refused(self.base_url)
+            if self._blackhole is not None:
+                self._blackhole.close()
+                self._blackhole = None
             try:
                 self._listener = socket.create_server(self._address, backlog=socket.SOMAXCONN)
             except OSError as exc:  # the port was taken meanwhile: nothing more can be served
@@ -626,8 +634,11 @@ class ReplayServer:
         elif self._stopping.wait(wall):
             raise _Hangup(reset=False)
 
-    def _hangup(self, sock: socket.socket, outcome: Broken | Silent, request: Request) -> _Hangup:
-        """What the socket does for a cut or for endless silence."""
+    def _hangup(self, sock: socket.socket, outcome: Broken | Silent | Garbage, request: Request) -> _Hangup:
+        """What the socket does for a cut, for bytes that are not HTTP, or for endless silence."""
+        if isinstance(outcome, Garbage):
+            sock.sendall(outcome.data)  # as they are, outside h11's framing: then the connection ends
+            return _Hangup(reset=False)
         how = "silence" if isinstance(outcome, Silent) else CUTS[outcome.kind].socket
         if how == "local":
             assert isinstance(outcome, Broken)
@@ -650,6 +661,30 @@ class ReplayServer:
                     return
             except (OSError, ValueError):
                 return
+
+
+class _Blackhole:
+    """A listener on the server's port that completes no connection: its accept queue (one place,
+    backlog 0) is filled by a connection of its own and never accepted, so the kernel drops every other
+    connection's SYN and the client's connect timeout fires, as when a server is overwhelmed or a
+    firewall drops packets."""
+
+    def __init__(self, address: tuple[str, int]) -> None:
+        from .guard import forwarding
+
+        self.listener = socket.create_server(address, backlog=0)
+        self.fillers: list[socket.socket] = []
+        with forwarding():  # streamtape's own connections: a tape's socket guard lets them through
+            for _ in range(2):  # the queue holds backlog + 1; one more makes sure it is full
+                filler = socket.socket(self.listener.family, socket.SOCK_STREAM)
+                filler.setblocking(False)
+                filler.connect_ex(self.listener.getsockname()[:2])
+                self.fillers.append(filler)
+
+    def close(self) -> None:
+        for sock in (*self.fillers, self.listener):
+            with contextlib.suppress(OSError):
+                sock.close()
 
 
 class _Writer:

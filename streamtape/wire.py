@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Action", "CUTS", "CUT_ERRORS", "Chunks", "Cut", "CutKind", "End", "Respond", "Send", "Stall", "cut_kind",
+__all__ = ["Action", "CUTS", "CUT_ERRORS", "Chunks", "Cut", "CutKind", "End", "Raw", "Respond", "Send", "Stall", "cut_kind",
            "describe", "expand"]  # fmt: skip
 
 
@@ -149,6 +149,16 @@ class Stall:
 
 
 @dataclass(frozen=True, slots=True)
+class Raw:
+    """Bytes that are not HTTP arrived where HTTP was expected (instead of the status line, or instead of
+    a chunk-size line), and then the connection ended: what a broken server or proxy sends. Only faults
+    make it; the client's parser meets it and fails as its stack does."""
+
+    data: bytes
+    at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
 class End:
     """The body ended cleanly."""
 
@@ -189,7 +199,7 @@ class Cut:
         return Cut(changes.get("kind", self.kind), changes.get("message", self.message), changes.get("at", self.at))
 
 
-Action = Respond | Send | Chunks | Stall | End | Cut
+Action = Respond | Send | Chunks | Stall | End | Cut | Raw
 
 
 def expand(actions: Iterable[Action]) -> Iterator[Action]:
@@ -209,6 +219,8 @@ def describe(actions: Iterable[Action]) -> str:
             words.append(str(action.status))
         elif isinstance(action, Cut):
             words.append(action.error if not words else f"then {action.error}")  # the names users know
+        elif isinstance(action, Raw):
+            words.append("malformed HTTP" if not words else "then malformed HTTP")
         elif isinstance(action, Stall) and action.seconds is None:
             words.append("no response (silence)" if not words else "then silence")
         elif isinstance(action, End) and words:

@@ -12,8 +12,11 @@ Each case runs three ways and compares everything the app can observe:
 
 Both executors run one engine (``streamtape.engine``); this is where that is proved.
 
-Compared: exception class, message, ``__cause__`` class and message, HTTP status, partial text, SDK
-events, ``get_final_message()``'s result or error, ``current_message_snapshot`` after a mid-stream
+Compared: exception class, message, ``__cause__`` class and message, the whole exception chain (every
+exception behind it through ``__cause__`` and ``__context__``, each marked as which, with its class,
+module and message: ``sdk.chain``; normalised only where the real server and the replay must differ:
+the port each listens on, and the memory address anyio names a cancel scope by), HTTP status, partial
+text, SDK events, ``get_final_message()``'s result or error, ``current_message_snapshot`` after a mid-stream
 error, the number of requests made (real: requests the server read, or the SDK transport's sends
 where nothing listens; replay: ``len(tape.calls)``), and the SDK's back-off (how many waits; how long,
 where the response said). Catalogue cases run in every usage style, sync and async; a few costly
@@ -45,8 +48,9 @@ from streamtape.cassette import Cassette, Interaction
 from streamtape.faults import Context, apply, parse
 from streamtape.server import ReplayServer
 from streamtape.wire import Action, Cut, End, Respond, Send, Stall, expand
+from streamtape.wire import Raw as NotHttp
 from tests.support import sdk
-from tests.support.raw_server import RawServer, closed_port
+from tests.support.raw_server import RawServer, blackholed_port, closed_port
 from tests.support.wire_server import Reply, WireServer, transcript
 
 pytestmark = pytest.mark.sdk
@@ -81,7 +85,12 @@ class Refused:
     """Nothing listens on the port."""
 
 
-Real = Wire | Raw | Refused
+@dataclass(frozen=True)
+class Blackholed:
+    """A port whose listener completes no connection (its accept queue is full): connects time out."""
+
+
+Real = Wire | Raw | Refused | Blackholed
 
 
 @dataclass(frozen=True)
@@ -126,6 +135,8 @@ def _reply(actions: list[Action], framing: str) -> Reply:
     headers, one piece per Send, each sent when due (never before the one before it: time on a wire
     only goes forward), then the ending: End (clean), Cut (FIN / RST) or an endless Stall."""
     respond, *body = list(expand(actions))
+    if isinstance(respond, NotHttp):  # not even a status line
+        return Reply(raw=respond.data, raw_after=-1)
     assert isinstance(respond, Respond), actions
     sends = [a for a in body if isinstance(a, Send)]
     (ending,) = [a for a in body if not isinstance(a, Send)]
@@ -143,10 +154,14 @@ def _reply(actions: list[Action], framing: str) -> Reply:
         assert ending.seconds is None, ending
         fault = {"stall_after": len(sends), "stall_seconds": FOREVER}
     headers = {name.lower(): value for name, value in respond.headers}
-    if "content-length" in headers and respond.status >= 400:
-        framing = "content-length"  # an HTTP error body
+    if "content-length" in headers and not isinstance(ending, Cut | Stall):
+        framing = "content-length"  # an HTTP error body, a JSON body: the server announces its length
     # the server would announce only the bytes before the cut, and then end the body cleanly
     assert framing != "content-length" or not isinstance(ending, Cut | Stall), "use a natural equivalent"
+    if "content-encoding" in headers:  # the plan's bytes are encoded already: sent as they are
+        fault["content_encoding"] = headers["content-encoding"]
+    if isinstance(ending, NotHttp):  # bytes that are not HTTP where a chunk-size line belongs, then a FIN
+        fault = {"raw": ending.data, "raw_after": len(sends)}
     return Reply(
         status=respond.status,
         reason=respond.reason,
@@ -205,6 +220,10 @@ def raw(mode: str) -> Callable[[Case, Interaction], Real]:
 
 def refused(case: Case, _: Interaction) -> Real:
     return Refused()
+
+
+def blackholed(case: Case, _: Interaction) -> Real:
+    return Blackholed()
 
 
 CASES = [
@@ -328,7 +347,24 @@ CASES = [
     Case("disconnect -> ok", then_clean(before_head="fin"), None, 2),
     Case("reset*2 -> ok", then_clean(before_head="rst"), None, 3),
     Case("timeout -> ok", then_clean(head_delay=FOREVER), None, 2, timeout=QUICK, styles=STYLES_2),
+    # --- below the stream: HTTP itself broken, by a server, a proxy or the network -----------------
+    Case("bad_status", planned, "RemoteProtocolError", ATTEMPTS),
+    Case("bad_status:line=SSH-2.0-OpenSSH_9.6", planned, "RemoteProtocolError", ATTEMPTS),
+    Case("bad_chunk:after=3", planned, "RemoteProtocolError"),
+    Case("bad_chunk:after=0,line=1G", planned, "RemoteProtocolError"),
+    Case("corrupt_gzip", planned, "DecodingError"),
+    Case("corrupt_gzip:at=12", planned, "DecodingError"),
+    Case("bom", planned, "*"),
+    Case("json_body", planned, "*"),
+    Case("linger", planned, "ReadTimeout", timeout=QUICK, styles=STYLES_2),
+    Case("connect_timeout", blackholed, "ConnectTimeout", ATTEMPTS, timeout=QUICK, styles=STYLES_2),
 ]
+
+#: Faults no server can be the oracle for, and where their real counterpart is checked instead.
+CLIENT_SIDE = {
+    "pool_timeout": "the client's own pool: tests/test_protocol_faults.py exhausts a real pool",
+    "write_timeout": "a server that never reads a large request: tests/test_protocol_faults.py",
+}
 
 #: Mismatches that are streamtape bugs, by case id: [(style or "*", mode or "*", reason)].
 KNOWN: dict[str, list[tuple[str, str, str]]] = {
@@ -471,6 +507,10 @@ async def run_real(case: Case, recorded: Recorded, style: str, mode: str) -> tup
         if isinstance(real, Refused):
             outcome = await _run(f"http://127.0.0.1:{closed_port()}", style, mode, case.timeout)
             requests = None
+        elif isinstance(real, Blackholed):
+            with blackholed_port() as port:
+                outcome = await _run(f"http://127.0.0.1:{port}", style, mode, case.timeout)
+            requests = None
         elif isinstance(real, Raw):
             with RawServer(real.mode) as raw_server:  # type: ignore[arg-type]
                 outcome = await _run(raw_server.base_url, style, mode, case.timeout)
@@ -508,6 +548,7 @@ def seen(outcome: sdk.Outcome, requests: int) -> dict[str, Any]:
     return {
         "error": outcome.error,
         "cause_message": outcome.cause_message,
+        "chain": outcome.chain,
         "status": outcome.status,
         "text": outcome.text,
         "events": outcome.events,
@@ -569,7 +610,7 @@ def test_raw_server_counts_connections_and_misbehaves() -> None:
 
 def test_cases_cover_the_catalogue() -> None:
     covered = {fault.name for case in CASES for step in parse(case.spec).steps for fault in step}
-    assert covered == set(streamtape.faults.CATALOGUE)
+    assert covered | set(CLIENT_SIDE) == set(streamtape.faults.CATALOGUE) and not covered & set(CLIENT_SIDE)
 
 
 def test_wire_server_piece_delay() -> None:

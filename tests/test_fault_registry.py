@@ -22,7 +22,10 @@ from tests.support.wire_server import DATA_DIR
 BODY = (DATA_DIR / "text_basic.sse").read_bytes()  # 7 events
 URL = "https://api.anthropic.com/v1/messages"
 BUILT_IN = ["refuse", "reset", "disconnect", "timeout", "http_error", "rate_limit", "overloaded", "server_error",
-            "stall", "error_event", "truncate", "delay", "rechunk", "corrupt", "duplicate", "drop", "ping"]  # fmt: skip
+            "stall", "error_event", "truncate", "delay", "rechunk", "corrupt", "duplicate", "drop", "ping",
+            # below the stream (streamtape.faults.protocol)
+            "connect_timeout", "write_timeout", "pool_timeout", "bad_status", "bad_chunk", "corrupt_gzip", "bom",
+            "json_body", "linger"]  # fmt: skip
 
 
 @pytest.fixture(autouse=True)

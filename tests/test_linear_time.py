@@ -209,7 +209,7 @@ def fault_specs(n: int, size: int) -> dict[str, str]:
         "stall": f"stall:after={mid},seconds=5", "error_event": f"error_event:after={mid}", "truncate": "truncate",
         "delay": "delay:per_event=0.001,jitter=0.0005", "rechunk": "rechunk:size=64",
         "corrupt": f"corrupt:event={mid}", "duplicate": f"duplicate:event={mid}", "drop": f"drop:event={mid}",
-        "ping": "ping:every=10",
+        "ping": "ping:every=10", "connect_timeout": "connect_timeout", "write_timeout": "write_timeout", "pool_timeout": "pool_timeout", "bad_status": "bad_status", "bad_chunk": f"bad_chunk:after={mid}", "corrupt_gzip": "corrupt_gzip", "bom": "bom", "json_body": "json_body", "linger": "linger",
     }  # fmt: skip
     assert set(specs) == set(CATALOGUE), "a new fault kind: add it here so its cost is checked too"
     return specs

@@ -18,9 +18,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from ..wire import CUTS, Action, Chunks, Cut, End, Respond, Send, Stall, expand
+from ..wire import CUTS, Action, Chunks, Cut, End, Raw, Respond, Send, Stall, expand
 
-__all__ = ["Broken", "Playback", "Silent", "framing_of"]
+__all__ = ["Broken", "Garbage", "Playback", "Silent", "framing_of"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +46,22 @@ class Silent:
     give one (a socket does not know it; in-process, a client without a read timeout would hang)."""
 
 
-Outcome = bytes | Chunks | Broken | Silent | None
+@dataclass(frozen=True, slots=True)
+class Garbage:
+    """Bytes that are not HTTP where HTTP was expected, then the end of the connection: the client's
+    HTTP parser fails on them (``framing`` says what it was parsing: a status line before the
+    headers, a chunk-size line after them)."""
+
+    data: bytes
+    before_headers: bool
+    framing: str = "chunked"
+
+
+Outcome = bytes | Chunks | Broken | Silent | Garbage | None
+
+#: cut kinds that end an attempt before the client starts reading: no read timeout applies to them
+_BEFORE_READING = frozenset({"refused", "connect_timeout", "pool_timeout", "write_timeout", "write_error", "proxy",
+                             "unsupported_protocol", "local_protocol"})  # fmt: skip
 
 
 def framing_of(headers: tuple[tuple[str, str], ...]) -> tuple[str, int | None]:
@@ -78,7 +93,7 @@ class Playback:
         self.framing = "chunked"
         self.expected: int | None = None
 
-    def head(self) -> tuple[float, Respond | Broken | Silent]:
+    def head(self) -> tuple[float, Respond | Broken | Silent | Garbage]:
         """When the response head arrives, or what happens instead of it."""
         while self.position < len(self.actions):
             action = self.actions[self.position]
@@ -92,11 +107,13 @@ class Playback:
                 return action.at, action
             if isinstance(action, Cut):
                 return action.at, self._broken(action, before_headers=True)
+            if isinstance(action, Raw):
+                return action.at, Garbage(action.data, True)
         return self.last_at, Broken("fin", None, True)
 
     def body(self) -> Iterator[tuple[float, Outcome]]:
         """``(at, outcome)``: bytes to hand on, a ``Chunks`` run to hand on at once, ``Broken``,
-        ``Silent``, or ``None`` for the clean end (always the last)."""
+        ``Silent``, ``Garbage``, or ``None`` for the clean end (always the last)."""
         for action in self.actions[self.position :]:
             if isinstance(action, Chunks) and self._whole(action):
                 self.last_at = action.timing[-1][0] if action.timing else self.last_at
@@ -120,6 +137,9 @@ class Playback:
                 elif isinstance(step, Cut):
                     yield step.at, self._broken(step, before_headers=False)
                     return
+                elif isinstance(step, Raw):
+                    yield step.at, Garbage(step.data, False, self.framing)
+                    return
         yield self.last_at, None
 
     def _take(self, data: bytes) -> bytes:
@@ -137,7 +157,11 @@ class Playback:
         return self.timeout is None or (run.longest_gap < self.timeout and run.at - self.last_at < self.timeout)
 
     def _late(self, action: Action, *, before_headers: bool) -> tuple[float, Broken | Silent] | None:
-        """The read timeout firing before ``action`` arrives, if its silence is that long."""
+        """The read timeout firing before ``action`` arrives, if its silence is that long. Not before a
+        cut that ends the attempt before anything was read (a refused or timed-out connect, a full
+        pool, a failed write): the read timeout never started for it."""
+        if isinstance(action, Cut) and before_headers and action.kind in _BEFORE_READING:
+            return None
         if isinstance(action, Stall) and action.seconds is None:
             if self.timeout is None:
                 return action.at, Silent()

@@ -134,10 +134,15 @@ class ReplaySession:
         """The faults the next attempt the schedule counts will meet."""
         return () if self.schedule is None else self.schedule.faults_for(self.faulted)
 
+    def unconnected(self) -> str | None:
+        """How the next counted attempt fails before it connects (``refused`` or ``connect_timeout``:
+        its faults end it so before any response), or ``None``. On a socket such an attempt must
+        never be accepted."""
+        return _never_connects(self.upcoming())
+
     def refusal_due(self) -> bool:
-        """The next counted attempt is refused before it connects (its faults end it with a
-        ``refused`` cut before any response), so on a socket it must never be accepted."""
-        return _refuses(self.upcoming())
+        """The next counted attempt never connects (refused, or its connect times out)."""
+        return self.unconnected() is not None
 
     def refuses_forever(self) -> bool:
         """Every attempt from now on is refused (``refuse`` on its own, not a sequence)."""
@@ -145,10 +150,11 @@ class ReplaySession:
 
     def refused(self, where: str) -> Call:
         """Count the due attempt as made and refused (it never reached the executor), and log it."""
+        kind = self.unconnected() or "refused"
         faults = self.upcoming()
         self.faulted += 1
         call = Call(Request("CONNECT", where), None, 1, "refused", faults=tuple(f.spec() for f in faults),
-                    outcome=describe([Cut("refused")]))  # fmt: skip
+                    outcome=describe([Cut(kind)]))  # fmt: skip
         self.calls.append(call)
         return call
 
@@ -165,19 +171,20 @@ class ReplaySession:
         return {index for index, plays in enumerate(self.player.plays) if plays}
 
 
-def _refuses(faults: tuple[Fault, ...]) -> bool:
-    """Whether these faults replace the response with a refused connection (only the faults that
-    replace the whole response are tried, on a stand-in response)."""
+def _never_connects(faults: tuple[Fault, ...]) -> str | None:
+    """The cut kind, when these faults replace the response with a connection that is never made
+    (only the faults that replace the whole response are tried, on a stand-in response)."""
     if not faults:
-        return False
+        return None
     from ..faults import REPLACE, Context, apply
     from ..wire import End, Respond
 
     replacing = [fault for fault in faults if getattr(fault, "phase", None) == REPLACE]
     if not replacing:
-        return False
+        return None
     try:
         actions = apply(replacing, [Respond(200, ()), End()], Context())
     except ConfigError:
-        return False
-    return bool(actions) and isinstance(actions[0], Cut) and actions[0].kind == "refused"
+        return None
+    first = actions[0] if actions else None
+    return first.kind if isinstance(first, Cut) and first.kind in ("refused", "connect_timeout") else None

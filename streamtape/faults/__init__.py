@@ -53,6 +53,7 @@ from .catalogue import (
     Timeout,
     Truncate,
 )
+from .protocol import BadChunk, BadStatus, Bom, ConnectTimeout, CorruptGzip, JsonBody, Linger, PoolTimeout, WriteTimeout
 from .schedule import Chaos, Schedule, apply, positions
 from .spec import load_scenario, parse, parse_fault, step
 
@@ -61,6 +62,8 @@ __all__ = [
     "Schedule", "TIMING", "apply", "chaos", "corrupt", "delay", "disconnect", "drop", "duplicate", "error_event",
     "http_error", "load_scenario", "overloaded", "parse", "parse_fault", "ping", "positions", "rate_limit", "rechunk",
     "refuse", "register", "reset", "resolve", "sequence", "server_error", "stall", "timeout", "truncate", "unregister",
+    "bad_chunk", "bad_status", "bom", "connect_timeout", "corrupt_gzip", "json_body", "linger", "pool_timeout",
+    "write_timeout",
 ]  # fmt: skip
 
 refuse = Refuse
@@ -79,11 +82,23 @@ corrupt = Corrupt
 duplicate = Duplicate
 drop = Drop
 ping = Ping
+connect_timeout = ConnectTimeout
+write_timeout = WriteTimeout
+pool_timeout = PoolTimeout
+bad_status = BadStatus
+bad_chunk = BadChunk
+corrupt_gzip = CorruptGzip
+bom = Bom
+json_body = JsonBody
+linger = Linger
 
 
 def http_error(status: int, **options: Any) -> HttpError:
-    """The API's own error response with ``status`` (``error_type``, ``message``, ``retry_after``,
-    ``retry_after_ms``, ``should_retry`` optional), as the request's provider words it."""
+    """The API's own error response with ``status``, as the request's provider words it. Optional:
+    ``error_type``, ``message``, ``request_id`` (``False``: none, as some real bodies have; a string:
+    that id), ``retry_after`` / ``retry_after_ms`` / ``retry_after_date`` (an HTTP date that many
+    seconds ahead), ``should_retry``, and for what a proxy sends instead of the API: ``body`` (raw,
+    verbatim), ``content_type`` and ``headers``."""
     return HttpError(status=status, **options)
 
 

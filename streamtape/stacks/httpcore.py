@@ -13,14 +13,17 @@ SDK) turns it into exactly what the app would see.
 from __future__ import annotations
 
 import errno
+import importlib
 import os
+import re
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from ..cassette import Request
 from ..engine.clock import Pacer
-from ..engine.playback import Broken, Playback, Silent, harness_error
+from ..engine.playback import Broken, Garbage, Playback, Silent, harness_error
 from ..guard import forwarding
 from ..intercept.recorder import Recording, RecordingStream, prepare_request
 from ..wire import CUTS, Action, Chunks, Cut, Respond
@@ -29,70 +32,213 @@ from . import harness
 if TYPE_CHECKING:
     from . import Router
 
-__all__ = ["HTTPX", "HTTPX2", "HttpcoreStack", "real_error", "real_message"]
+__all__ = ["CHAINS", "HTTPX", "HTTPX2", "Chain", "HttpcoreStack", "Link", "real_error", "real_message", "wrapped"]
+
+
+# --- the exceptions a real socket gives ----------------------------------------------------------------
+#
+# Measured by scripts/measure_chains.py over real sockets on 127.0.0.1, at the pool (the calls replay
+# replaces): Linux, CPython 3.11, anyio 4.16 on asyncio, h11 0.16; httpcore2 2.17 and httpcore 1.0.9 give
+# the same chains but for one link (``_BODY_LINK``), under anthropic 2.17 and 0.125 alike. (Under trio,
+# httpcore raises trio's own errors, with other texts: not built here; an async replay is asyncio's.)
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """One exception of a measured chain: its class, its ``args`` (text may hold ``{message}``,
+    ``{address}`` and ``{scope}``, filled in at the cut), what it has as ``__cause__`` and
+    ``__context__``, and ``__suppress_context__``.
+
+    ``cls`` is a builtin's name (``ConnectionResetError``) or a dotted ``module.name``
+    (``anyio.BrokenResourceError``). ``outer``: the exception is raised in the app's own call (not in an
+    event-loop callback or a cancelled wait), so when the app makes the request while handling an
+    exception of its own, that one is its ``__context__`` (measured with ``--outer``)."""
+
+    cls: str
+    args: tuple[Any, ...] = ()
+    cause: Link | None = None
+    context: Link | None = None
+    suppress: bool = False
+    outer: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Chain:
+    """What the pool raises for one cut: the core class, and what it wraps (its only argument): a
+    ``Link`` (the error it was mapped from), a text of its own, or nothing (``None``: no arguments).
+    ``accepts``: the messages the chain is known for when the text is the wrapped error's own (a FIN
+    mid-body: h11's ``peer closed connection ...`` with whatever it counted)."""
+
+    core: str
+    wraps: Link | str | None
+    accepts: re.Pattern[str] | None = None
+
+
+def _os_error(cls: str, code: int, text: str | None = None, *, outer: bool = False) -> Link:
+    # the text is this platform's (Linux): os.strerror gives what the OS gives
+    return Link(cls, (code, os.strerror(code) if text is None else text), outer=outer)
+
+
+_TIMED_OUT = Link("TimeoutError", ("timed out",), outer=True)  # a socket timeout (sync)
+
+
+def _deadline(*, outer: bool) -> Link:
+    """anyio's ``fail_after`` on asyncio: a bare ``TimeoutError`` raised while its scope's cancellation
+    was handled (whose text names the scope by its ``id``)."""
+    cancelled = Link("asyncio.CancelledError", ("Cancelled via cancel scope {scope}; reason: deadline exceeded",),
+                     outer=outer)  # fmt: skip
+    return Link("TimeoutError", context=cancelled)
+
+
+_ANYIO_RESET = Link(
+    "anyio.BrokenResourceError",
+    cause=_os_error("ConnectionResetError", errno.ECONNRESET),  # made by the event loop: never the app's context
+    context=Link("IndexError", ("pop from an empty deque",), outer=True),  # anyio's empty read buffer
+    suppress=True,
+)
+_NO_RESPONSE = "Server disconnected without sending a response."
+_PEER_CLOSED = re.compile(
+    r"peer closed connection without sending complete message body "
+    r"\((incomplete chunked read|received \d+ bytes, expected \d+)\)"
+)
+
+#: (kind, asynchronous) -> the chain, before the response headers; ``_MID_BODY`` where it differs after them.
+#: Connects and timeouts are the same either side of the headers.
+CHAINS: dict[tuple[str, bool], Chain] = {
+    ("refused", False): Chain("ConnectError", _os_error("ConnectionRefusedError", errno.ECONNREFUSED, outer=True)),
+    ("refused", True): Chain("ConnectError", Link(
+        "OSError", ("All connection attempts failed",), suppress=True, outer=True,
+        cause=_os_error("ConnectionRefusedError", errno.ECONNREFUSED, "Connect call failed {address}"))),
+    ("connect_timeout", False): Chain("ConnectTimeout", _TIMED_OUT),
+    ("connect_timeout", True): Chain("ConnectTimeout", _deadline(outer=True)),
+    ("timeout", False): Chain("ReadTimeout", _TIMED_OUT),
+    ("timeout", True): Chain("ReadTimeout", _deadline(outer=False)),
+    ("write_timeout", False): Chain("WriteTimeout", _TIMED_OUT),
+    ("write_timeout", True): Chain("WriteTimeout", _deadline(outer=False)),
+    ("pool_timeout", False): Chain("PoolTimeout", None),
+    ("pool_timeout", True): Chain("PoolTimeout", _deadline(outer=False)),
+    ("reset", False): Chain("ReadError", _os_error("ConnectionResetError", errno.ECONNRESET, outer=True)),
+    ("reset", True): Chain("ReadError", _ANYIO_RESET),
+    ("fin", False): Chain("RemoteProtocolError", _NO_RESPONSE),
+    ("fin", True): Chain("RemoteProtocolError", _NO_RESPONSE),
+    # the request body could not be sent: httpcore ignores a write error and reads the answer, so what
+    # the pool raises is that read's failure (a FIN sync: the RST was reported to the failed write)
+    ("write_error", False): Chain("RemoteProtocolError", _NO_RESPONSE),
+    ("write_error", True): Chain("ReadError", _ANYIO_RESET),
+}  # fmt: skip
+_H11_CLOSED = Chain("RemoteProtocolError", Link("h11.RemoteProtocolError", ("{message}",), outer=True), _PEER_CLOSED)
+_MID_BODY: dict[tuple[str, bool], Chain] = {("fin", False): _H11_CLOSED, ("fin", True): _H11_CLOSED}
+
+#: How the core error holds what it wraps, mid-body, per stack: httpcore2's pool stream lets the error
+#: through as mapped (``raise ... from exc``: cause and context); httpcore's re-raises it ``from None``
+#: (context only). Before the headers both pools re-raise ``from None``.
+_BODY_LINK = {"httpcore2": "cause", "httpcore": "context"}
+
+
+def _chain(kind: str, asynchronous: bool, before_headers: bool) -> Chain | None:
+    return (not before_headers and _MID_BODY.get((kind, asynchronous))) or CHAINS.get((kind, asynchronous))
+
+
+def _class(name: str) -> Any:
+    module, _, attribute = name.rpartition(".")
+    return getattr(importlib.import_module(module or "builtins"), attribute)
+
+
+def _build(link: Link, values: dict[str, str], outer: BaseException | None) -> BaseException:
+    args = tuple(arg.format(**values) if isinstance(arg, str) else arg for arg in link.args)
+    exc: BaseException = _class(link.cls)(*args)
+    if link.cause is not None:
+        exc.__cause__ = _build(link.cause, values, outer)
+    exc.__context__ = _build(link.context, values, outer) if link.context is not None else outer if link.outer else None
+    exc.__suppress_context__ = link.suppress
+    return exc
+
+
+def _text(chain: Chain) -> str:
+    """The pool error's message: its own text, or the wrapped error's (never one filled in at the cut)."""
+    if not isinstance(chain.wraps, Link):
+        return chain.wraps or ""
+    return str(_class(chain.wraps.cls)(*chain.wraps.args))
+
+
+def _knows(chain: Chain, message: str, address: tuple[str, int] | None) -> bool:
+    """Whether ``message`` is the text this chain gives (and everything the chain names is known)."""
+    if chain.accepts is not None:
+        return chain.accepts.fullmatch(message) is not None
+    return message == _text(chain) and (address is not None or "{address}" not in repr(chain.wraps))
 
 
 def real_message(
     error: str, *, asynchronous: bool, before_headers: bool, framing: str, received: int, expected: int | None
 ) -> str:
-    """The text the real httpcore/httpcore2 stack gives cut kind ``error`` here (measured over real sockets)."""
+    """The text the real httpcore/httpcore2 stack gives cut kind ``error`` here (measured over real sockets:
+    ``CHAINS``)."""
     kind = CUTS[error].name if error in CUTS else next(k.name for k in CUTS.values() if k.v1 == error)
-    if kind == "fin":
-        if before_headers:
-            return "Server disconnected without sending a response."
+    if kind == "fin" and not before_headers:
         if framing == "content-length":
             return (
                 "peer closed connection without sending complete message body "
                 f"(received {received} bytes, expected {expected})"
             )
         return "peer closed connection without sending complete message body (incomplete chunked read)"
-    if kind == "refused":
-        return "All connection attempts failed" if asynchronous else "[Errno 111] Connection refused"
-    if kind in ("reset", "write_error"):
-        return "" if asynchronous else "[Errno 104] Connection reset by peer"
-    if kind in ("timeout", "connect_timeout", "write_timeout", "pool_timeout"):
-        return "" if asynchronous else "timed out"
-    return ""
+    chain = _chain(kind, asynchronous, before_headers)
+    return "" if chain is None else _text(chain)
 
 
 def real_error(
-    core: Any, kind: str, message: str, *, asynchronous: bool, address: tuple[str, int] | None = None
+    core: Any,
+    kind: str,
+    message: str,
+    *,
+    asynchronous: bool,
+    address: tuple[str, int] | None = None,
+    before_headers: bool = True,
+    outer: BaseException | None = None,
 ) -> BaseException:
-    """The core exception for cut ``kind`` with the chain a real socket gives it, when ``message`` is the
-    stack's own text for it (measured over real sockets, httpcore2 2.17 / anyio 4): the OS error as the
-    core error's argument, and as its ``__cause__`` where the stack sets one (sync reads; async reads
-    through anyio's ``BrokenResourceError``), or its ``__context__`` (connects). SDKs read that chain:
-    anthropic >= 2.17 words ``APIConnectionError`` from the deepest OS error in it. Other messages (a
-    recorded text the table does not know) get the core error alone."""
-    cls = getattr(core, CUTS[kind].v1)
-    inner: BaseException | None = None
-    as_cause = True
-    if kind in ("reset", "write_error"):
-        reset = ConnectionResetError(errno.ECONNRESET, os.strerror(errno.ECONNRESET))
-        if asynchronous and message == "":
-            import anyio
+    """The core exception for cut ``kind`` with the whole chain a real socket gives it (``CHAINS``, measured
+    by scripts/measure_chains.py), when ``message`` is the stack's own text for it: every ``__cause__`` and
+    ``__context__``, class, arguments and ``__suppress_context__``, as the pool raises it. The OS's texts
+    are this platform's (Linux: ``os.strerror``); anyio's are anyio 4.16's on asyncio.
 
-            inner = anyio.BrokenResourceError()
-            inner.__cause__ = reset
-        elif not asynchronous and message == str(reset):
-            inner = reset
-    elif kind == "refused":
-        as_cause = False
-        if not asynchronous and message == f"[Errno {errno.ECONNREFUSED}] {os.strerror(errno.ECONNREFUSED)}":
-            inner = ConnectionRefusedError(errno.ECONNREFUSED, os.strerror(errno.ECONNREFUSED))
-        elif asynchronous and message == "All connection attempts failed" and address is not None:
-            inner = OSError(message)
-            inner.__cause__ = ConnectionRefusedError(errno.ECONNREFUSED, f"Connect call failed {address!r}")
-    elif kind in ("timeout", "connect_timeout", "write_timeout") and message == ("" if asynchronous else "timed out"):
-        inner = TimeoutError() if asynchronous else TimeoutError("timed out")
-    if inner is None:
-        return cls(message)
-    exc = cls(inner)
-    if as_cause:
+    ``outer`` is the exception the app is handling while it makes the request (``sys.exception()`` where
+    the replay raises): the levels a real stack raises in the app's own call take it as ``__context__``.
+    ``address`` is the request's, which the async refusal names. SDKs read the chain: anthropic >= 2.17
+    words ``APIConnectionError`` from the deepest OS error in it. Other messages (a recorded text the table
+    does not know) get the core error alone, as does a kind the table does not know."""
+    chain = _chain(kind, asynchronous, before_headers)
+    if chain is None or not _knows(chain, message, address):
+        return getattr(core, CUTS[kind].v1)(message)
+    cls = getattr(core, chain.core)
+    if not isinstance(chain.wraps, Link):
+        exc = cls() if chain.wraps is None else cls(chain.wraps)
+        exc.__context__, exc.__suppress_context__ = outer, True  # raised by the stack itself, re-raised from None
+        return exc
+    values = {"message": message, "address": repr(address)}
+    values["scope"] = f"{id(values):x}"  # anyio names the cancel scope by its id: any live object's will do
+    inner = _build(chain.wraps, values, outer)
+    return wrapped(core, cls(inner), inner, before_headers=before_headers)
+
+
+def wrapped(core: Any, exc: BaseException, inner: BaseException, *, before_headers: bool) -> BaseException:
+    """``exc``, the core error ``inner`` was mapped to, linked to it as the pool leaves it (``_BODY_LINK``,
+    measured): mid-body, as ``__cause__`` and ``__context__`` (httpcore2) or as ``__context__`` only
+    (httpcore); before the headers, as ``__context__`` only (both pools re-raise ``from None``)."""
+    if not before_headers and _BODY_LINK.get(getattr(core, "__name__", ""), "cause") == "cause":
         exc.__cause__ = inner
-    else:
-        exc.__context__, exc.__suppress_context__ = inner, True
+    exc.__context__, exc.__suppress_context__ = inner, True
     return exc
+
+
+def _throw(exc: BaseException) -> NoReturn:
+    """Raise ``exc`` with the chain it was built with. A ``raise`` while the app handles an exception makes
+    that one the ``__context__`` of what it raises; the real stack's error has the error it wrapped there
+    (the app's is deeper down, where ``real_error`` put it)."""
+    context = exc.__context__
+    try:
+        raise exc
+    finally:
+        if context is not None:
+            exc.__context__ = context
 
 
 class HttpcoreStack:
@@ -171,7 +317,30 @@ class HttpcoreStack:
         if message is None:
             message = real_message(broken.kind, asynchronous=asynchronous, before_headers=broken.before_headers,
                                    framing=broken.framing, received=broken.received, expected=broken.expected)  # fmt: skip
-        return real_error(self.core, broken.kind, message, asynchronous=asynchronous, address=address)
+        return real_error(self.core, broken.kind, message, asynchronous=asynchronous, address=address,
+                          before_headers=broken.before_headers, outer=sys.exception())  # fmt: skip
+
+    def garbage(self, outcome: Garbage) -> BaseException:
+        """What the stack raises when the server sends bytes that are not HTTP: httpcore parses with h11,
+        so h11 itself is run on the same bytes, in the same state (a status line expected, or a
+        chunk-size line), and its error is mapped as httpcore maps it (``raise RemoteProtocolError(exc)
+        from exc``): the message and the chain are the real ones, not a copy of them."""
+        import h11
+
+        client = h11.Connection(our_role=h11.CLIENT)
+        client.send(h11.Request(method="GET", target="/", headers=[("host", "streamtape")]))
+        client.send(h11.EndOfMessage())
+        head = b"" if outcome.before_headers else b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
+        client.receive_data(head + outcome.data)
+        client.receive_data(b"")  # then the connection ended
+        try:
+            while client.next_event() not in (h11.NEED_DATA, h11.PAUSED):
+                pass
+        except h11.RemoteProtocolError as exc:
+            return wrapped(self.core, self.core.RemoteProtocolError(exc), exc, before_headers=outcome.before_headers)
+        # h11 took the bytes as HTTP after all (they were valid): the connection then ended early
+        return self.exception(Broken("fin", None, outcome.before_headers, outcome.framing), asynchronous=False,
+                              address=None)  # fmt: skip
 
     def classify(self, exc: BaseException) -> Cut | None:
         """The cut a real core exception records as (``None``: not a network or protocol failure)."""
@@ -214,7 +383,7 @@ class HttpcoreStack:
         if isinstance(route, list):
             pacer.wait(at)
             if not isinstance(head, Respond):
-                raise self._raise(head, False, core_request)
+                _throw(self._raise(head, False, core_request))
             return self._response(head, _ReplayStream(self, playback, pacer, core_request))
         recording = Recording(request, redactor, tape.hooks)
         tape.begin_recording(recording)
@@ -243,7 +412,7 @@ class HttpcoreStack:
         if isinstance(route, list):
             await pacer.await_(at)
             if not isinstance(head, Respond):
-                raise self._raise(head, True, core_request)
+                _throw(self._raise(head, True, core_request))
             return self._response(head, _ReplayStream(self, playback, pacer, core_request))
         recording = Recording(request, redactor, tape.hooks)
         tape.begin_recording(recording)
@@ -269,8 +438,10 @@ class HttpcoreStack:
         playback = Playback(actions, read_timeout=None if timeout is None else float(timeout), instant=not clock.paced)
         return playback, Pacer(clock)
 
-    def _raise(self, outcome: Broken | Silent, asynchronous: bool, core_request: Any) -> BaseException:
+    def _raise(self, outcome: Broken | Silent | Garbage, asynchronous: bool, core_request: Any) -> BaseException:
         """What the app meets for a broken or silent outcome: a harness error, or the stack's exception."""
+        if isinstance(outcome, Garbage):
+            return self.garbage(outcome)
         error = harness_error(outcome)
         if error is not None:
             return error
@@ -307,7 +478,7 @@ class _ReplayStream:
             if isinstance(item, bytes):
                 yield item
             elif item is not None:
-                raise self.stack._raise(item, False, self.core_request)  # noqa: SLF001
+                _throw(self.stack._raise(item, False, self.core_request))  # noqa: SLF001
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         for at, item in _guarded(self.playback.body(), self.core_request):
@@ -319,7 +490,7 @@ class _ReplayStream:
             if isinstance(item, bytes):
                 yield item
             elif item is not None:
-                raise self.stack._raise(item, True, self.core_request)  # noqa: SLF001
+                _throw(self.stack._raise(item, True, self.core_request))  # noqa: SLF001
 
     def close(self) -> None:
         pass

@@ -24,10 +24,11 @@ import selectors
 import socket
 import struct
 import threading
-from contextlib import suppress
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from typing import Literal, get_args
 
-__all__ = ["Mode", "RawServer", "closed_port"]
+__all__ = ["Mode", "RawServer", "blackholed_port", "closed_port"]
 
 Mode = Literal["fin", "rst", "silence"]
 
@@ -194,3 +195,22 @@ def closed_port() -> int:
     """A port on 127.0.0.1 that nothing listens on (bound, then closed): connecting is refused."""
     with socket.create_server(("127.0.0.1", 0)) as listener:
         return int(listener.getsockname()[1])
+
+
+@contextmanager
+def blackholed_port() -> Iterator[int]:
+    """A port on 127.0.0.1 whose listener completes no connection: its accept queue (backlog 0, one
+    place) is filled and never accepted, so the kernel drops every other SYN and a client's connect
+    times out, as against an overwhelmed server or a firewall that drops packets."""
+    listener = socket.create_server(("127.0.0.1", 0), backlog=0)
+    fillers = []
+    try:
+        for _ in range(2):
+            filler = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            filler.setblocking(False)
+            filler.connect_ex(listener.getsockname())
+            fillers.append(filler)
+        yield int(listener.getsockname()[1])
+    finally:
+        for sock in (*fillers, listener):
+            sock.close()

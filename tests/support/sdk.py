@@ -38,12 +38,45 @@ class Outcome:
     #: ``stream.current_message_snapshot`` (dumped) when a ``messages.stream()`` style failed after
     #: ``message_start``; ``None`` on success, before ``message_start``, and in the ``create`` style
     snapshot: Any = None
+    #: the whole chain of the exception, every level (``chain()``); empty on success
+    chain: list[Level] = field(default_factory=list)
 
     def fail(self, exc: BaseException) -> None:
         cause = type(exc.__cause__).__module__ + "." + type(exc.__cause__).__name__ if exc.__cause__ else None
         self.error = (f"{type(exc).__module__}.{type(exc).__name__}", _portless(str(exc)), cause)
         self.status = getattr(exc, "status_code", None)
         self.cause_message = str(exc.__cause__) if exc.__cause__ is not None else None
+        self.chain = chain(exc)
+
+
+#: One exception of a chain: (where it is, its class with module, its message).
+Level = tuple[str, str, str]
+
+
+def chain(exc: BaseException) -> list[Level]:
+    """``exc`` and every exception behind it, depth first: where each is (the path from ``exc`` through
+    ``cause`` (``__cause__``) and ``context`` (``__context__``), the latter written ``context
+    (suppressed)`` where ``__suppress_context__`` hides it; ``exc`` itself is ``""``), its class with
+    module, and its message, normalised by ``_portless`` and nothing else. An exception met before
+    (a context that is the cause, say) is written ``= <where it was met>``, not walked again."""
+    levels: list[Level] = []
+    met: dict[int, str] = {}
+
+    def walk(current: BaseException, where: str) -> None:
+        if id(current) in met:
+            levels.append((where, f"= {met[id(current)] or 'the top'}", ""))
+            return
+        met[id(current)] = where
+        levels.append((where, f"{type(current).__module__}.{type(current).__qualname__}", _portless(str(current))))
+        prefix = f"{where}." if where else ""
+        if current.__cause__ is not None:
+            walk(current.__cause__, f"{prefix}cause")
+        if current.__context__ is not None:
+            suppressed = " (suppressed)" if current.__suppress_context__ else ""
+            walk(current.__context__, f"{prefix}context{suppressed}")
+
+    walk(exc, "")
+    return levels
 
 
 def raised(error: tuple[str, str, str | None] | None) -> set[str]:
@@ -56,10 +89,14 @@ def raised(error: tuple[str, str, str | None] | None) -> set[str]:
 
 
 def _portless(message: str) -> str:
-    """anthropic >= 2.17 names the host in mid-stream connection errors ("Connection to 127.0.0.1:PORT
-    failed: ..."); the real server and the replay listen on different ports, which is all that differs."""
+    """What differs between the real server and the replay, and nothing else: the port each listens on
+    (anthropic >= 2.17 names the host in connection errors, "Connection to 127.0.0.1:PORT failed: ...";
+    asyncio's refusal names the address, "Connect call failed ('127.0.0.1', PORT)"), and the memory
+    address by which anyio names a cancel scope in the ``CancelledError`` behind an async timeout
+    ("Cancelled via cancel scope ADDR; reason: deadline exceeded")."""
     message = re.sub(r"(127\.0\.0\.1|localhost):\d+", r"\1:PORT", message)
-    return re.sub(r"\('127\.0\.0\.1', \d+\)", "('127.0.0.1', PORT)", message)  # async: "Connect call failed (...)"
+    message = re.sub(r"\('127\.0\.0\.1', \d+\)", "('127.0.0.1', PORT)", message)  # async: "Connect call failed (...)"
+    return re.sub(r"\bcancel scope [0-9a-f]+\b", "cancel scope ADDR", message)
 
 
 def client(base_url: str, **options: Any) -> anthropic.Anthropic:

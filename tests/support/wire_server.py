@@ -132,6 +132,12 @@ class Reply:
     piece_delays: list[float] | None = None
     head_delay: float = 0.0
     before_head: Literal["fin", "rst"] | None = None
+    #: bytes written to the socket as they are, outside HTTP framing, then a FIN: instead of the
+    #: status line (``raw_after=-1``), or after ``raw_after`` body pieces (a bad chunk header)
+    raw: bytes = b""
+    raw_after: int | None = None
+    #: a Content-Encoding sent as is, the pieces being encoded already (by the caller, damaged or not)
+    content_encoding: str | None = None
 
     def __post_init__(self) -> None:
         if self.framing not in get_args(Framing):
@@ -443,6 +449,9 @@ class _ConnectionWorker:
         self._pause(reply.head_delay)
         if reply.before_head is not None:
             raise _Hangup(reset=reply.before_head == "rst")
+        if reply.raw_after == -1:
+            self._sock.sendall(reply.raw)
+            raise _Hangup(reset=False)
         with_body = _body_allowed(method, reply.status)
         pieces = wire_pieces(reply.events, reply.gzip)
         self._send_head(reply, pieces, with_body)
@@ -472,6 +481,9 @@ class _ConnectionWorker:
         """Apply the gate and faults due before piece `index` (after `index` pieces)."""
         if reply.gate is not None and 1 <= index <= len(reply.gate):
             self._await_gate(reply.gate[index - 1], index - 1, reply.gate_timeout)
+        if index == reply.raw_after:
+            self._sock.sendall(reply.raw)
+            raise _Hangup(reset=False)
         if index == reply.fin_after:
             raise _Hangup(reset=False)
         if index == reply.rst_after:
@@ -524,6 +536,8 @@ def _response_headers(reply: Reply, pieces: list[bytes], with_body: bool) -> lis
     headers = [(name, value) for name, value in reply.headers if name.lower() not in _SERVER_OWNED_HEADERS]
     if reply.gzip:
         headers.append(("content-encoding", "gzip"))
+    elif reply.content_encoding is not None:
+        headers.append(("content-encoding", reply.content_encoding))
     if reply.framing == "content-length":
         headers.append(("content-length", str(sum(len(piece) for piece in pieces))))
     elif reply.framing == "close":
