@@ -1,13 +1,15 @@
 """Fail closed: while a tape is entered, no request that streamtape cannot record or replay reaches the
 network unnoticed.
 
-streamtape records and replays what goes through httpx2/httpx (their connection pools). Everything else
+streamtape records and replays what goes through httpx2/httpx (their connection pools) and aiohttp
+(its connector: plain ``aiohttp.ClientSession`` code, both SDKs' ``DefaultAioHttpClient``, LiteLLM,
+google-genai; ``streamtape.stacks.aiohttp``, which lets ``allow_hosts`` through itself). Everything else
 an app might use is guarded at two layers while any tape is entered:
 
-- **transport patches** with the best message: ``aiohttp.ClientSession._request`` (both SDKs'
-  ``DefaultAioHttpClient``, LiteLLM, google-genai) and urllib3's ``HTTPConnectionPool.urlopen``
-  (``requests``, boto3), when those libraries are imported, raise ``NetworkBlockedError`` naming the
-  request before anything is sent;
+- **transport patches** with the best message: urllib3's ``HTTPConnectionPool.urlopen``
+  (``requests``, boto3) under urllib3 1.x, when those libraries are imported, raise
+  ``NetworkBlockedError`` naming the request before anything is sent (urllib3 2.x is recorded and
+  replayed: ``streamtape.stacks.urllib3``);
 - **a socket guard** under everything: ``socket.socket.connect`` / ``connect_ex`` refuse any TCP/UDP
   connection (loopback included) that streamtape itself did not open for a recording, so a library
   imported after the tape was entered, or one nobody thought of, fails the same way.
@@ -101,8 +103,9 @@ def _blocked(tape: Tape, what: str, library: str) -> NetworkBlockedError:
     return NetworkBlockedError(
         f"{what}: streamtape blocked this request while tape {tape.path} (record mode '{mode}') is active: "
         f"{library} is not recorded or replayed by streamtape, and a test must not reach the network "
-        "unnoticed. Send it through an httpx2/httpx client (anthropic.Anthropic() / AsyncAnthropic() "
-        "without DefaultAioHttpClient), or let the host through unrecorded with allow_hosts=[...] "
+        "unnoticed. Send it through an httpx2/httpx or aiohttp client (anthropic.Anthropic() / "
+        "AsyncAnthropic(), with or without DefaultAioHttpClient), or let the host through unrecorded "
+        "with allow_hosts=[...] "
         "(pytest: @pytest.mark.tape(allow_hosts=[...]) or the tape_allow_hosts ini option)."
     )
 
@@ -121,8 +124,6 @@ class _Guard:
                 return
             self.current = current
             self.undo = [_patch_socket(self)]
-            if "aiohttp" in sys.modules:
-                self.undo.append(_patch_aiohttp(self))
             if "urllib3" in sys.modules:
                 self.undo.append(_patch_urllib3(self))
 
@@ -167,33 +168,13 @@ def _patch_socket(guard: _Guard) -> Callable[[], None]:
     return undo
 
 
-def _patch_aiohttp(guard: _Guard) -> Callable[[], None]:
-    import aiohttp
-    from yarl import URL
-
-    cls = aiohttp.ClientSession
-    original = cls._request
-
-    @functools.wraps(original)
-    async def _request(session: Any, method: str, str_or_url: Any, *args: Any, **kwargs: Any) -> Any:
-        url = str_or_url if isinstance(str_or_url, URL) else URL(str(str_or_url))
-        base = getattr(session, "_base_url", None)
-        if base is not None and not url.is_absolute():
-            url = base.join(url)
-        guard.check(url.host or "", lambda: f"{method.upper()} {url}", "aiohttp (aiohttp.ClientSession)")
-        return await original(session, method, str_or_url, *args, **kwargs)
-
-    cls._request = _request  # type: ignore[method-assign,assignment]
-
-    def undo() -> None:
-        cls._request = original  # type: ignore[method-assign]
-
-    return undo
-
-
 def _patch_urllib3(guard: _Guard) -> Callable[[], None]:
+    """urllib3 2.x is recorded and replayed by its stack adapter (``streamtape.stacks.urllib3``), which
+    also lets ``allow_hosts`` through: only urllib3 1.x, which it does not adapt, is blocked here."""
     import urllib3.connectionpool
 
+    if int(urllib3.__version__.split(".")[0]) >= 2:
+        return lambda: None
     cls = urllib3.connectionpool.HTTPConnectionPool
     original = cls.urlopen
 

@@ -337,13 +337,13 @@ class Tape:
         """What each request this run got, in order (replayed, recorded or unmatched)."""
         return self._session.calls
 
-    def route(self, request: Request) -> list[Action] | object:
+    def route(self, request: Request, *, stack: str = "") -> list[Action] | object:
         """The wire actions that answer ``request`` (the recording, reshaped by this attempt's faults),
-        or ``_RECORD``; raises when it cannot be answered."""
+        or ``_RECORD``; raises when it cannot be answered. ``stack`` names the HTTP stack asking."""
         with self._lock:
             if not self._record_all:
                 waited = self._take_backoff()
-                answer = self._session.answer(request, waited=waited)
+                answer = self._session.answer(request, waited=waited, stack=stack)
                 if answer is not None:
                     return answer.actions
                 if self.record_mode is not RecordMode.NEW_EPISODES:
@@ -366,13 +366,13 @@ class Tape:
         waited, self._backoff = self._backoff, 0.0
         return waited
 
-    def begin_recording(self, recording: Recording) -> None:
+    def begin_recording(self, recording: Recording, *, stack: str = "") -> None:
         with self._lock:
             self.faults_skipped = self.faults_skipped or self.schedule is not None
             self._recordings.append(recording)
             index = self._loaded + len(self._recordings) - 1
             self._session.calls.append(Call(recording.request, index, 1, "recorded", outcome="recording",
-                                            waited=self._take_backoff()))  # fmt: skip
+                                            waited=self._take_backoff(), stack=stack))  # fmt: skip
 
     def _unmatched(self, request: Request) -> UnmatchedRequestError:
         lines = [

@@ -255,3 +255,28 @@ def test_every_package_is_in_the_distribution() -> None:
     listed, moved = set(setuptools["packages"]), setuptools["package-dir"]
     found = {".".join(path.parent.relative_to(ROOT).parts) for path in (ROOT / "streamtape").rglob("__init__.py")}
     assert found <= listed and all((ROOT / moved.get(name, name.replace(".", "/"))).is_dir() for name in listed)
+
+
+def test_the_call_log_names_the_stack_that_asked(tmp_path: Path) -> None:
+    """A cassette recorded on one stack replays on another; ``tape.calls`` says which stack each was."""
+    import asyncio
+
+    import aiohttp
+    import requests
+
+    from tests.support import builders, sdk
+
+    builders.save(tmp_path / "c.yaml", "http://h/v1/messages", method="GET", request_body=b"", body=b"ok",
+                  headers=(("content-type", "text/plain"),))  # fmt: skip
+
+    async def through_aiohttp() -> bytes:
+        async with aiohttp.ClientSession() as session, session.get("http://h/v1/messages") as response:
+            return await response.read()
+
+    with streamtape.use_cassette(tmp_path / "c.yaml", match_on=["method", "path"]) as tape:
+        with sdk.HTTP.Client() as client:
+            assert client.get("http://h/v1/messages").content == b"ok"
+        assert asyncio.run(through_aiohttp()) == b"ok"
+        assert requests.get("http://h/v1/messages", timeout=5).content == b"ok"
+    assert [call.stack for call in tape.calls] == [sdk.STACK, "aiohttp", "urllib3"]
+    assert repr(tape.calls[1]).startswith("<Call GET http://h/v1/messages replayed #0 attempt 2 via aiohttp")

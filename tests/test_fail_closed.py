@@ -142,24 +142,40 @@ def test_a_raw_socket_never_connects_while_a_tape_is_entered() -> None:
         assert attempted(sock)
 
 
-def test_requests_and_urllib3_are_blocked_in_replay_and_in_recording(tmp_path: Path) -> None:
+def test_requests_and_urllib3_never_reach_the_network_in_replay(server: WireServer) -> None:
+    """urllib3 is a recorded stack (streamtape.stacks.urllib3): in replay a request is answered or refused
+    by the tape, never sent, whatever urllib3's retries; allow_hosts still lets a test's own service through."""
     requests = pytest.importorskip("requests")
-    for mode, path in (("none", THINKING), ("once", tmp_path / "new.yaml")):
-        with listener() as (sock, url), streamtape.use_cassette(path, record_mode=mode) as tape:
-            with pytest.raises(NetworkBlockedError, match=rf"GET {url}/health: .*urllib3 \(requests, boto3\)"):
+    urllib3 = pytest.importorskip("urllib3")
+    if int(urllib3.__version__.split(".")[0]) < 2:
+        pytest.skip("urllib3 1.x is blocked, not taped")
+    with listener() as (sock, url), streamtape.use_cassette(THINKING) as tape:
+        with pytest.raises(streamtape.UnmatchedRequestError, match=rf"matches GET {url}/health"):
+            try:
                 requests.get(f"{url}/health", timeout=1)
-            assert not attempted(sock) and tape.calls == []
-        assert not (tmp_path / "new.yaml").exists()
+            except Exception:  # noqa: BLE001 - neither requests nor the app can swallow it
+                pytest.fail("caught as an Exception")
+        with pytest.raises(streamtape.UnmatchedRequestError):
+            urllib3.PoolManager(retries=urllib3.Retry(3)).request("GET", f"{url}/health")
+        assert not attempted(sock) and [call.source for call in tape.calls] == ["unmatched", "unmatched"]
+    server.queue(error_reply("http_429_rate_limit"))
+    with streamtape.use_cassette(THINKING, allow_hosts=["127.0.0.1"]) as tape:
+        assert requests.post(f"{server.base_url}/v1/messages", json={}, timeout=5).status_code == 429
+    assert tape.calls == [] and len(server.requests) == 1
 
 
-async def test_an_aiohttp_session_is_blocked_and_allow_hosts_lets_it_through(server: WireServer) -> None:
+async def test_an_aiohttp_session_is_taped_and_allow_hosts_lets_it_through(server: WireServer) -> None:
+    """aiohttp is a recorded stack now (streamtape.stacks.aiohttp): a session made before the tape is
+    replayed or refused by the tape, never sent; allow_hosts still lets a test's own service through."""
     aiohttp = pytest.importorskip("aiohttp")
-    async with aiohttp.ClientSession() as session:  # made before the tape: still guarded
+    async with aiohttp.ClientSession() as session:  # made before the tape: still taped
         with listener() as (sock, url):
-            async with streamtape.use_cassette(THINKING):
-                with pytest.raises(NetworkBlockedError, match=rf"GET {url}/v1/models: .*aiohttp"):
+            async with streamtape.use_cassette(THINKING, match_on=["method", "path"]) as tape:
+                with pytest.raises(streamtape.UnmatchedRequestError, match=r"GET .*/v1/models"):
                     await session.get(f"{url}/v1/models")
-            assert not attempted(sock)
+                async with session.post(f"{url}/v1/messages", json=PARAMS) as response:
+                    assert response.status == 200 and b"event: message_stop" in await response.read()
+            assert not attempted(sock) and [call.source for call in tape.calls] == ["unmatched", "replayed"]
         server.queue(error_reply("http_429_rate_limit"))
         async with streamtape.use_cassette(THINKING, allow_hosts=["127.0.0.1"]) as tape:
             async with session.post(f"{server.base_url}/v1/messages", json={}) as response:
@@ -176,15 +192,17 @@ async def test_the_sdks_aiohttp_transport_never_reaches_the_network_in_replay() 
     except RuntimeError as exc:  # anthropic 0.x needs the separate httpx-aiohttp package
         pytest.skip(str(exc))
     with listener() as (sock, url):
-        async with streamtape.use_cassette(THINKING) as tape:
-            client = anthropic.AsyncAnthropic(base_url=url, http_client=http_client)
-            with pytest.raises(NetworkBlockedError, match=r"POST .*/v1/messages: .*DefaultAioHttpClient"):
+        async with streamtape.use_cassette(THINKING, match_on=["method", "path"]) as tape:
+            client = anthropic.AsyncAnthropic(base_url=url, api_key="test", http_client=http_client)
+            async with client.messages.stream(**PARAMS) as stream:  # replayed through aiohttp
+                assert (await stream.get_final_message()).stop_reason == "end_turn"
+            with pytest.raises(streamtape.UnmatchedRequestError, match=r"GET .*/v1/models"):
                 try:
-                    await client.messages.create(**PARAMS)
+                    await client.get("/v1/models", cast_to=object)
                 except Exception:  # noqa: BLE001 - the SDK and the app cannot swallow it
                     pytest.fail("caught as an Exception")
             await client.close()
-        assert not attempted(sock) and tape.calls == []
+        assert not attempted(sock) and [call.source for call in tape.calls] == ["replayed", "unmatched"]
 
 
 # --- 3. the marker works alone, keyless replay everywhere --------------------------------------------

@@ -17,7 +17,7 @@ from streamtape.stacks import watched
 from tests.support import sdk
 from tests.support.wire_server import WireServer, error_reply, transcript
 
-STACKS = [name for name in watched() if importlib.util.find_spec(name) is not None]
+STACKS = [name for name in watched() if name.startswith("httpx") and importlib.util.find_spec(name) is not None]
 
 
 def _record(server: WireServer, path: Path, *replies: Any, model: str = "claude-test") -> None:
@@ -295,5 +295,5 @@ def test_recorded_calls_say_how_they_went_and_print_in_one_line(tmp_path: Path) 
             assert tape.calls[0].outcome == "recording"
     call = tape.calls[0]
     assert call.outcome == "200, complete" and call.interaction is not None
-    assert repr(call) == f"<Call POST {server.base_url}/v1/messages recorded #0: 200, complete>"
+    assert repr(call) == f"<Call POST {server.base_url}/v1/messages recorded #0 via httpx2: 200, complete>"
     assert len(repr(tape.calls)) < 200  # no bodies

@@ -47,6 +47,8 @@ class Call:
     waited: float = 0.0
     #: the wire actions replayed for it, faults applied (empty for a recorded call)
     played: tuple[Action, ...] = ()
+    #: the HTTP stack that sent it (``httpx2``, ``httpx``, ``aiohttp``, ``urllib3``); "" over a socket
+    stack: str = ""
 
     @property
     def recorded(self) -> bool:
@@ -59,7 +61,9 @@ class Call:
         faults = f" [{', '.join(self.faults)}]" if self.faults else ""
         waited = f" after {self.waited:g}s back-off" if self.waited else ""
         outcome = f": {self.outcome}" if self.outcome else ""
-        return f"<Call {self.request.method} {self.request.url} {self.source}{index}{attempt}{faults}{waited}{outcome}>"
+        via = f" via {self.stack}" if self.stack else ""
+        return (f"<Call {self.request.method} {self.request.url} {self.source}{index}{attempt}{via}{faults}{waited}"
+                f"{outcome}>")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -96,12 +100,12 @@ class ReplaySession:
     def interactions(self) -> list[Interaction]:
         return self.player.interactions
 
-    def answer(self, request: Request, *, waited: float = 0.0) -> Answer | None:
+    def answer(self, request: Request, *, waited: float = 0.0, stack: str = "") -> Answer | None:
         """The answer to ``request``, logged as a call; ``None`` (logged as unmatched) when no
         interaction matches. A fault that cannot apply raises ``ConfigError`` naming the cassette."""
         index = self.player.choose(request)
         if index is None:
-            self.calls.append(Call(request, None, 1, "unmatched", waited=waited))
+            self.calls.append(Call(request, None, 1, "unmatched", waited=waited, stack=stack))
             return None
         interaction = self.player.interactions[index]
         actions = interaction.actions()
@@ -114,7 +118,7 @@ class ReplaySession:
             where = f"{self.where}, interaction #{index} ({request.method} {request.url})"
             actions = [*actions[:-1], Cut("client_closed", where, actions[-1].at)]
         call = Call(request, index, self.player.plays[index], "replayed", interaction,
-                    tuple(f.spec() for f in applied), describe(actions), waited, tuple(actions))  # fmt: skip
+                    tuple(f.spec() for f in applied), describe(actions), waited, tuple(actions), stack)  # fmt: skip
         self.calls.append(call)
         return Answer(index, actions, applied, call)
 

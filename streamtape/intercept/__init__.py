@@ -1,7 +1,8 @@
 """Global interception: while a tape is entered, every httpcore2/httpcore connection pool in the
 process (so every httpx2/httpx client, sync and async, however deep in the app it was built) routes
-its requests through the active tape, and ``streamtape.guard`` blocks every other way to the
-network (aiohttp, urllib3, raw sockets) unless the tape's ``allow_hosts`` lets it through.
+its requests through the active tape, as do aiohttp sessions and urllib3 pools (their adapters in
+``streamtape.stacks``), and ``streamtape.guard`` blocks every other way to the network (urllib3 1.x,
+raw sockets) unless the tape's ``allow_hosts`` lets it through.
 
 Which tape is active is per context (a ``contextvars.ContextVar``): each thread and each asyncio task
 sees the tapes it entered, innermost first, and inherits those of the code that started it where

@@ -83,7 +83,11 @@ class Recording:
 
     def _cut(self, classify: Classify, exc: BaseException) -> Cut | None:
         cut = classify(exc)
-        return None if cut is None else Cut(cut.kind, self.redactor.text(cut.message or ""), self.now())
+        if cut is None:
+            return None
+        # no message: the stack gave none of its own, so a replay words it as its own stack does
+        message = None if cut.message is None else self.redactor.text(cut.message)
+        return Cut(cut.kind, message, self.now())
 
     def respond(self, status: int, reason: bytes, raw_headers: list[tuple[bytes, bytes]]) -> None:
         self.headers_at = self.now()

@@ -12,7 +12,8 @@ An adapter is everything streamtape knows about one HTTP client stack, behind a 
 Adapters register by name in ``STACKS``; ``streamtape.intercept`` installs each one when the modules it
 ``watches`` are imported, never importing them itself, so an app that does not use a stack never loads
 it. httpcore2 (httpx2, anthropic >= 1, openai 3) and httpcore (httpx, anthropic 0.x) live in
-``streamtape.stacks.httpcore``. A new stack is one module here plus one line in ``_BUILTIN``.
+``streamtape.stacks.httpcore``; aiohttp (plain, and the SDKs' ``DefaultAioHttpClient``) in
+``streamtape.stacks.aiohttp``. A new stack is one module here plus one line in ``_BUILTIN``.
 """
 
 from __future__ import annotations
@@ -59,11 +60,18 @@ class StackAdapter(Protocol):
 _BUILTIN: dict[str, str] = {
     "httpx2": "streamtape.stacks.httpcore:HTTPX2",
     "httpx": "streamtape.stacks.httpcore:HTTPX",
+    "urllib3": "streamtape.stacks.urllib3:URLLIB3",
+    "aiohttp": "streamtape.stacks.aiohttp:AIOHTTP",
 }
 #: name -> the adapter, for adapters registered as objects (a user's own, or a built-in once loaded)
 STACKS: dict[str, StackAdapter] = {}
 #: name -> what the adapter watches, known before its module loads (so nothing loads early)
-_WATCHES: dict[str, tuple[str, ...]] = {"httpx2": ("httpcore2",), "httpx": ("httpcore",)}
+_WATCHES: dict[str, tuple[str, ...]] = {
+    "httpx2": ("httpcore2",),
+    "httpx": ("httpcore",),
+    "urllib3": ("urllib3",),
+    "aiohttp": ("aiohttp",),
+}
 
 
 def register_stack(adapter: StackAdapter) -> StackAdapter:

@@ -386,7 +386,7 @@ class HttpcoreStack:
                 _throw(self._raise(head, False, core_request))
             return self._response(head, _ReplayStream(self, playback, pacer, core_request))
         recording = Recording(request, redactor, tape.hooks)
-        tape.begin_recording(recording)
+        tape.begin_recording(recording, stack=self.name)
         try:
             with forwarding():
                 response = forward(pool, core_request)
@@ -415,7 +415,7 @@ class HttpcoreStack:
                 _throw(self._raise(head, True, core_request))
             return self._response(head, _ReplayStream(self, playback, pacer, core_request))
         recording = Recording(request, redactor, tape.hooks)
-        tape.begin_recording(recording)
+        tape.begin_recording(recording, stack=self.name)
         try:
             with forwarding():
                 response = await forward(pool, core_request)
@@ -430,7 +430,7 @@ class HttpcoreStack:
         request, redactor = prepare_request(tape, *_parts(core_request), body)
         if request is None:
             return None, None, redactor
-        return request, tape.route(request), redactor
+        return request, tape.route(request, stack=self.name), redactor
 
     def _playback(self, tape: Any, actions: list[Action], core_request: Any) -> tuple[Playback, Pacer]:
         clock = tape.clock

@@ -1,0 +1,550 @@
+"""The urllib3 stack (2.x): ``requests``, botocore/boto3 and hand-written clients ride on it. Sync only.
+
+**Where it intercepts, and why there.** urllib3's ``HTTPConnectionPool.urlopen`` is a retry loop around
+one attempt, ``_make_request(conn, method, url, ...)``: ``urlopen`` takes a connection object from the
+pool (``_get_conn`` makes one, but does not connect it), calls ``_make_request`` (which connects through
+``conn.request``, sends, and reads the head with ``conn.getresponse()``), and on an error maps it
+(``ProtocolError("Connection aborted.", ...)``), asks ``Retry.increment`` (which re-raises, or raises
+``MaxRetryError`` caused by it) and calls itself again. Patching ``_make_request`` on the pool class (so
+``HTTPSConnectionPool``, pools made before the tape, and every ``requests.Session`` / botocore pool) means
+each *attempt* goes through the tape, while ``urlopen``'s retries, redirects, status retries and
+``MaxRetryError`` wrapping run unchanged, as in production. ``_make_request`` itself runs too: the
+adapter only gives the connection a socket.
+
+**Replay: a socket that plays the tape.** A replayed attempt gets a stand-in socket (``_TapeSocket``)
+on its connection: what urllib3 writes to it is dropped; what http.client reads from it is the recorded
+response put back on the wire (the status line and headers, the body in its recorded framing: one HTTP
+chunk per recorded chunk when chunked), paced by the tape's clock, and where the recording (or a fault)
+breaks, the socket does what a real one does: returns EOF (a FIN), raises
+``ConnectionResetError(104, ...)`` (an RST) or ``TimeoutError("timed out")`` (the read timeout, at the
+moment it would fire: at once in virtual time). A refused or timed-out connect is raised where urllib3
+connects (``conn.connect``), as urllib3's ``_new_conn`` wraps it (``NewConnectionError`` /
+``ConnectTimeoutError`` from the OS error). Everything above the socket is the real code: http.client
+parses, urllib3's ``HTTPResponse`` (a real one, ``preload_content=False`` streaming included) reads chunks
+with ``read_chunked`` and maps errors in its ``_error_catcher``, ``urlopen`` retries, ``requests`` wraps
+(``ChunkedEncodingError``, ``ConnectionError``, ``ReadTimeout``). So classes, messages and the whole
+``__cause__``/``__context__`` chain are the ones a real socket gives, by construction; the tests compare
+them with real misbehaving servers.
+
+**Recording** runs the real ``_make_request`` inside ``guard.forwarding()``, with the connection's socket
+wrapped for ``getresponse`` only: the file http.client reads from tees every byte off the socket, at once,
+into an h11 parser that notes the head, each body chunk (an HTTP chunk, or what one read returned) with its
+arrival time, and the end: clean, or a FIN, RST or timeout as a neutral ``Cut`` (message ``None``: each
+stack words it itself on replay). A failure before any byte (refused, connect timeout) is classified from
+urllib3's exception (``classify``).
+
+Not covered: urllib3 1.x (``guard`` still blocks it), explicit ``tape.transport(stack="urllib3")`` (there
+is no transport seam; enter the tape instead), and draining a stream the app closed early while recording
+(it is saved as ``client_closed``, never as a clean end).
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import os
+import socket
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from ..engine.clock import Pacer
+from ..engine.playback import Broken, Garbage, Playback, Silent, harness_error
+from ..errors import ConfigError
+from ..guard import forwarding
+from ..intercept.recorder import Recording, prepare_request
+from ..wire import Chunks, Cut, End, Respond
+from . import harness
+
+if TYPE_CHECKING:
+    from . import Router
+
+__all__ = ["URLLIB3", "Urllib3Stack"]
+
+def _reset() -> ConnectionResetError:
+    return ConnectionResetError(errno.ECONNRESET, os.strerror(errno.ECONNRESET))
+
+
+def _timed_out() -> TimeoutError:
+    return TimeoutError("timed out")  # what a socket timeout says (socket.timeout is TimeoutError)
+
+
+class Urllib3Stack:
+    """The urllib3 adapter (see the module docstring)."""
+
+    name = "urllib3"
+    watches = ("urllib3",)
+
+    def __init__(self) -> None:
+        self._saved: dict[tuple[type, str], Any] = {}
+
+    @property
+    def pool_class(self) -> Any:
+        return sys.modules["urllib3.connectionpool"].HTTPConnectionPool
+
+    @property
+    def make_request(self) -> Any:
+        cls = self.pool_class
+        return self._saved.get((cls, "_make_request")) or cls._make_request
+
+    # --- the protocol ------------------------------------------------------------------------------
+
+    def install(self, router: Router) -> Callable[[], None]:
+        import urllib3.connectionpool
+
+        if int(urllib3.__version__.split(".")[0]) < 2:
+            return lambda: None  # urllib3 1.x: not adapted; streamtape.guard blocks it
+        stack = self
+        cls = urllib3.connectionpool.HTTPConnectionPool
+        original = cls._make_request
+
+        def _make_request(pool: Any, conn: Any, method: str, url: str, body: Any = None, headers: Any = None,
+                          **kwargs: Any) -> Any:  # fmt: skip
+            tape = router.current()
+            if tape is None:
+                return original(pool, conn, method, url, body, headers, **kwargs)
+            return stack.handle(tape, pool, conn, method, url, body, headers, kwargs)
+
+        self._saved.setdefault((cls, "_make_request"), original)
+        cls._make_request = _make_request  # type: ignore[method-assign,assignment]
+
+        def undo() -> None:
+            cls._make_request = self._saved.pop((cls, "_make_request"))  # type: ignore[method-assign]
+
+        return undo
+
+    def exception(self, broken: Broken, *, asynchronous: bool, address: tuple[str, int] | None) -> BaseException:
+        """What the *socket* raises for a broken outcome read from it (urllib3 and http.client above it
+        turn it into what the app sees, as they do for a real socket). A FIN is no exception on a socket:
+        an EOF, which the replayed socket returns instead of calling this."""
+        if broken.kind == "timeout":
+            return _timed_out()
+        return _reset()
+
+    def classify(self, exc: BaseException) -> Cut | None:
+        """The cut a real exception of an attempt records as (``None``: not a network failure). Mid-body
+        cuts are read off the socket itself while recording; this sees what ``_make_request`` raised."""
+        exceptions = sys.modules.get("urllib3.exceptions")
+        import http.client
+
+        if exceptions is not None:
+            if isinstance(exc, exceptions.ConnectTimeoutError):
+                return Cut("connect_timeout", None)
+            if isinstance(exc, exceptions.NewConnectionError):
+                return Cut("refused", None)
+            if isinstance(exc, exceptions.ReadTimeoutError):
+                return Cut("timeout", None)
+            if isinstance(exc, exceptions.ProxyError):
+                return Cut("proxy", None)
+            if isinstance(exc, exceptions.EmptyPoolError):
+                return Cut("pool_timeout", None)
+            if isinstance(exc, exceptions.ProtocolError):
+                inner = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], BaseException) else None
+                return self.classify(inner) if inner is not None else Cut("fin", None)
+        if isinstance(exc, http.client.RemoteDisconnected | http.client.IncompleteRead):
+            return Cut("fin", None)
+        if isinstance(exc, TimeoutError):
+            return Cut("timeout", None)
+        if isinstance(exc, BrokenPipeError):
+            return Cut("write_error", None)
+        if isinstance(exc, OSError | http.client.HTTPException):
+            return Cut("reset", None)
+        return None
+
+    def transport(self, tape: Any, *, asynchronous: bool, **options: Any) -> Any:
+        raise ConfigError(
+            "stack 'urllib3' has no transport to wire one client with: enter the tape (with "
+            "streamtape.use_cassette(...)), and every urllib3 pool in the process (requests, boto3) goes through it"
+        )
+
+    # --- one attempt -------------------------------------------------------------------------------
+
+    def handle(self, tape: Any, pool: Any, conn: Any, method: str, url: str, body: Any, headers: Any,
+               kwargs: dict[str, Any]) -> Any:  # fmt: skip
+        original = self.make_request
+        host = str(pool.host or "")
+        if tape.allow_hosts and tape.allow_hosts.allows(host):
+            with forwarding():  # the test's own service: neither recorded nor blocked
+                return original(pool, conn, method, url, body, headers, **kwargs)
+        full_url = _full_url(pool, url)
+        what = f"{method} {full_url}"
+        with harness(what):
+            data, body = _body_bytes(body)
+            request, redactor = prepare_request(tape, method, full_url, _header_items(pool, headers), data)
+            route = None if request is None else tape.route(request, stack=self.name)
+        if request is None:  # before_record_request left it out: neither recorded nor replayed
+            with forwarding():
+                return original(pool, conn, method, url, body, headers, **kwargs)
+        if isinstance(route, list):
+            with harness(what):
+                timeout = pool._get_timeout(kwargs.get("timeout", pool.timeout)).read_timeout  # noqa: SLF001
+                read_timeout = float(timeout) if isinstance(timeout, int | float) else socket.getdefaulttimeout()
+                playback = Playback(route, read_timeout=read_timeout, instant=not tape.clock.paced)
+                pacer = Pacer(tape.clock)
+                at, head = playback.head()
+            return self._replay(pool, conn, method, url, body, headers, kwargs, playback, pacer, at, head, what)
+        recording = Recording(request, redactor, tape.hooks)
+        tape.begin_recording(recording, stack=self.name)
+        tee = _Tee(recording, method)
+        real_getresponse = conn.getresponse
+
+        def getresponse() -> Any:
+            sock = conn.sock
+            conn.sock = _TeeSocket(sock, tee)
+            try:
+                return real_getresponse()
+            finally:
+                if isinstance(conn.sock, _TeeSocket):
+                    conn.sock = sock
+
+        conn.getresponse = getresponse
+        try:
+            with forwarding():
+                return original(pool, conn, method, url, body, headers, **kwargs)
+        except BaseException as exc:
+            if recording.status == 0 and recording.error is None:
+                cut = self.classify(exc)
+                recording.error = None if cut is None else Cut(cut.kind, None, recording.now())
+            raise
+        finally:
+            conn.__dict__.pop("getresponse", None)
+
+    def _replay(self, pool: Any, conn: Any, method: str, url: str, body: Any, headers: Any, kwargs: dict[str, Any],
+                playback: Playback, pacer: Pacer, at: float, head: Any, what: str) -> Any:  # fmt: skip
+        original = self.make_request
+        if isinstance(head, Silent) or (isinstance(head, Broken) and harness_error(head) is not None):
+            error = harness_error(head)
+            assert error is not None
+            pacer.wait(at)
+            raise error
+        conn.close()  # whatever it held (a pooled socket, an earlier replay's) is not this attempt's
+        if isinstance(head, Broken) and head.kind in ("refused", "connect_timeout"):
+            pacer.wait(at)
+            conn.connect = _failed_connect(conn, head.kind)
+            try:
+                return original(pool, conn, method, url, body, headers, **kwargs)
+            finally:
+                conn.__dict__.pop("connect", None)
+        if isinstance(head, Broken) and head.kind == "pool_timeout":
+            pacer.wait(at)
+            exceptions = sys.modules["urllib3.exceptions"]
+            raise exceptions.EmptyPoolError(pool, "Pool reached maximum size and no more connections are allowed.")
+        conn.sock = _TapeSocket(self, playback, pacer, at, head, what)
+        if hasattr(conn, "is_verified"):
+            conn.is_verified = True  # HTTPS: no InsecureRequestWarning for a connection that never was
+        return original(pool, conn, method, url, body, headers, **kwargs)
+
+
+URLLIB3 = Urllib3Stack()
+
+
+def _failed_connect(conn: Any, kind: str) -> Callable[[], None]:
+    """``conn.connect`` for an attempt whose connection cannot be made: raises what urllib3's ``_new_conn``
+    raises for the OS error (its wording, ``from`` the OS error, inside its handler)."""
+    exceptions = sys.modules["urllib3.exceptions"]
+
+    def connect() -> None:
+        try:
+            if kind == "refused":
+                raise ConnectionRefusedError(errno.ECONNREFUSED, os.strerror(errno.ECONNREFUSED))
+            raise _timed_out()
+        except TimeoutError as e:
+            raise exceptions.ConnectTimeoutError(
+                conn, f"Connection to {conn.host} timed out. (connect timeout={conn.timeout})"
+            ) from e
+        except OSError as e:
+            raise exceptions.NewConnectionError(conn, f"Failed to establish a new connection: {e}") from e
+
+    return connect
+
+
+# --- replay: a socket that plays the tape ----------------------------------------------------------------
+
+_DROPPED: socket.socket | None = None
+_DROPPED_LOCK = threading.Lock()
+
+
+def _dropped_fileno() -> int:
+    """A descriptor that always reads as readable (its peer is closed): a replayed connection put back in
+    the pool looks dropped to urllib3's ``is_connection_dropped``, so it is closed, never reused for real."""
+    global _DROPPED
+    with _DROPPED_LOCK:
+        if _DROPPED is None:
+            ours, theirs = socket.socketpair()
+            theirs.close()
+            _DROPPED = ours
+        return _DROPPED.fileno()
+
+
+class _TapeSocket:
+    """Stands in for the connection's socket for one replayed attempt."""
+
+    def __init__(self, stack: Urllib3Stack, playback: Playback, pacer: Pacer, at: float, head: Any,
+                 what: str) -> None:  # fmt: skip
+        self.stack, self.playback, self.pacer, self.at, self.head, self.what = stack, playback, pacer, at, head, what
+        self.timeout: float | None = None
+        self.closed = False
+
+    # what http.client and urllib3 call on a socket
+    def sendall(self, data: Any) -> None:
+        if isinstance(self.head, Broken) and self.head.kind in ("write_error", "write_timeout"):
+            self.pacer.wait(self.at)
+            raise _timed_out() if self.head.kind == "write_timeout" else BrokenPipeError(
+                errno.EPIPE, os.strerror(errno.EPIPE))
+
+    def send(self, data: Any) -> int:
+        self.sendall(data)
+        return len(data)
+
+    def makefile(self, mode: str = "r", buffering: int | None = None, **_: Any) -> Any:
+        return io.BufferedReader(_TapeReader(self))
+
+    def settimeout(self, timeout: float | None) -> None:
+        self.timeout = timeout
+
+    def gettimeout(self) -> float | None:
+        return self.timeout
+
+    def setsockopt(self, *args: Any) -> None:
+        pass
+
+    def shutdown(self, how: int) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+    def fileno(self) -> int:
+        return _dropped_fileno()
+
+
+class _TapeReader(io.RawIOBase):
+    """The bytes a real socket would deliver for the playback, one recorded chunk per read."""
+
+    def __init__(self, sock: _TapeSocket) -> None:
+        super().__init__()
+        self.sock = sock
+        self.pending = b""
+        self.outcomes = self._wire()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self.pending:
+            try:
+                piece = next(self.outcomes)
+            except StopIteration:
+                return 0  # EOF: a FIN
+            self.pending = piece
+        size = min(len(buffer), len(self.pending))
+        buffer[:size] = self.pending[:size]
+        self.pending = self.pending[size:]
+        return size
+
+    def _wire(self) -> Iterator[bytes]:
+        sock = self.sock
+        head, pacer, playback = sock.head, sock.pacer, sock.playback
+        pacer.wait(sock.at)
+        if isinstance(head, Garbage):
+            yield head.data
+            return
+        if isinstance(head, Broken):
+            if head.kind != "fin":  # a FIN: EOF before the status line
+                raise sock.stack.exception(head, asynchronous=False, address=None)
+            return
+        assert isinstance(head, Respond)
+        chunked = playback.framing == "chunked"
+        yield _head_bytes(head, chunked)
+        body = playback.body()
+        while True:
+            with harness(sock.what):  # an exception deciding an outcome is a harness failure
+                try:
+                    at, item = next(body)
+                except StopIteration:
+                    return
+            if isinstance(item, Chunks):  # a whole recorded run, on a virtual clock: no waits
+                data, pos, out = item.data, 0, []
+                for _, size in item.timing:
+                    out.append(_frame(data[pos : pos + size], chunked))
+                    pos += size
+                yield b"".join(out)
+                continue
+            pacer.wait(at)
+            if isinstance(item, bytes):
+                if item:
+                    yield _frame(item, chunked)
+            elif item is None:
+                if chunked:
+                    yield b"0\r\n\r\n"
+                return
+            elif isinstance(item, Garbage):
+                yield item.data
+                return
+            else:
+                error = harness_error(item)
+                if error is not None:
+                    raise error
+                assert isinstance(item, Broken)
+                if item.kind == "fin":
+                    return
+                raise sock.stack.exception(item, asynchronous=False, address=None)
+
+
+def _frame(data: bytes, chunked: bool) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data) if chunked else data
+
+
+def _head_bytes(head: Respond, chunked: bool) -> bytes:
+    lines = [f"HTTP/1.1 {head.status} {head.reason}".rstrip(" ").encode("latin-1")]
+    names = {name.lower() for name, _ in head.headers}
+    for name, value in head.headers:
+        lines.append(f"{name}: {value}".encode("latin-1"))
+    if chunked and "transfer-encoding" not in names:
+        lines.append(b"Transfer-Encoding: chunked")
+    return b"\r\n".join(lines) + b"\r\n\r\n"
+
+
+# --- recording: a tee under http.client --------------------------------------------------------------------
+
+
+class _Tee:
+    """Parses the bytes a real response arrives as (h11), noting the head, each chunk and the end."""
+
+    def __init__(self, recording: Recording, method: str) -> None:
+        import h11
+
+        self.h11 = h11
+        self.recording = recording
+        self.parser = h11.Connection(our_role=h11.CLIENT)
+        self.parser.send(h11.Request(method=method, target="/", headers=[("host", "streamtape")]))
+        self.parser.send(h11.EndOfMessage())
+        self.chunk = b""
+        self.done = False
+
+    def feed(self, data: bytes) -> None:
+        if self.done:
+            return
+        h11, recording = self.h11, self.recording
+        try:
+            self.parser.receive_data(data)
+            while True:
+                event = self.parser.next_event()
+                if event is h11.NEED_DATA or event is h11.PAUSED:
+                    return
+                if isinstance(event, h11.Response):
+                    recording.respond(event.status_code, event.reason, list(event.headers.raw_items()))
+                elif isinstance(event, h11.Data):
+                    self.chunk += bytes(event.data)
+                    if event.chunk_end or not event.chunk_start and not self._chunked():
+                        recording.chunk(self.chunk)
+                        self.chunk = b""
+                elif isinstance(event, h11.EndOfMessage):
+                    self._end(None)
+                    return
+        except h11.RemoteProtocolError:
+            self._end("fin")  # the connection ended (or went wrong) before the message did
+
+    def _chunked(self) -> bool:
+        return any(name.lower() == b"transfer-encoding" for name, _ in self._headers())
+
+    def _headers(self) -> list[tuple[bytes, bytes]]:
+        return [(name.encode("latin-1"), value.encode("latin-1")) for name, value in self.recording.headers]
+
+    def failed(self, exc: BaseException) -> None:
+        """The socket raised while reading: the connection was reset, or the read timed out."""
+        if not self.done:
+            self._end("timeout" if isinstance(exc, TimeoutError) else "reset")
+
+    def _end(self, kind: str | None) -> None:
+        self.done = True
+        recording = self.recording
+        if self.chunk:
+            recording.chunk(self.chunk)
+            self.chunk = b""
+        if recording.status == 0:
+            recording.error = Cut(kind or "fin", None, recording.now())
+        elif recording.end is None:
+            recording.end = Cut(kind, None, recording.now()) if kind else End(recording.now())
+
+
+class _TeeSocket:
+    """The real socket, but ``makefile`` (http.client's reader) tees what is read into a ``_Tee``."""
+
+    def __init__(self, sock: Any, tee: _Tee) -> None:
+        self._sock, self._tee = sock, tee
+
+    def makefile(self, mode: str = "r", buffering: int | None = None, **_: Any) -> Any:
+        return io.BufferedReader(_TeeReader(self._sock.makefile("rb", buffering=0), self._tee))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+class _TeeReader(io.RawIOBase):
+    def __init__(self, raw: Any, tee: _Tee) -> None:
+        super().__init__()
+        self.raw, self.tee = raw, tee
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int | None:
+        try:
+            size = self.raw.readinto(buffer)
+        except BaseException as exc:
+            if isinstance(exc, OSError):
+                self.tee.failed(exc)
+            raise
+        if size is not None:
+            self.tee.feed(bytes(memoryview(buffer)[:size]))
+        return size
+
+    def close(self) -> None:
+        self.raw.close()
+        super().close()
+
+
+# --- the request as the tape sees it ------------------------------------------------------------------
+
+
+def _full_url(pool: Any, url: str) -> str:
+    if url.startswith(("http://", "https://")):  # through a plain proxy: already absolute
+        return url
+    host = str(pool.host)
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    default = {"http": 80, "https": 443}.get(pool.scheme)
+    port = f":{pool.port}" if pool.port is not None and pool.port != default else ""
+    return f"{pool.scheme}://{host}{port}{url if url.startswith('/') else '/' + url}"
+
+
+def _header_items(pool: Any, headers: Any) -> tuple[tuple[str, str], ...]:
+    items = [(str(k), v.decode("latin-1") if isinstance(v, bytes) else str(v))
+             for k, v in (headers if headers is not None else pool.headers).items()]  # fmt: skip
+    if not any(k.lower() == "host" for k, _ in items):
+        default = {"http": 80, "https": 443}.get(pool.scheme)
+        port = f":{pool.port}" if pool.port is not None and pool.port != default else ""
+        items.insert(0, ("Host", f"{pool.host}{port}"))
+    return tuple(items)
+
+
+def _body_bytes(body: Any) -> tuple[bytes, Any]:
+    """The body as bytes for matching, and what to send on (a stream read here is sent as its bytes)."""
+    if body is None:
+        return b"", body
+    if isinstance(body, bytes):
+        return body, body
+    if isinstance(body, str):
+        return body.encode("utf-8"), body
+    if isinstance(body, bytearray | memoryview):
+        return bytes(body), body
+    if hasattr(body, "read"):
+        data = body.read()
+        data = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+        return data, data
+    parts = [part.encode("utf-8") if isinstance(part, str) else bytes(part) for part in body]
+    data = b"".join(parts)
+    return data, data
+

@@ -1,0 +1,247 @@
+"""The urllib3 stack (requests, boto3): recorded from real sockets, replayed byte-exact in the recorded
+chunk boundaries with the server gone, and every fault raising what a real misbehaving server makes
+urllib3 and requests raise: the same classes, messages and ``__cause__``/``__context__`` chains."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import streamtape
+from streamtape import UnmatchedRequestError
+from tests.support.raw_server import closed_port
+from tests.support.wire_server import Reply, WireServer, error_reply, transcript
+
+requests = pytest.importorskip("requests")
+urllib3 = pytest.importorskip("urllib3")
+if int(urllib3.__version__.split(".")[0]) < 2:
+    pytest.skip("the urllib3 adapter needs urllib3 2.x", allow_module_level=True)
+
+BODY = {"model": "m", "max_tokens": 5, "messages": []}
+
+
+def chain(exc: BaseException | None, depth: int = 0) -> list[tuple[str, str, bool]]:
+    """The exception and everything under it: class, text (ports made neutral) and suppression."""
+    out: list[tuple[str, str, bool]] = []
+    seen: set[int] = set()
+
+    def walk(e: BaseException | None, via: str, level: int) -> None:
+        if e is None or id(e) in seen or level > 8:
+            return
+        seen.add(id(e))
+        text = re.sub(r"port=\d+|127\.0\.0\.1:\d+", "PORT", repr(e))
+        out.append((f"{via}{type(e).__module__}.{type(e).__qualname__}", text, e.__suppress_context__))
+        walk(e.__cause__, "cause:", level + 1)
+        walk(e.__context__, "context:", level + 1)
+
+    walk(exc, "", depth)
+    return out
+
+
+def outcome(fn: Callable[[], Any]) -> tuple[Any, list[tuple[str, str, bool]]]:
+    try:
+        return fn(), []
+    except Exception as exc:  # noqa: BLE001 - the point is to compare it
+        return None, chain(exc)
+
+
+def via_requests(base_url: str, *, timeout: float = 5.0) -> Callable[[], Any]:
+    def run() -> Any:
+        response = requests.post(f"{base_url}/v1/messages", json=BODY, stream=True, timeout=timeout)
+        return response.status_code, list(response.iter_lines())
+
+    return run
+
+
+def via_urllib3(base_url: str, *, timeout: float = 5.0, retries: Any = False) -> Callable[[], Any]:
+    def run() -> Any:
+        http = urllib3.PoolManager()
+        response = http.request("POST", f"{base_url}/v1/messages", json=BODY, preload_content=False,
+                                timeout=timeout, retries=retries)  # fmt: skip
+        return response.status, list(response.stream())
+
+    return run
+
+
+def record(server: WireServer, path: Path, reply: Reply, run: Callable[[str], Callable[[], Any]]) -> Any:
+    server.queue(reply)
+    with streamtape.use_cassette(path, record_mode="once") as tape:
+        result = run(server.base_url)()
+    assert [call.source for call in tape.calls] == ["recorded"]
+    return result
+
+
+# --- record and replay ---------------------------------------------------------------------------------
+
+
+def test_requests_stream_records_live_and_replays_byte_exact_with_the_server_gone(
+    server: WireServer, tmp_path: Path
+) -> None:
+    reply = transcript("text_basic")
+    path = tmp_path / "c.yaml"
+
+    def chunks(base_url: str) -> Callable[[], Any]:
+        def run() -> Any:
+            response = requests.post(f"{base_url}/v1/messages", json=BODY, stream=True, timeout=5)
+            return list(response.iter_content(None))
+
+        return run
+
+    recorded = record(server, path, reply, chunks)
+    assert recorded == reply.events  # one chunk per server write, handed on as it came
+    saved = streamtape.Cassette.load(path).interactions[0].response
+    assert saved.body == reply.body and [size for _, size in saved.timing] == [len(e) for e in reply.events]
+    server.stop()
+    with streamtape.use_cassette(path) as tape:
+        assert chunks(server.base_url)() == reply.events  # the same bytes in the same boundaries
+        lines = via_requests(server.base_url)()
+    assert lines == (200, reply.body.splitlines())
+    assert [call.source for call in tape.calls] == ["replayed", "replayed"]
+
+
+def test_urllib3_preload_false_stream_records_and_replays_in_the_recorded_chunks(
+    server: WireServer, tmp_path: Path
+) -> None:
+    reply = transcript("text_multi_delta")
+    path = tmp_path / "c.yaml"
+    assert record(server, path, reply, via_urllib3) == (200, reply.events)
+    server.stop()
+    with streamtape.use_cassette(path):
+        assert via_urllib3(server.base_url)() == (200, reply.events)
+        response = urllib3.PoolManager().request("POST", f"{server.base_url}/v1/messages", json=BODY)
+        assert isinstance(response, urllib3.HTTPResponse) and response.data == reply.body  # preloaded
+
+
+def test_a_content_length_body_replays_as_urllib3_reads_it(server: WireServer, tmp_path: Path) -> None:
+    reply = transcript("text_basic", framing="content-length")
+    path = tmp_path / "c.yaml"
+    real = record(server, path, reply, via_urllib3)
+    server.stop()
+    with streamtape.use_cassette(path):
+        assert via_urllib3(server.base_url)() == real
+
+
+def test_a_cassette_recorded_through_httpx2_replays_through_requests(server: WireServer, tmp_path: Path) -> None:
+    import httpx2
+
+    reply = transcript("text_basic")
+    server.queue(reply)
+    path = tmp_path / "c.yaml"
+    with streamtape.use_cassette(path, record_mode="once"):
+        with httpx2.Client() as client, client.stream("POST", f"{server.base_url}/v1/messages", json=BODY) as r:
+            assert b"".join(r.iter_bytes()) == reply.body
+    server.stop()
+    with streamtape.use_cassette(path, match_on=["method", "path"]):
+        response = requests.post(f"{server.base_url}/v1/messages", json=BODY, stream=True, timeout=5)
+        assert list(response.iter_content(None)) == reply.events
+
+
+def test_replay_never_touches_the_network_and_unmatched_requests_raise(tmp_path: Path) -> None:
+    port = closed_port()  # a request that reached the network would be refused, not unmatched
+    with streamtape.use_cassette(streamtape.starter("text")):
+        with pytest.raises(UnmatchedRequestError, match=rf"No interaction .* matches GET http://127.0.0.1:{port}/x"):
+            requests.get(f"http://127.0.0.1:{port}/x", timeout=1)
+        with pytest.raises(UnmatchedRequestError):
+            urllib3.PoolManager().request("GET", f"http://127.0.0.1:{port}/x")
+
+
+def test_allow_hosts_passes_through_unrecorded(server: WireServer) -> None:
+    server.queue(error_reply("http_429_rate_limit"))
+    with streamtape.use_cassette(streamtape.starter("text"), allow_hosts=["127.0.0.1"]) as tape:
+        assert requests.post(f"{server.base_url}/v1/messages", json=BODY, timeout=5).status_code == 429
+    assert tape.calls == [] and len(server.requests) == 1
+
+
+def test_urllib3s_own_retries_run_as_in_production(tmp_path: Path) -> None:
+    """``Retry`` wraps each attempt: a refused first attempt is retried, the second replays."""
+    with streamtape.use_cassette(streamtape.starter("text"), faults="refuse -> ok", match_on=["method", "path"]) as tape:
+        status, chunks = via_urllib3("https://api.anthropic.com", retries=urllib3.Retry(total=2))()
+    assert status == 200 and b"message_stop" in b"".join(chunks)
+    assert [call.attempt for call in tape.calls] == [1, 2] and tape.calls[0].faults == ("refuse",)
+    with streamtape.use_cassette(streamtape.starter("text"), faults="refuse", match_on=["method", "path"]) as tape:
+        _, error = outcome(via_urllib3("https://api.anthropic.com", retries=urllib3.Retry(total=2)))
+    assert error[0][0] == "urllib3.exceptions.MaxRetryError" and "NewConnectionError" in error[0][1]
+    assert len(tape.calls) == 3
+
+
+# --- faults: the same failure as from a real misbehaving server ---------------------------------------------
+
+
+CASES = {
+    # fault: (what the real server does, the client's read timeout)
+    "disconnect:after=3": (dict(fin_after=3), 5.0),
+    "reset:after=3": (dict(rst_after=3), 5.0),
+    "stall:after=3": (dict(stall_after=3, stall_seconds=3.0), 0.5),
+}
+CLIENTS = {"requests": via_requests, "urllib3": via_urllib3}
+
+
+@pytest.mark.parametrize("framing", ["chunked", "content-length"])
+@pytest.mark.parametrize("client", sorted(CLIENTS))
+@pytest.mark.parametrize("fault", sorted(CASES))
+def test_a_mid_stream_fault_raises_what_a_real_socket_gives(
+    server: WireServer, tmp_path: Path, fault: str, client: str, framing: str
+) -> None:
+    misbehaviour, timeout = CASES[fault]
+    run = CLIENTS[client]
+    server.queue(transcript("text_basic", framing=framing, **misbehaviour))
+    _, real = outcome(run(server.base_url, timeout=timeout))
+    assert real, "the real server's failure"
+    path = tmp_path / "c.yaml"
+    record(server, path, transcript("text_basic", framing=framing), run)
+    server.stop()
+    started = time.monotonic()
+    with streamtape.use_cassette(path, faults=fault):
+        _, replayed = outcome(run(server.base_url, timeout=timeout))
+    assert replayed == real
+    assert time.monotonic() - started < timeout  # virtual time: the stall raised at once
+
+
+@pytest.mark.parametrize("client", sorted(CLIENTS))
+def test_refuse_raises_what_a_closed_port_gives(client: str) -> None:
+    base_url = f"http://127.0.0.1:{closed_port()}"
+    _, real = outcome(CLIENTS[client](base_url))
+    with streamtape.use_cassette(streamtape.starter("text"), faults="refuse", match_on=["method", "path"]):
+        _, replayed = outcome(CLIENTS[client](base_url))
+    assert replayed == real and real[-1][0].endswith("ConnectionRefusedError")
+
+
+@pytest.mark.parametrize("client", sorted(CLIENTS))
+def test_rate_limit_answers_as_a_real_429(server: WireServer, client: str) -> None:
+    server.queue(error_reply("http_429_rate_limit"))
+    (status, _), _ = outcome(CLIENTS[client](server.base_url))
+    with streamtape.use_cassette(streamtape.starter("text"), faults="rate_limit", match_on=["method", "path"]):
+        (replayed_status, body), _ = outcome(CLIENTS[client](server.base_url))
+        response = requests.post(f"{server.base_url}/v1/messages", json=BODY, timeout=5)
+    assert replayed_status == status == 429 and b"rate_limit_error" in b"".join(body)
+    assert response.json()["error"]["type"] == "rate_limit_error"  # requests decodes the API's own error body
+
+
+def test_a_stall_at_speed_0_raises_the_read_timeout_at_once(tmp_path: Path) -> None:
+    with streamtape.use_cassette(streamtape.starter("text"), faults="stall:after=3", match_on=["method", "path"]) as tape:
+        started = time.monotonic()
+        with pytest.raises(requests.exceptions.ConnectionError) as info:
+            via_requests("https://api.anthropic.com", timeout=30)()
+    assert time.monotonic() - started < 5 and tape.clock.now() >= 30
+    assert isinstance(info.value.__context__, urllib3.exceptions.ReadTimeoutError)
+
+
+@pytest.mark.parametrize("misbehaviour", [dict(fin_after=3), dict(rst_after=3)])
+def test_a_real_cut_is_recorded_as_a_neutral_cut_and_replays_as_it_happened(
+    server: WireServer, tmp_path: Path, misbehaviour: dict[str, int]
+) -> None:
+    path = tmp_path / "c.yaml"
+    server.queue(transcript("text_basic", **misbehaviour))
+    with streamtape.use_cassette(path, record_mode="once", record_failures=True):
+        _, live = outcome(via_urllib3(server.base_url))
+    end = streamtape.Cassette.load(path).interactions[0].response.end
+    assert live and end.kind == ("fin" if "fin_after" in misbehaviour else "reset") and end.message is None
+    server.stop()
+    with streamtape.use_cassette(path):
+        _, replayed = outcome(via_urllib3(server.base_url))
+    assert replayed == live
