@@ -14,6 +14,7 @@ import pytest
 
 import streamtape
 from streamtape import UnmatchedRequestError
+from tests.support import builders
 from tests.support.raw_server import closed_port
 from tests.support.wire_server import Reply, WireServer, error_reply, transcript
 
@@ -245,3 +246,23 @@ def test_a_real_cut_is_recorded_as_a_neutral_cut_and_replays_as_it_happened(
     with streamtape.use_cassette(path):
         _, replayed = outcome(via_urllib3(server.base_url))
     assert replayed == live
+
+
+def test_urllib3_retry_back_off_runs_on_the_tapes_clock(tmp_path: Path) -> None:
+    """urllib3's own ``Retry`` (what requests and boto3 retry with) backs off through the tape: a
+    replay-only tape charges the wait to the call and, at speed 0, sleeps for none of it."""
+    import requests
+    from requests.adapters import HTTPAdapter
+    from urllib3.util.retry import Retry
+
+    builders.save(tmp_path / "c.yaml", "http://h/v1/messages", method="GET", request_body=b"", body=b"ok",
+                  headers=(("content-type", "text/plain"),))  # fmt: skip
+    session = requests.Session()
+    retry = Retry(total=3, backoff_factor=4, status_forcelist=[429], respect_retry_after_header=False)
+    session.mount("http://", HTTPAdapter(max_retries=retry))
+    schedule = streamtape.faults.parse("rate_limit*2 -> ok", when="^GET ")  # a GET: not a model API call
+    with streamtape.use_cassette(tmp_path / "c.yaml", faults=schedule, match_on=["method", "path"]) as tape:
+        assert session.get("http://h/v1/messages", timeout=5).content == b"ok"
+    # urllib3 2.x: no wait before the first retry, then backoff_factor * 2 ** (retries - 1)
+    assert [call.outcome for call in tape.calls] == ["429, complete", "429, complete", "200, complete"]
+    assert [call.waited for call in tape.calls] == [0.0, 0.0, 8.0] and tape.clock.now() >= 8.0

@@ -167,7 +167,10 @@ class _InstallAfter(importlib.abc.Loader):
 _HOOK = _ImportHook()
 
 
-_SDK_CLIENT_MODULES = ("anthropic._base_client", "openai._base_client")
+#: Modules whose retry back-off sleeps through their own ``time`` / ``anyio`` name: the SDKs' base
+#: clients, and urllib3's ``Retry`` (``requests``, boto3's HTTP layer). While a tape is entered their
+#: waits go to the tape's clock, so a replayed "429 twice, then success" takes no real time there either.
+_SDK_CLIENT_MODULES = ("anthropic._base_client", "openai._base_client", "urllib3.util.retry")
 
 
 class _TimeModule:
