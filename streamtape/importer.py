@@ -101,6 +101,8 @@ _OTHER_CLIENTS = (
     ("tornado/", "tornado"),
     ("pycurl/", "pycurl"),
 )
+#: the clients above that a stack adapter records and replays (``streamtape.stacks``), and which one
+_ADAPTED = {"requests": "urllib3", "urllib3": "urllib3", "boto3": "urllib3", "botocore": "urllib3", "aiohttp": "aiohttp"}
 _TOKEN = re.compile(r"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
 _URL_FORBIDDEN = re.compile(r"[\x00-\x20\x7f]")
 _BAD_IN_VALUE = re.compile(r"[\x00\r\n\x0b\x0c]")  # what HTTP (and a cassette) cannot carry in a header
@@ -886,11 +888,14 @@ class _Converter:
         if not items:
             notes.file.append("the cassette holds no interactions: the streamtape cassette is empty too")
         for (client, why), indices in self.clients.items():
+            recorded = f"{_which(indices)} {'was' if len(indices) == 1 else 'were'} recorded by {client} ({why})"
+            if client in _ADAPTED:
+                notes.file.append(f"{recorded}; streamtape replays {client} too (its {_ADAPTED[client]} stack)")
+                continue
             notes.file.append(
-                f"{_which(indices)} {'was' if len(indices) == 1 else 'were'} recorded by {client} ({why}); "
-                "streamtape intercepts only httpx2 and httpx, so while a tape is entered such a call fails with "
-                "NetworkBlockedError instead of replaying: move that code to httpx (or let its host through with "
-                "allow_hosts, unrecorded)"
+                f"{recorded}; streamtape intercepts httpx2, httpx, aiohttp and urllib3 2.x, not {client}, so while "
+                "a tape is entered such a call fails with NetworkBlockedError instead of replaying: move that code "
+                "to one of those (or let its host through with allow_hosts, unrecorded)"
             )
         if self.dropped:
             sides = "; ".join(
