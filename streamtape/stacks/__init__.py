@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from ..engine.playback import Broken
     from ..wire import Cut
 
-__all__ = ["STACKS", "Router", "StackAdapter", "get_stack", "harness", "register_stack", "stacks"]
+__all__ = ["STACKS", "Patches", "Router", "StackAdapter", "get_stack", "harness", "register_stack", "stacks"]
 
 
 class Router(Protocol):
@@ -128,3 +128,27 @@ def harness(what: str) -> Iterator[None]:
             f"{what}: streamtape failed while answering it ({type(exc).__name__}: {exc}); if a matcher, hook or "
             "fault of yours is in the traceback, fix it there, else please report this as a streamtape bug"
         ) from exc
+
+
+class Patches:
+    """The methods one adapter replaced on a library's classes: the originals, to call while patched
+    (a tape must always reach the real network) and to put back."""
+
+    def __init__(self) -> None:
+        self._saved: dict[tuple[type, str], Any] = {}
+
+    def original(self, cls: type, name: str) -> Any:
+        """``cls.name`` as it was before this adapter patched it (as it is, when not patched)."""
+        return self._saved.get((cls, name)) or getattr(cls, name)
+
+    def apply(self, replacements: list[tuple[type, str, Any]]) -> Callable[[], None]:
+        """Set each ``(cls, name, replacement)``; returns the undo that puts the originals back."""
+        for cls, name, replacement in replacements:
+            self._saved.setdefault((cls, name), getattr(cls, name))
+            setattr(cls, name, replacement)
+
+        def undo() -> None:
+            for cls, name, _ in replacements:
+                setattr(cls, name, self._saved.pop((cls, name)))
+
+        return undo

@@ -50,7 +50,7 @@ from ..errors import StreamtapeError
 from ..guard import forwarding
 from ..intercept.recorder import Recording, prepare_request
 from ..wire import Action, Chunks, Cut, Respond
-from . import harness
+from . import Patches, harness
 
 if TYPE_CHECKING:
     from . import Router
@@ -71,8 +71,8 @@ class AiohttpStack:
     watches = ("aiohttp",)
 
     def __init__(self) -> None:
-        #: (class, method) -> the method before this adapter patched it, while installed
-        self._saved: dict[tuple[type, str], Any] = {}
+        #: the methods this adapter replaced, while installed
+        self._patches = Patches()
         #: a recorded request's protocol -> its recording, until the response head arrives
         self._recordings: weakref.WeakKeyDictionary[Any, _Pending] = weakref.WeakKeyDictionary()
 
@@ -84,7 +84,7 @@ class AiohttpStack:
         return sys.modules["aiohttp"]
 
     def _original(self, cls: type, name: str) -> Any:
-        return self._saved.get((cls, name)) or getattr(cls, name)
+        return self._patches.original(cls, name)
 
     # --- the protocol ------------------------------------------------------------------------------
 
@@ -108,17 +108,7 @@ class AiohttpStack:
                 return await original(response, connection)
             return await stack._start_recorded(pending, original, response, connection)
 
-        patched = []
-        for cls, method, replacement in ((connector_cls, "connect", connect), (response_cls, "start", start)):
-            self._saved.setdefault((cls, method), getattr(cls, method))
-            setattr(cls, method, replacement)
-            patched.append((cls, method))
-
-        def undo() -> None:
-            for cls, method in patched:
-                setattr(cls, method, self._saved.pop((cls, method)))
-
-        return undo
+        return self._patches.apply([(connector_cls, "connect", connect), (response_cls, "start", start)])
 
     def exception(self, broken: Broken, *, asynchronous: bool, address: tuple[str, int] | None) -> BaseException:
         """The exception for a cut before the connection exists. Every other cut is made by aiohttp

@@ -27,7 +27,7 @@ from ..engine.playback import Broken, Garbage, Playback, Silent, harness_error
 from ..guard import forwarding
 from ..intercept.recorder import Recording, RecordingStream, prepare_request
 from ..wire import CUTS, Action, Chunks, Cut, Respond
-from . import harness
+from . import Patches, harness
 
 if TYPE_CHECKING:
     from . import Router
@@ -248,8 +248,8 @@ class HttpcoreStack:
         self.name = name
         self.core_name = core
         self.watches = (core,)
-        #: (class, method) -> the method before this adapter patched it, while installed
-        self._saved: dict[tuple[type, str], Any] = {}
+        #: the pool methods this adapter replaced, while installed
+        self._patches = Patches()
 
     def __repr__(self) -> str:
         return f"<stack {self.name} on {self.core_name}>"
@@ -269,7 +269,7 @@ class HttpcoreStack:
     # --- the pool's own methods, unpatched ---------------------------------------------------------
 
     def _original(self, cls: type, name: str) -> Any:
-        return self._saved.get((cls, name)) or getattr(cls, name)
+        return self._patches.original(cls, name)
 
     @property
     def sync_handle(self) -> Any:
@@ -297,20 +297,10 @@ class HttpcoreStack:
             return await stack.ahandle(tape, pool, request)
 
         core = self.core
-        patched = []
-        for cls, method, replacement in (
+        return self._patches.apply([
             (core.ConnectionPool, "handle_request", handle_request),
             (core.AsyncConnectionPool, "handle_async_request", handle_async_request),
-        ):
-            self._saved.setdefault((cls, method), getattr(cls, method))
-            setattr(cls, method, replacement)
-            patched.append((cls, method))
-
-        def undo() -> None:
-            for cls, method in patched:
-                setattr(cls, method, self._saved.pop((cls, method)))
-
-        return undo
+        ])
 
     def exception(self, broken: Broken, *, asynchronous: bool, address: tuple[str, int] | None) -> BaseException:
         message = broken.message

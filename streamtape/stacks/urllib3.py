@@ -55,7 +55,7 @@ from ..errors import ConfigError
 from ..guard import forwarding
 from ..intercept.recorder import Recording, prepare_request
 from ..wire import Chunks, Cut, End, Respond
-from . import harness
+from . import Patches, harness
 
 if TYPE_CHECKING:
     from . import Router
@@ -77,7 +77,7 @@ class Urllib3Stack:
     watches = ("urllib3",)
 
     def __init__(self) -> None:
-        self._saved: dict[tuple[type, str], Any] = {}
+        self._patches = Patches()
 
     @property
     def pool_class(self) -> Any:
@@ -86,7 +86,7 @@ class Urllib3Stack:
     @property
     def make_request(self) -> Any:
         cls = self.pool_class
-        return self._saved.get((cls, "_make_request")) or cls._make_request
+        return self._patches.original(cls, "_make_request")
 
     # --- the protocol ------------------------------------------------------------------------------
 
@@ -106,13 +106,7 @@ class Urllib3Stack:
                 return original(pool, conn, method, url, body, headers, **kwargs)
             return stack.handle(tape, pool, conn, method, url, body, headers, kwargs)
 
-        self._saved.setdefault((cls, "_make_request"), original)
-        cls._make_request = _make_request  # type: ignore[method-assign,assignment]
-
-        def undo() -> None:
-            cls._make_request = self._saved.pop((cls, "_make_request"))  # type: ignore[method-assign]
-
-        return undo
+        return self._patches.apply([(cls, "_make_request", _make_request)])
 
     def exception(self, broken: Broken, *, asynchronous: bool, address: tuple[str, int] | None) -> BaseException:
         """What the *socket* raises for a broken outcome read from it (urllib3 and http.client above it
