@@ -45,6 +45,10 @@ timing, so a garbage collection costs the same whichever variant happens to trig
     ``streamtape.use_cassette(tmp, record_mode="all")`` (entered and left, so saved, every round,
     outside the timing). Each variant keeps one client for the whole run, so after the warm-up
     both stream over an already open keep-alive connection. Target: recording adds < 1 ms.
+
+(d) Fault scenarios at speed 0, (e) ``streamtape serve`` under 100 concurrent streams: see their
+    functions below. (f) Replay through aiohttp and urllib3, each against a floor at its own layer
+    (the same bytes from a minimal fake connection): ``benchmarks/stacks.py``. Target: <= 1.10.
 """
 
 from __future__ import annotations
@@ -497,6 +501,14 @@ VARIANT_LABELS = (
     ("serve.p50", "(e) serve, 100 streams: inter-event jitter p50"),
     ("serve.p99", "    p99"),
     ("serve.max", "    max"),
+    ("aiohttp.floor.sdk", "(f) aiohttp floor      SDK text_stream"),
+    ("aiohttp.replay.sdk", "(f) aiohttp streamtape SDK text_stream"),
+    ("aiohttp.floor.plain", "(f) aiohttp floor      iter_chunks()"),
+    ("aiohttp.replay.plain", "(f) aiohttp streamtape iter_chunks()"),
+    ("urllib3.floor.requests", "(f) requests floor      iter_lines()"),
+    ("urllib3.replay.requests", "(f) requests streamtape iter_lines()"),
+    ("urllib3.floor.plain", "(f) urllib3 floor      stream()"),
+    ("urllib3.replay.plain", "(f) urllib3 streamtape stream()"),
 )
 
 
@@ -624,6 +636,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    from benchmarks.stacks import bench_stacks
+    from benchmarks.stacks import checks as stack_checks
+
     if "--scale" in argv:  # growth with the number of events: its own runner and options
         from benchmarks.scale import main as scale
 
@@ -637,10 +652,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             **bench_ttfe(args.ttfe_rounds, Path(tmp)),
             **bench_faults(args.rounds, Path(tmp)),
             **bench_serve(Path(tmp)),
+            **bench_stacks(stream, args.rounds, Path(tmp)),
         }
     summaries = {key: Summary.of(values) for key, values in samples.items()}
     report = Report(environment(), stream, args.rounds, args.ttfe_rounds, samples, summaries,
-                    checks(summaries, len(stream.events)), time.perf_counter() - began)  # fmt: skip
+                    checks(summaries, len(stream.events)) + stack_checks(summaries),
+                    time.perf_counter() - began)  # fmt: skip
     print(report.render())
     if args.json is not None:
         args.json.write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
