@@ -17,12 +17,13 @@ active tape if the app has imported it, or the moment the app imports it while a
 import hook watches for it), and undone with the last tape. Entering a tape never imports a stack or
 an SDK the app has not imported itself.
 
-The SDKs' retry back-off goes through the tape too: they sleep with ``time.sleep`` / ``anyio.sleep``
-looked up in their ``_base_client`` module, and while a tape is entered those names point at a
-shim that charges the wait to the tape (``Call.waited``) and, when the tape replays only, waits on
-the tape's clock: at speed 0 (a ``VirtualClock``) not at all, so "429 twice, then success" replays
-in milliseconds with the SDK's own retry logic. A tape that may record waits in real time: the real
-API is on the other end.
+Retry back-off goes through the tape too: the SDKs' own (``time.sleep`` / ``anyio.sleep`` looked up
+in their ``_base_client`` module), urllib3's ``Retry``, botocore's retry handler, and the retry layers
+apps put around SDKs (tenacity, backoff). While a tape is entered the place each of them finds its
+sleep points at a shim (``streamtape.intercept.retry_layers``) that, when the tape replays only,
+charges the wait to the tape (``Call.waited``) and waits on the tape's clock: at speed 0 (a
+``VirtualClock``) not at all, so "429 twice, then success" replays in milliseconds with the app's own
+retry logic. A tape that may record waits in real time: the real API is on the other end.
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ import importlib.abc
 import importlib.machinery
 import sys
 import threading
-import time
 from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 from .. import guard
 from ..errors import AmbiguousTapeError
 from ..stacks import stacks, watched
+from .retry_layers import SHIMS
 
 if TYPE_CHECKING:
     from ..tape import Tape
@@ -69,15 +70,20 @@ class _Interceptor:
         _CONTEXT_TAPES.set((*_CONTEXT_TAPES.get(), tape))
 
     def refresh(self) -> None:
-        """Install what the app has imported and is not installed yet: stacks, then SDK back-off shims."""
+        """Install what the app has imported and is not installed yet: stacks, then back-off shims."""
         with self.lock:
+            # a package still running its ``__init__`` (urllib3 imports urllib3.util.retry from it) is in
+            # sys.modules half made: what it watches is installed when its own import ends
+            busy = _HOOK.importing
             for stack in stacks():
-                if stack.name not in self.undo:
+                if stack.name not in self.undo and busy.isdisjoint(watched().get(stack.name, ())):
                     self.undo[stack.name] = stack.install(self)
-            for name in _SDK_CLIENT_MODULES:
+            for name, shim in SHIMS.items():
                 module = sys.modules.get(name)
-                if module is not None and name not in self.undo:
-                    self.undo[name] = _shim_sdk_clock(module, self)
+                if module is not None and name not in self.undo and name not in busy:
+                    undo = shim(module, self)
+                    if undo is not None:  # else it has nothing to shim (yet)
+                        self.undo[name] = undo
 
     def uninstall(self, tape: Tape) -> None:
         # exited where it was entered, usually; an async fixture may exit in another task, where the
@@ -114,6 +120,8 @@ class _ImportHook(importlib.abc.MetaPathFinder):
 
     def __init__(self) -> None:
         self.interceptor: _Interceptor | None = None
+        #: watched modules whose import is running now (a package's ``__init__`` importing its parts)
+        self.importing: set[str] = set()
 
     def watch(self, interceptor: _Interceptor) -> None:
         self.interceptor = interceptor
@@ -139,7 +147,7 @@ class _ImportHook(importlib.abc.MetaPathFinder):
         return None
 
     def _watched(self, name: str) -> bool:
-        return name in _SDK_CLIENT_MODULES or any(name in modules for modules in watched().values())
+        return name in SHIMS or any(name in modules for modules in watched().values())
 
     def loaded(self) -> None:
         interceptor = self.interceptor
@@ -157,7 +165,11 @@ class _InstallAfter(importlib.abc.Loader):
         return self.loader.create_module(spec)  # type: ignore[no-any-return]
 
     def exec_module(self, module: ModuleType) -> None:
-        self.loader.exec_module(module)
+        self.hook.importing.add(module.__name__)
+        try:
+            self.loader.exec_module(module)
+        finally:
+            self.hook.importing.discard(module.__name__)
         self.hook.loaded()
 
     def __getattr__(self, name: str) -> Any:
@@ -165,59 +177,6 @@ class _InstallAfter(importlib.abc.Loader):
 
 
 _HOOK = _ImportHook()
-
-
-#: Modules whose retry back-off sleeps through their own ``time`` / ``anyio`` name: the SDKs' base
-#: clients, and urllib3's ``Retry`` (``requests``, boto3's HTTP layer). While a tape is entered their
-#: waits go to the tape's clock, so a replayed "429 twice, then success" takes no real time there either.
-_SDK_CLIENT_MODULES = ("anthropic._base_client", "openai._base_client", "urllib3.util.retry")
-
-
-class _TimeModule:
-    """``time`` as an SDK sees it while a tape is entered: ``sleep`` follows the tape's clock."""
-
-    def __init__(self, real: ModuleType, interceptor: _Interceptor) -> None:
-        self._real, self._interceptor = real, interceptor
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._real, name)
-
-    def sleep(self, seconds: float) -> None:
-        tape = self._interceptor.current()
-        if tape is None or not tape.offline:
-            self._real.sleep(seconds)  # the real API is on the other end: its back-off is real
-            return
-        tape.note_backoff(seconds)
-        tape.clock.sleep(seconds)
-
-
-class _AnyioModule(_TimeModule):
-    """``anyio`` as an SDK sees it while a tape is entered: ``sleep`` follows the tape's clock."""
-
-    async def sleep(self, seconds: float) -> None:  # type: ignore[override]
-        tape = self._interceptor.current()
-        if tape is None or not tape.offline:
-            await self._real.sleep(seconds)
-            return
-        tape.note_backoff(seconds)
-        await tape.clock.asleep(seconds)
-
-
-def _shim_sdk_clock(module: ModuleType, interceptor: _Interceptor) -> Callable[[], None]:
-    """Point an SDK client module's ``time`` and ``anyio`` at the tape's clock; returns the undo."""
-    patched = []
-    for attribute, shim in (("time", _TimeModule), ("anyio", _AnyioModule)):
-        original = getattr(module, attribute, None)
-        if original is time or (original is not None and getattr(original, "__name__", "") == "anyio"
-                                and isinstance(original, ModuleType)):  # fmt: skip
-            setattr(module, attribute, shim(original, interceptor))
-            patched.append((attribute, original))
-
-    def undo() -> None:
-        for attribute, original in patched:
-            setattr(module, attribute, original)
-
-    return undo
 
 
 _INTERCEPTOR = _Interceptor()
