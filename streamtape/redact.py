@@ -129,8 +129,10 @@ KEY_ENVIRONMENT: tuple[str, ...] = (
     "OPENAI_API_KEY",
     "GEMINI_API_KEY",
     "GOOGLE_API_KEY",
+    "AWS_ACCESS_KEY_ID",  # not a secret alone, but it names the account: never written either
     "AWS_SECRET_ACCESS_KEY",
     "AWS_SESSION_TOKEN",
+    "AWS_BEARER_TOKEN_BEDROCK",
     "AZURE_OPENAI_API_KEY",
 )
 _ENVIRONMENT_SUFFIXES = ("_API_KEY", "_APIKEY", "_AUTH_TOKEN", "_ACCESS_TOKEN", "_SECRET", "_SECRET_KEY", "_TOKEN")
@@ -379,6 +381,8 @@ def _credential_values(name: str, value: str) -> list[str]:
             for param, param_value in re.findall(r'([A-Za-z0-9_-]+)\s*=\s*"?([^",\s]+)"?', rest):
                 if param.lower() not in _NOT_SECRET_PARAMS:
                     values.append(param_value)
+                if param.lower() == "credential":  # SigV4: AKIA.../DATE/REGION/SERVICE/aws4_request
+                    values.append(param_value.split("/")[0])  # the access key id, wherever it appears alone
     return values
 
 

@@ -6,10 +6,12 @@ in-stream error are where the request's provider says its API puts them (``strea
 
 from __future__ import annotations
 
+import re
 import statistics
 from collections import Counter
 from itertools import accumulate
 from typing import Any
+from urllib.parse import unquote
 
 from .cassette import Cassette, Interaction
 from .providers import Provider, provider_for
@@ -33,7 +35,7 @@ def describe_interaction(index: int, item: Interaction) -> dict[str, Any]:
         "request": {
             "method": request.method,
             "url": request.url,
-            "model": body.get("model"),
+            "model": body.get("model") or _model_in_url(request.url),
             "max_tokens": body.get("max_tokens"),
             "messages": len(body["messages"]) if isinstance(body.get("messages"), list) else None,
             "stream": body.get("stream"),
@@ -59,6 +61,8 @@ def describe_interaction(index: int, item: Interaction) -> dict[str, Any]:
         median_gap=statistics.median(gaps) if gaps else 0.0,
         tokens=provider.tokens(response.events),
         stop_reason=provider.stop_reason(response.events),
+        # the calls the model made, as name(arguments), where the provider reads them (OpenAI's)
+        tool_calls=provider.tool_calls(response.events),
         ended=_ending(item, provider),
         arrivals=arrivals,
     )
@@ -79,6 +83,16 @@ def event_arrivals(item: Interaction) -> list[float]:
             chunk += 1
         arrivals.append(ats[chunk])
     return arrivals
+
+
+#: the APIs that name the model in the URL, not the body: Bedrock's ``/model/{id}/converse-stream`` (the id
+#: percent-encoded) and Gemini's ``/models/{model}:streamGenerateContent``
+_MODEL_IN_URL = re.compile(r"/model/(?P<bedrock>[^/?#]+)/[\w-]+(?:[?#]|$)|/models/(?P<gemini>[^/:?#]+):\w+(?:[?#]|$)")
+
+
+def _model_in_url(url: str) -> str | None:
+    found = _MODEL_IN_URL.search(url)
+    return unquote(found["bedrock"] or found["gemini"]) if found else None
 
 
 def _ending(item: Interaction, provider: Provider) -> str:

@@ -49,7 +49,15 @@ EXPECTED = {
 
 
 def test_every_starter_is_listed() -> None:
-    assert set(starter_names()) == set(EXPECTED)
+    assert set(starter_names("anthropic")) == set(EXPECTED)
+    others = [name for name in starter_names() if "/" in name]
+    assert {name.split("/")[0] for name in others} == {"openai", "gemini", "bedrock"}
+    assert starter_names()[: len(EXPECTED)] == sorted(EXPECTED)  # Anthropic's first, bare
+    assert all(starter(name).is_file() for name in others)
+    with pytest.raises(ConfigError, match="no starter cassette 'gemini/nope'; available: gemini/max_tokens"):
+        starter("gemini/nope")
+    with pytest.raises(ConfigError, match="no starter cassette '../anthropic/text'"):
+        starter("../anthropic/text")
     with pytest.raises(ConfigError, match="no starter cassette 'nope'; available: cache_read, cache_write"):
         streamtape.starters.starter("nope")
 

@@ -23,9 +23,13 @@ BODY = (DATA_DIR / "text_basic.sse").read_bytes()  # 7 events
 URL = "https://api.anthropic.com/v1/messages"
 BUILT_IN = ["refuse", "reset", "disconnect", "timeout", "http_error", "rate_limit", "overloaded", "server_error",
             "stall", "error_event", "truncate", "delay", "rechunk", "corrupt", "duplicate", "drop", "ping",
+            # one provider's streams only (streamtape.faults.bedrock, .gemini, .openai)
+            "exception_frame", "bad_crc", "candidate_finish", "prompt_blocked", "done_early", "response_failed",
             # below the stream (streamtape.faults.protocol)
             "connect_timeout", "write_timeout", "pool_timeout", "bad_status", "bad_chunk", "corrupt_gzip", "bom",
-            "json_body", "linger"]  # fmt: skip
+            "json_body", "linger",
+            # chunk boundaries (streamtape.faults.splits)
+            "split", "split_crlf", "split_utf8"]  # fmt: skip
 
 
 @pytest.fixture(autouse=True)

@@ -56,6 +56,8 @@ def _inspect_table(item: dict[str, Any]) -> Table:
         ("longest gap", "longest_gap"))))  # fmt: skip
     if item["tokens"]:
         table.add_row("tokens", ", ".join(f"{k.removesuffix('_tokens')} {v}" for k, v in item["tokens"].items()))
+    if item.get("tool_calls"):  # as the provider reads them: name(arguments), or the name alone
+        table.add_row("tool calls", Text(", ".join(item["tool_calls"])))
     stop = f" (stop_reason {item['stop_reason']})" if item["stop_reason"] else ""
     table.add_row("ended", Text(item["ended"] + stop))
     if item["arrivals"]:

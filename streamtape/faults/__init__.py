@@ -33,6 +33,7 @@ from typing import Any
 from ..errors import ConfigError
 from ._plan import Piece, Plan
 from .base import CATALOGUE, CONTENT, CUT, PHASES, RECHUNK, REPLACE, TIMING, Context, register, unregister
+from .bedrock import BadCrc, ExceptionFrame  # noqa: F401 - AWS event streams' own faults register themselves
 from .catalogue import (
     Corrupt,
     Delay,
@@ -53,9 +54,12 @@ from .catalogue import (
     Timeout,
     Truncate,
 )
+from .gemini import CandidateFinish, PromptBlocked  # noqa: F401 - Gemini's own faults register themselves
+from .openai import DoneEarly, ResponseFailed  # noqa: F401 - OpenAI's own faults register themselves
 from .protocol import BadChunk, BadStatus, Bom, ConnectTimeout, CorruptGzip, JsonBody, Linger, PoolTimeout, WriteTimeout
 from .schedule import Chaos, Schedule, apply, positions
 from .spec import load_scenario, parse, parse_fault, step
+from .splits import Split, SplitCrlf, SplitUtf8  # noqa: F401 - chunk-boundary faults register themselves
 
 __all__ = [
     "CATALOGUE", "CONTENT", "CUT", "Chaos", "Context", "Fault", "PHASES", "Piece", "Plan", "RECHUNK", "REPLACE",

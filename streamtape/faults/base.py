@@ -136,6 +136,10 @@ class Fault(metaclass=_FaultType):
     """
 
     name: ClassVar[str] = ""
+    #: the providers (``streamtape.providers`` names) whose streams alone this fault belongs to, as
+    #: ``done_early`` to OpenAI Chat Completions'; empty: every provider's (the fidelity tables and
+    #: the catalogue's coverage checks list it under those providers only)
+    providers: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, /, replace: bool = False, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

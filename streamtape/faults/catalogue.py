@@ -17,7 +17,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from http import HTTPStatus
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from ..errors import ConfigError
 from ..wire import Cut, End, Respond, Stall
@@ -183,12 +183,16 @@ class HttpError(Fault):
                  if getattr(self, key) is not None}  # fmt: skip
         if self.headers:
             given["headers"] = self.headers
+        status = self._status(context)
         headers, body = context.provider.http_error(
-            self.status, number=context.number, error_type=self.error_type, message=self.message,
+            status, number=context.number, error_type=self.error_type, message=self.message,
             retry_after=self.retry_after, retry_after_ms=self.retry_after_ms, should_retry=self.should_retry, **given,
         )  # fmt: skip
-        reason = HTTPStatus(self.status).phrase if self.status in HTTPStatus._value2member_map_ else ""
-        return Plan([Respond(self.status, headers, reason, at)], [Piece(body, at)], [End(at)])
+        reason = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else ""
+        return Plan([Respond(status, headers, reason, at)], [Piece(body, at)], [End(at)])
+
+    def _status(self, context: Context) -> int:
+        return self.status
 
 
 def _header_value(text: str) -> bool:
@@ -232,10 +236,14 @@ class RateLimit(HttpError):
 
 @dataclass(frozen=True, kw_only=True)
 class Overloaded(HttpError):
-    """529, the API's overload."""
+    """529, the API's overload; an API that overloads with another status says so as its provider's
+    ``overloaded_status`` (OpenAI's 503), used unless another ``status`` is given."""
 
     name: ClassVar[str] = "overloaded"
     status: int = 529
+
+    def _status(self, context: Context) -> int:
+        return context.provider.overloaded_status if self.status == 529 else self.status
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -301,7 +309,11 @@ class ErrorEvent(_Positioned):
         given: dict[str, str] = {} if self.data is None else {"data": self.data}
         if self.event != "error":
             given["event"] = self.event  # only when given: a provider written before them still works
-        plan.pieces.append(Piece(context.provider.error_event(self.error_type, self.message, **given), at))
+        event = context.provider.error_event(self.error_type, self.message, **given)
+        if self.data is None:  # an API whose events carry the stream's state (OpenAI Responses'
+            # sequence_number) fits it to what was sent
+            event = context.provider.fit_event(event, plan.framer.events(b"".join(p.data for p in plan.pieces)))
+        plan.pieces.append(Piece(event, at))
         if self.then == "cut":
             plan.tail = [Cut("fin", None, at)]  # what was announced stays announced: the cut breaks it
             return plan
@@ -444,7 +456,9 @@ class Corrupt(_EventFault):
       string (default: inside the first one);
     - ``how="utf8"``: an invalid UTF-8 byte (``0xff``) at byte ``at`` (default: before the data).
 
-    ``at`` counts bytes of the event's data: ``at=0`` is its first byte, after ``data:`` and its space."""
+    ``at`` counts bytes of the event's data: ``at=0`` is its first byte, after ``data:`` and its space.
+    In an AWS event stream the data is a frame's payload, and the frame stays valid (its lengths and
+    CRCs recomputed: a checksum error is ``bad_crc``)."""
 
     name: ClassVar[str] = "corrupt"
     how: str = "json"
@@ -464,8 +478,13 @@ class Corrupt(_EventFault):
 
     def __call__(self, plan: Plan, context: Context) -> Plan:
         index, piece = self._joined(plan)
-        data = piece.data
-        start = plan.framer.payload_start(data)
+        # a binary framer (AWS event streams) has payload/with_payload: the payload is damaged and the
+        # frame made whole again (lengths, CRCs), so the app meets bad JSON, not a checksum error
+        unwrap: Any = getattr(plan.framer, "payload", None)
+        rewrap: Any = getattr(plan.framer, "with_payload", None)
+        binary = unwrap is not None and rewrap is not None
+        data = unwrap(piece.data) if binary else piece.data
+        start = 0 if binary else plan.framer.payload_start(data)
         if self.how == "utf8" and self.at is None:
             data = data[:start] + b" \xff" + data[start:]
         elif self.how == "json":
@@ -477,7 +496,7 @@ class Corrupt(_EventFault):
             at = begin + self._offset(data[begin:stop])
             damage = {"truncate": b"", "escape": b"\\x", "utf8": b"\xff"}[self.how]
             data = data[:at] + damage + (data[stop:] if self.how == "truncate" else data[at:])
-        plan.pieces[index] = replace(piece, data=data)
+        plan.pieces[index] = replace(piece, data=rewrap(piece.data, data) if binary else data)
         return plan
 
     def _offset(self, value: bytes) -> int:

@@ -10,15 +10,18 @@ a small object (``Framer``) registered here:
   framers existed: a JSON body simply has no complete event.
 - ``ndjson`` (``application/x-ndjson``, ``application/jsonl``...; ``streamtape.framing.ndjson``): one
   JSON text per line, as Ollama streams.
-- next, AWS's binary event stream (``application/vnd.amazon.eventstream``, Bedrock's
-  ``converse-stream`` and ``invoke-with-response-stream``). It fits the same three methods: each frame
+- ``eventstream`` (``application/vnd.amazon.eventstream``, ``streamtape.framing.eventstream``): AWS's
+  binary event stream, Bedrock's ``converse-stream`` and ``invoke-with-response-stream``. Each frame
   is a 4-byte big-endian total length, a 4-byte headers length, a 4-byte CRC32 of those 8 bytes
   (the prelude), the headers (``:event-type``, ``:message-type``, ``:content-type`` as typed
   name/value pairs), the payload, and a 4-byte CRC32 of everything before it. ``event_ends`` walks
   the total lengths (an incomplete last frame is not an event); ``events`` names each by its
   ``:event-type`` header (``:exception-type`` for an exception frame) with the payload as ``data``;
-  ``payload_start`` is ``12 + headers length``. A fault that edits a payload must then recompute both
-  CRCs, or the SDK sees a checksum error, which is a fault of its own.
+  ``payload_start`` is ``12 + headers length``. A binary framer also has ``payload(event)`` and
+  ``with_payload(event, payload)``: a fault that edits a payload (``corrupt``) edits that and the frame
+  is made whole again (lengths and both CRCs recomputed), or the SDK would see a checksum error, which
+  is a fault of its own (``bad_crc``). A cassette stores these bodies as one decoded frame per entry
+  (``streamtape._frametext``).
 
 A framer never sees the whole exchange, only one body; it must be linear in the body (faults run it
 on every faulted request) and give the same events however the body was chunked.
@@ -140,8 +143,10 @@ _BY_TYPE: dict[str, Framer | None] = {}  # media type -> framer, filled as types
 
 def _load_builtins() -> None:
     if not _FRAMERS:
+        from .eventstream import EVENTSTREAM
         from .ndjson import NDJSON
         from .sse import SSE
 
         _FRAMERS[SSE.name] = SSE
         _FRAMERS[NDJSON.name] = NDJSON
+        _FRAMERS[EVENTSTREAM.name] = EVENTSTREAM

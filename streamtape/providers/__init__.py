@@ -120,7 +120,14 @@ _UNION: list[Any] = [(), "(?!)"]  # the patterns api_requests() last joined, and
 def _load_builtins() -> None:
     if not _PROVIDERS:
         from .anthropic import ANTHROPIC
+        from .bedrock import BEDROCK
+        from .gemini import GEMINI
         from .generic import OTHER_MODEL_APIS
+        from .openai import CHAT, RESPONSES
 
         _PROVIDERS[ANTHROPIC.name] = ANTHROPIC
         _PROVIDERS[OTHER_MODEL_APIS.name] = OTHER_MODEL_APIS
+        _PROVIDERS[CHAT.name] = CHAT
+        _PROVIDERS[RESPONSES.name] = RESPONSES
+        _PROVIDERS[GEMINI.name] = GEMINI
+        _PROVIDERS[BEDROCK.name] = BEDROCK

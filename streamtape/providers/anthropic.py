@@ -175,6 +175,7 @@ def _number(value: float) -> str:
 
 class AnthropicProvider(Provider):
     name: ClassVar[str] = "anthropic"
+    overloaded_status: ClassVar[int] = 529
     #: Messages API calls, under any host or path prefix (proxies, gateways, Bedrock/Vertex-style hosts)
     requests: ClassVar[str] = r"^POST \S*?/messages(?:[?#]|$)"
     key_variables: ClassVar[tuple[str, ...]] = ("ANTHROPIC_API_KEY",)

@@ -37,6 +37,9 @@ class Provider:
     placeholder_key: ClassVar[str] = PLACEHOLDER_KEY
     #: the framer (``streamtape.framing``) its streams use: ``lint`` applies its grammar to those only
     framing: ClassVar[str] = "sse"
+    #: the status the API answers "overloaded" with (the ``overloaded`` fault's): Anthropic's 529 unless
+    #: a provider says otherwise (OpenAI, Gemini and Bedrock say 503)
+    overloaded_status: ClassVar[int] = 529
 
     def claims(self, method: str, url: str, headers: Sequence[tuple[str, str]] = ()) -> bool:
         """Whether this provider's formats answer this request (default: it is one of ``requests``)."""
@@ -81,6 +84,12 @@ class Provider:
         instead of the API's. Faults pass ``data`` and ``event`` only when they are given."""
         raise self._unknown("in-stream errors")
 
+    def fit_event(self, event: bytes, before: Sequence[Event]) -> bytes:
+        """An event a fault inserts, fitted to the stream so far (``before``: the events sent before it),
+        for an API whose events carry the stream's state (OpenAI Responses' ``sequence_number``).
+        Default: as it is."""
+        return event
+
     def keep_alive(self) -> bytes:
         """The bytes of one keep-alive event, as the API sends while the model thinks."""
         raise self._unknown("keep-alive events")
@@ -108,6 +117,11 @@ class Provider:
     def tokens(self, events: Sequence[Event]) -> dict[str, int]:
         """Token counts the stream reports (``input_tokens``...). Default: none known."""
         return {}
+
+    def tool_calls(self, events: Sequence[Event]) -> list[str]:
+        """The tool calls the stream asks for, one line each (``get_weather {"city": "Paris"}``).
+        Default: none known."""
+        return []
 
     def stop_reason(self, events: Sequence[Event]) -> str | None:
         """Why the model stopped, as the stream says. Default: not known."""
