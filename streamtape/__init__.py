@@ -1,5 +1,6 @@
-"""streamtape: record and replay streaming HTTP (Server-Sent Events) byte-exact, for apps built on
-the Anthropic SDK, with faithful replay of the network failures that cut real streams."""
+"""streamtape: record and replay streaming HTTP (Server-Sent Events, AWS event streams) byte-exact, for
+apps built on the Anthropic, OpenAI, Gemini and Bedrock SDKs, with faithful replay of the network
+failures that cut real streams."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from .errors import (
     IncompleteRecordingError,
     NetworkBlockedError,
     RecordingFailedError,
+    StaleCassetteError,
+    StaleCassetteWarning,
     StreamtapeError,
     UnmatchedRequestError,
 )
@@ -21,7 +24,7 @@ from .sse import Event
 from .starters import starter
 from .tape import Call, RecordMode, Tape, use_cassette
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "AmbiguousTapeError",
@@ -40,6 +43,8 @@ __all__ = [
     "RecordingFailedError",
     "Request",
     "Response",
+    "StaleCassetteError",
+    "StaleCassetteWarning",
     "StreamtapeError",
     "Tape",
     "UnmatchedRequestError",

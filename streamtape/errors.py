@@ -29,6 +29,8 @@ from typing import Any
 
 __all__ = [
     "AmbiguousTapeError",
+    "StaleCassetteError",
+    "StaleCassetteWarning",
     "HarnessError",
     "CassetteError",
     "CassetteFormatError",
@@ -107,3 +109,12 @@ class HarnessError(StreamtapeError):
     """Answering a request raised an ordinary exception inside the harness: a bug in streamtape, or in
     a matcher, hook or fault given to it. It is raised as a ``StreamtapeError`` (never wrapped by the
     SDK as a connection error, never retried), with the original exception as its ``__cause__``."""
+
+
+class StaleCassetteError(CassetteError):
+    """A cassette holds interactions older than the tape's ``max_age``, and ``on_stale="fail"``."""
+
+
+class StaleCassetteWarning(UserWarning):
+    """A cassette holds interactions older than the tape's ``max_age`` (``on_stale="warn"``), or
+    interactions of unknown age."""

@@ -31,6 +31,8 @@ class Problem:
     kind: str  # schema | sse | secret | readability
     message: str
     fixable: bool = False
+    #: False for what is only said, not counted as a problem (interactions of unknown age)
+    counts: bool = True
 
     def __str__(self) -> str:
         place = f"{self.where}: " if self.where else ""
@@ -59,7 +61,9 @@ def _load_hand_edited(path: Path) -> tuple[Cassette, list[str]]:
     return cassette, repaired
 
 
-def lint_file(path: Path) -> list[Problem]:
+def lint_file(path: Path, *, max_age: str | None = None) -> list[Problem]:
+    """Every problem of the cassette at ``path``; with ``max_age`` (``"30d"``), also each interaction
+    recorded longer ago than that, and (not counted as a problem) those of unknown age."""
     problems: list[Problem] = []
     try:
         cassette, repaired = _load_hand_edited(path)
@@ -88,6 +92,31 @@ def lint_file(path: Path) -> list[Problem]:
                 "the recording stops where the app closed the response early and the rest could not be read; "
                 "a replay that reads further fails with IncompleteRecordingError. Re-record it"
             )))  # fmt: skip
+    if max_age is not None:
+        problems += _age(path, cassette.interactions, max_age)
+    return problems
+
+
+def _age(path: Path, items: list[Interaction], max_age: str) -> list[Problem]:
+    """One line per interaction older than ``max_age``; one line for those of unknown age (said, not
+    counted: a cassette recorded before streamtape dated recordings still loads)."""
+    from .age import describe_age, indices, parse_age, staleness
+
+    found = staleness(items, parse_age(max_age, "--max-age"))
+    problems = []
+    for index in found.stale:
+        recorded = items[index].recorded
+        at = recorded.at if recorded is not None else "?"
+        problems.append(Problem(path, f"interactions[{index}]", "age", (
+            f"recorded {describe_age(found.ages[index])} ago ({at}), older than --max-age {max_age}; re-record it "
+            f"(pytest --tape-record-mode=rewrite-stale --tape-max-age={max_age})"
+        )))  # fmt: skip
+    if found.undated:
+        problems.append(Problem(path, "", "age", (
+            f"{len(found.undated)} of {len(items)} interaction(s) ({indices(found.undated)}) have no 'recorded' time "
+            "(recorded before streamtape dated recordings, or written by hand): their age is unknown; re-record "
+            "them to date them"
+        ), counts=False))  # fmt: skip
     return problems
 
 
@@ -124,6 +153,13 @@ def _readability(item: Interaction) -> list[str]:
     response = item.response
     if response is None or not response.body or _bodytext.is_plain_text(response.body) is not None:
         return []
+    framer = stream_framer(response.headers)
+    if framer is not None and framer.name == "eventstream":
+        return []  # binary, but stored one decoded frame per entry (streamtape._frametext)
+    body = response.body
+    if b"\r\n" in body and _bodytext.is_plain_text(body.replace(b"\r\n", b"\n")) is not None \
+            and b"\r" not in body.replace(b"\r\n", b""):
+        return []  # CRLF line ends (Gemini's streams): each line reads as itself, ending in an escaped \r
     return ["the response body is stored escaped (CR, control bytes or invalid UTF-8); diffs of it are harder to read"]
 
 

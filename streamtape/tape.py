@@ -20,6 +20,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._filelock import cassette_lock
+from .age import (
+    StaleCassetteError,
+    StaleCassetteWarning,
+    describe_age,
+    parse_age,
+    parse_on_stale,
+    real_failure,
+    staleness,
+)
+from .age import indices as age_indices
 from .cassette import Cassette, Interaction, Request, Response
 from .engine.clock import Clock, clock_for
 from .engine.session import Call, ReplaySession
@@ -39,6 +49,8 @@ from .redact import MIN_USER_SECRET_LENGTH
 from .wire import Action, describe
 
 if TYPE_CHECKING:
+    from datetime import timedelta
+
     from .intercept.recorder import Recording
 
 __all__ = ["PLACEHOLDER_KEY", "Call", "RecordMode", "Tape", "use_cassette"]
@@ -53,11 +65,14 @@ class RecordMode(str, Enum):
     ONCE = "once"  #: record when the file is missing, else as ``none``
     NEW_EPISODES = "new_episodes"  #: replay what matches, record the rest
     ALL = "all"  #: always record; the file is rewritten with this run's interactions
+    #: re-record the interactions older than ``max_age`` (each in its place), replay the rest and keep
+    #: them byte for byte; recorded failures are kept too. Needs ``max_age``; records a missing file
+    REWRITE_STALE = "rewrite_stale"
 
     @classmethod
     def parse(cls, value: RecordMode | str) -> RecordMode:
         try:
-            return cls(value.lower() if isinstance(value, str) else value)
+            return cls(value.lower().replace("-", "_") if isinstance(value, str) else value)
         except ValueError:
             valid = ", ".join(mode.value for mode in cls)
             raise ConfigError(f"record_mode: {value!r} is not a record mode; valid: {valid}") from None
@@ -99,9 +114,21 @@ class Tape:
         filter_query_parameters: Iterable[Any] | None = None,
         filter_post_data_parameters: Iterable[Any] | None = None,
         clock: Clock | None = None,
+        max_age: str | float | timedelta | None = None,
+        on_stale: str = "warn",
     ) -> None:
         self.path = Path(path)
         self.record_mode = RecordMode.parse(record_mode)
+        #: interactions recorded longer ago than this many seconds are stale (``streamtape.age``)
+        self.max_age = None if max_age is None else parse_age(max_age)
+        self._max_age_text = str(max_age) if isinstance(max_age, str) else describe_age(self.max_age or 0)
+        #: what a stale cassette does: ``warn``, ``fail``, or ``rerecord`` (as ``rewrite_stale``)
+        self.on_stale = parse_on_stale(on_stale)
+        if self.record_mode is RecordMode.REWRITE_STALE and self.max_age is None:
+            raise ConfigError(
+                "record_mode 'rewrite_stale' re-records the interactions older than max_age, and none was given; "
+                "pass max_age (e.g. max_age='30d'; pytest: --tape-max-age=30d or the ini option tape_max_age)"
+            )
         self.matchers = resolve_matchers(match_on)
         self.speed = _check_speed(speed)
         #: the time replay is paced by, and the SDK's back-off waits on (when replaying only): by
@@ -131,6 +158,9 @@ class Tape:
         self._session = ReplaySession([], self.matchers, self.schedule, where=f"cassette {self.path}")
         self._recordings: list[Recording] = []
         self._record_all = False
+        self._stale: frozenset[int] = frozenset()  # loaded interactions to re-record in their place
+        self._targets: list[tuple[Request, int]] = []  # requests routed to re-record a stale interaction
+        self._replaces: dict[int, int] = {}  # position in _recordings -> the interaction index it replaces
         self._entered = 0
         self._backoff = 0.0  # the SDK's retry wait not yet charged to a call
 
@@ -154,7 +184,7 @@ class Tape:
             else:
                 self.cassette = Cassette(path=self.path)
             self._record_all = self.record_mode is RecordMode.ALL or (
-                self.record_mode is RecordMode.ONCE and not exists
+                self.record_mode in (RecordMode.ONCE, RecordMode.REWRITE_STALE) and not exists
             )
             self._loaded = len(self.cassette)
             self._session = ReplaySession(self.cassette.interactions, self.matchers, self.schedule,
@@ -162,9 +192,44 @@ class Tape:
             self._recordings = []
             self._backoff = 0.0
             self.faults_skipped = False
+            self._stale, self._targets, self._replaces = frozenset(), [], {}
             if not self._record_all:
+                self._judge_age()
                 self._check_positions()
         return self
+
+    def _judge_age(self) -> None:
+        """``max_age``: stale interactions are re-recorded (``rewrite_stale``, ``on_stale="rerecord"``),
+        fail the tape (``"fail"``) or warn (``"warn"``); interactions of unknown age are only said."""
+        if self.max_age is None or not self.cassette.interactions:
+            return
+        import warnings
+
+        items = self.cassette.interactions
+        found = staleness(items, self.max_age)
+        where = f"cassette {self.path}"
+        if self.record_mode is RecordMode.REWRITE_STALE or self.on_stale == "rerecord":
+            failures = [index for index in found.stale if real_failure(items[index])]
+            self._stale = frozenset(found.stale) - set(failures)
+            if failures:
+                warnings.warn(f"{where}: kept {len(failures)} interaction(s) older than max_age {self._max_age_text} "
+                              f"as they are ({age_indices(failures)}): they hold real failures (an error status or "
+                              "a cut connection) that re-recording would lose", StaleCassetteWarning, stacklevel=4)  # fmt: skip
+        elif found.stale:
+            oldest = describe_age(found.oldest or 0.0)
+            message = (
+                f"{len(found.stale)} of {len(items)} interaction(s) ({age_indices(found.stale)}) were recorded "
+                f"more than max_age {self._max_age_text} ago (the oldest {oldest} ago); re-record them with "
+                "--tape-record-mode=rewrite-stale (record_mode='rewrite_stale'), or raise max_age"
+            )
+            if self.on_stale == "fail":
+                raise StaleCassetteError(self.path, message)
+            warnings.warn(f"{where}: {message}", StaleCassetteWarning, stacklevel=4)
+        if found.undated:
+            warnings.warn(f"{where}: {len(found.undated)} interaction(s) ({age_indices(found.undated)}) have no "
+                          "'recorded' time (recorded before streamtape dated recordings, or written by hand): their "
+                          f"age is unknown, so max_age {self._max_age_text} cannot judge them; re-record them to date "
+                          "them", StaleCassetteWarning, stacklevel=4)  # fmt: skip
 
     def _check_positions(self) -> None:
         """A fault position no interaction the schedule applies to can reach fails here, at once,
@@ -180,8 +245,8 @@ class Tape:
         ]  # fmt: skip
         if not targets:
             return
-        longest = max(targets, key=lambda item: len(item.events))
-        events = len(longest.events)
+        longest = max(targets, key=lambda item: len(item.response.event_ends) if item.response else 0)
+        events = len(longest.response.event_ends) if longest.response is not None else 0
         unit = framer_for(longest.response.headers).unit if longest.response is not None else "SSE event"
         size = max(len(item.body) for item in targets)
         for fault, kind, value in positions(self.schedule):
@@ -222,8 +287,37 @@ class Tape:
                     if self.record_mode is RecordMode.ALL or not self.path.exists()
                     else Cassette.load(self.path).interactions
                 )
+                if self._replaces:
+                    kept, new = self._rewritten(kept, snapshots)
                 self.cassette = Cassette([*kept, *new], path=self.path)
                 return self.cassette.save(self.path)
+
+    def _rewritten(
+        self, current: list[Interaction], snapshots: list[Interaction | None]
+    ) -> tuple[list[Interaction], list[Interaction]]:
+        """The file's interactions with each stale one replaced, in its place, by what re-recording it
+        got (every attempt the SDK made for it), every other one as it is; and the recordings that
+        replace nothing (appended). A stale interaction another process changed meanwhile is left to
+        it, and this run's recording of it appended: nothing is lost."""
+        loaded = self._session.interactions
+        placed: dict[int, list[Interaction]] = {}
+        rest: list[Interaction] = []
+        for position, item in enumerate(snapshots):
+            target = self._replaces.get(position)
+            if item is None:
+                continue
+            if target is not None and target < len(current) and current[target] == loaded[target]:
+                placed.setdefault(target, []).append(item)
+            else:
+                rest.append(item)
+        for index, items in list(placed.items()):  # a refused key or no answer never replaces a recording
+            if not self.record_failures and all(recording_failed(item) for item in items):
+                del placed[index]
+                import warnings
+
+                warnings.warn(f"cassette {self.path}: interaction #{index} was kept as it was: re-recording it got "
+                              f"{describe(items[-1].actions())}", StaleCassetteWarning, stacklevel=2)  # fmt: skip
+        return [new for index, old in enumerate(current) for new in placed.get(index, [old])], rest
 
     def _note_recorded_outcomes(self, snapshots: list[Interaction | None]) -> None:
         """The recorded calls say how they went, once the recordings are complete."""
@@ -344,8 +438,13 @@ class Tape:
             if not self._record_all:
                 waited = self._take_backoff()
                 answer = self._session.answer(request, waited=waited, stack=stack)
-                if answer is not None:
+                if answer is not None and answer.index not in self._stale:
                     return answer.actions
+                if answer is not None:  # older than max_age: re-recorded, in its place (rewrite_stale)
+                    self._session.calls.pop()  # begin_recording logs it
+                    self._backoff = waited
+                    self._targets.append((request, answer.index))
+                    return _RECORD
                 if self.record_mode is not RecordMode.NEW_EPISODES:
                     raise self._unmatched(request)
                 self._session.calls.pop()  # it is recorded instead: begin_recording logs it
@@ -355,7 +454,7 @@ class Tape:
     @property
     def offline(self) -> bool:
         """True when no request can reach the network (replay only): only then may time be virtual."""
-        return not self._record_all and self.record_mode is not RecordMode.NEW_EPISODES
+        return not self._record_all and self.record_mode is not RecordMode.NEW_EPISODES and not self._stale
 
     def note_backoff(self, seconds: float) -> None:
         """The SDK is about to wait ``seconds`` before retrying; charged to the next call."""
@@ -370,7 +469,11 @@ class Tape:
         with self._lock:
             self.faults_skipped = self.faults_skipped or self.schedule is not None
             self._recordings.append(recording)
+            recording.stack = stack  # the interaction's ``recorded.stack``
             index = self._loaded + len(self._recordings) - 1
+            target = next((n for n, (asked, _) in enumerate(self._targets) if asked is recording.request), None)
+            if target is not None:  # it re-records a stale interaction: saved in its place
+                index = self._replaces[len(self._recordings) - 1] = self._targets.pop(target)[1]
             self._session.calls.append(Call(recording.request, index, 1, "recorded", outcome="recording",
                                             waited=self._take_backoff(), stack=stack))  # fmt: skip
 
@@ -502,8 +605,15 @@ def use_cassette(
     filter_query_parameters: Iterable[Any] | None = None,
     filter_post_data_parameters: Iterable[Any] | None = None,
     clock: Clock | None = None,
+    max_age: str | float | timedelta | None = None,
+    on_stale: str = "warn",
 ) -> Tape:
     """A ``Tape`` for ``path``: use it as ``with``/``async with`` or as a decorator.
+
+    ``max_age``: how old a recording may be (``"30d"``, ``"12h"``, ``"2w"``, seconds, a ``timedelta``);
+    ``on_stale`` says what older interactions do when the tape is entered: ``"warn"`` (a
+    ``StaleCassetteWarning``), ``"fail"`` (``StaleCassetteError``), or ``"rerecord"`` (re-recorded in
+    their place, as ``record_mode="rewrite_stale"`` does). See docs/drift.md.
 
     ``faults``: what replayed responses go through (``streamtape.faults``): a fault, a list of
     faults (every request), ``faults.sequence(...)`` (per attempt), or a spec string such as
@@ -536,4 +646,5 @@ def use_cassette(
                 ignore_hosts=ignore_hosts, ignore_localhost=ignore_localhost,
                 before_record_request=before_record_request, before_record_response=before_record_response,
                 filter_headers=filter_headers, filter_query_parameters=filter_query_parameters,
-                filter_post_data_parameters=filter_post_data_parameters, clock=clock)  # fmt: skip
+                filter_post_data_parameters=filter_post_data_parameters, clock=clock, max_age=max_age,
+                on_stale=on_stale)  # fmt: skip

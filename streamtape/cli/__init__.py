@@ -11,6 +11,7 @@ command lives in its own module and registers itself on ``main`` when imported b
 - ``play``: ``streamtape play``, and the live rendering of one streamed call it shares with ``record``
 - ``record``: ``streamtape record``
 - ``synth``: ``streamtape synth`` (the builder is ``streamtape.synth``)
+- ``drift``: ``streamtape drift`` (the re-sending and the structural diff are ``streamtape.drift``)
 
 Importing this package stays cheap: the library, the SDK and the HTTP stacks a command needs are
 imported inside that command, when it runs.
@@ -18,7 +19,7 @@ imported inside that command, when it runs.
 
 from __future__ import annotations
 
-from . import demo, import_, inspect, lint, play, record, serve, synth  # noqa: F401 - each registers its command
+from . import demo, drift, import_, inspect, lint, play, record, serve, synth  # noqa: F401 - each registers its command
 from ._app import EPILOG_EXIT, main
 
 __all__ = ["EPILOG_EXIT", "main"]

@@ -16,31 +16,44 @@ from ._app import EPILOG_EXIT, fail, internal_error, main, make_console
 
 
 @main.command(epilog="Examples:\n\n  streamtape lint tests/cassettes\n\n  streamtape lint --fix story.yaml\n\n"
-                     + EPILOG_EXIT)  # fmt: skip
+                     "  streamtape lint tests/cassettes --max-age 30d\n\n" + EPILOG_EXIT)  # fmt: skip
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--fix", is_flag=True, help="remove secrets in place (atomically); other problems are reported")
-def lint(paths: tuple[str, ...], fix: bool) -> None:
+@click.option("--max-age", default=None, metavar="AGE",
+              help="also flag interactions recorded longer ago than AGE (30d, 12h, 2w), one line each")  # fmt: skip
+def lint(paths: tuple[str, ...], fix: bool, max_age: str | None) -> None:
     """Check cassettes: schema, SSE well-formedness, secrets, readability. Directories are searched
     for *.yaml and *.yml files; every file is checked, whatever is wrong with the others."""
     from ..lint import fix_secrets, lint_file
 
+    if max_age is not None:
+        from ..age import parse_age
+
+        try:
+            parse_age(max_age, "--max-age")
+        except StreamtapeError as exc:
+            fail(str(exc))
     files = _cassette_files(paths)
     console = make_console()
     problems: list[str] = []
+    notes: list[str] = []  # said, not counted: interactions of unknown age
     for path in _progress(files, console, "linting"):
         try:
             if fix and any(p.fixable for p in lint_file(path)):
                 console.print(f"{path}: fixed {fix_secrets(path)} problem(s)", markup=False)
-            problems += [f"[{problem.kind}] {problem}" for problem in lint_file(path)]
+            for found in lint_file(path, max_age=max_age):
+                (problems if found.counts else notes).append(f"[{found.kind}] {found}")
         except StreamtapeError as exc:  # e.g. --fix could not save: this file's problem, not the run's
             problems.append(f"[{'schema' if isinstance(exc, CassetteError) else 'error'}] {exc}")
         except Exception as exc:  # a bug in a check must not hide the other files' problems
             if os.environ.get("STREAMTAPE_DEBUG"):
                 raise
             problems.append(f"[internal] {path}: {internal_error(exc)}")
-    for problem in problems:
+    for problem in problems + notes:
         console.print(problem, markup=False)
     summary = f"{len(files)} cassette(s), {len(problems)} problem(s)"
+    if notes:
+        summary += f", {len(notes)} cassette(s) holding interactions of unknown age"
     console.print(summary if not problems else f"{summary}; see above", markup=False)
     sys.exit(1 if problems else 0)
 

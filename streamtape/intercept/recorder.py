@@ -21,6 +21,7 @@ import zlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
+from ..age import Recorded, recorded_now, utc_now
 from ..cassette import Interaction, Request, Response
 from ..hooks import Hooks
 from ..redact import Redactor
@@ -60,6 +61,9 @@ class Recording:
         self.redactor = redactor
         self.hooks = hooks
         self.start = time.monotonic()
+        self.started = utc_now()  # the interaction's ``recorded.at``
+        #: the HTTP stack that sent it (``Tape.begin_recording`` sets it): the interaction's ``recorded.stack``
+        self.stack = ""
         self.status = 0
         self.reason = ""
         self.headers: tuple[tuple[str, str], ...] = ()
@@ -148,7 +152,7 @@ class Recording:
         ``None`` when the hook dropped it."""
         if self.status == 0:
             error = self.error or Cut("refused", "the request was interrupted before any response", self.now())
-            return self.redactor.interaction(Interaction(self.request, error=error))
+            return self.redactor.interaction(Interaction(self.request, error=error, recorded=self._recorded()))
         with self._lock:
             chunks = list(self.chunks)
         headers, chunks = self._decoded(chunks)
@@ -162,7 +166,12 @@ class Recording:
                 return None
         # everything that reaches the cassette passes the redactor once more, whole: the body (a key the
         # API echoed, split across chunks or not), the error texts, and what the response taught it
-        return self.redactor.interaction(Interaction(self.request, response))
+        return self.redactor.interaction(Interaction(self.request, response, recorded=self._recorded()))
+
+    def _recorded(self) -> Recorded:
+        """When the exchange started (UTC), the SDK that sent it and the stack it went through: never a
+        host name or a secret (``streamtape.age``)."""
+        return recorded_now(self.request, self.stack, self.started)
 
     def _decoded(
         self, chunks: list[tuple[float, bytes]]
