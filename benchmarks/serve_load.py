@@ -311,7 +311,7 @@ def serve(cassette_path: Path, *args: str) -> Iterator[ServeProcess]:
 # --- the run ----------------------------------------------------------------------------------------
 
 CAP = 1024  # streamtape serve's default --max-connections
-IDLE_THREADS = 2  # an idle server: the main thread (waiting for Ctrl-C) and the accept loop
+IDLE_THREADS = 3  # an idle server: the main thread (waiting for Ctrl-C), the event loop's, and the log's
 
 
 @dataclass
@@ -345,8 +345,9 @@ def tally(replies: Sequence[Reply], body: bytes | None = None) -> dict[str, int]
 
 
 def settle(server: ServeProcess, fds: int = 1 << 30, timeout: float = 15.0) -> dict[str, int]:
-    """The server's status once it is idle again: back to its two threads and at most ``fds`` open
-    descriptors (after ``timeout`` regardless: then the numbers show what it still holds)."""
+    """The server's status once it is idle again: back to its idle threads (however many
+    connections it served: it has no thread per connection) and at most ``fds`` open descriptors
+    (after ``timeout`` regardless: then the numbers show what it still holds)."""
     deadline = time.monotonic() + timeout
     while True:
         now = server.status()

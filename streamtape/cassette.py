@@ -26,19 +26,22 @@ import math
 import os
 import re
 import tempfile
+import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from operator import itemgetter, sub
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import yaml
 
-from . import _bodytext, _filelock
+from . import _bodytext, _filelock, _frametext, _timing
+from .age import Recorded
 from .errors import CassetteError, CassetteFormatError, CassetteNotFoundError, ConfigError
 from .framing import framer_for
 from .redact import is_secret_header
@@ -160,9 +163,22 @@ class Response(_Message):
         return framer_for(self.headers).events(self.body)
 
     @cached_property
+    def event_ends(self) -> tuple[int, ...]:
+        """Where each complete event ends in the body (what fault positions count), without parsing
+        the events: the framer's cheap walk, done once per response."""
+        return tuple(framer_for(self.headers).event_ends(self.body))
+
+    @cached_property
+    def run(self) -> Chunks:
+        """The body as one run of chunks, the same object every time it is asked for, so what is
+        worked out from it once (a fault plan's event map) is kept for it."""
+        return Chunks(self.body, self.timing, self.longest_gap)
+
+    @cached_property
     def longest_gap(self) -> float:
         """The longest silence between consecutive chunks, in seconds."""
-        ats = list(map(itemgetter(0), self.timing))
+        timing = self.timing
+        ats = timing.ats if isinstance(timing, _timing.CompactTiming) else list(map(itemgetter(0), timing))
         return max(map(sub, ats[1:], ats[:-1]), default=0.0)
 
 
@@ -173,6 +189,9 @@ class Interaction:
     request: Request
     response: Response | None = None
     error: Cut | None = None
+    #: when, and with which SDK and HTTP stack, it was recorded (``streamtape.age``); ``None`` for
+    #: interactions recorded before streamtape dated them, built by hand, or imported: age unknown
+    recorded: Recorded | None = None
 
     def __post_init__(self) -> None:
         if (self.response is None) == (self.error is None):
@@ -196,7 +215,7 @@ class Interaction:
             assert self.error is not None
             return [self.error]
         r = self.response
-        return [Respond(r.status, r.headers, r.reason, r.headers_at), Chunks(r.body, r.timing, r.longest_gap), r.end]
+        return [Respond(r.status, r.headers, r.reason, r.headers_at), r.run, r.end]
 
     def describe(self) -> str:
         outcome = f"{self.response.status}" if self.response else f"{self.error.error}"  # type: ignore[union-attr]
@@ -218,8 +237,20 @@ class Cassette:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Cassette:
+        """Read and check the cassette at ``path``. A file whose text is exactly what it was when it
+        was last loaded is not parsed again: its interactions are immutable, so a sweep of a thousand
+        tests over one cassette parses it once, and what was worked out from its responses (event
+        maps, fault plans) is kept with them."""
         path = Path(path)
-        return cls.loads(_read_text(path), path=path)
+        data = _read_data(path)
+        key = str(path.resolve())
+        cached = _LOADED.get(key, data)
+        if cached is not None:
+            return cls(list(cached), path)
+        fast = _read_fast(data, path)
+        loaded = cls(fast, path) if fast is not None else cls(_read_slow(_decode_text(data, path), path), path)
+        _LOADED.put(key, data, tuple(loaded.interactions))
+        return loaded
 
     @classmethod
     def loads(
@@ -231,21 +262,12 @@ class Cassette:
         limit = max_cassette_bytes()
         if len(text) > limit:
             raise CassetteFormatError(path, "", _too_big(len(text), limit))
-        document, positions = _read_yaml(text, path)
-        if check_lines and isinstance(document, dict) and document.get("version") == 2:
-            _check_line_count(document, text, path)
         try:
-            loaded = cls(_parse_document(document, path, repair), path)
-            if repair:  # each repaired field named with its line, as an error about it would be
-                for number, note in enumerate(repair):
-                    place, _, message = note.partition("\0")
-                    repair[number] = f"line {_locate(text, document, positions, place)}, {place}: {message}"
-            return loaded
-        except CassetteFormatError as exc:
-            line = _locate(text, document, positions, exc.place)
-            raise CassetteFormatError(
-                path, f"line {line}, {exc.place}" if exc.place else f"line {line}", exc.detail
-            ) from None
+            data = text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: the YAML reader says where
+            data = b""
+        fast = _read_fast(data, path, check_lines, repair) if data else None
+        return cls(fast if fast is not None else _read_slow(text, path, check_lines, repair), path)
 
     def save(self, path: str | os.PathLike[str] | None = None) -> Path:
         """Write atomically (a crash never leaves a torn file) and return the path written.
@@ -256,11 +278,11 @@ class Cassette:
         if target is None:
             raise ConfigError("Cassette.save() needs a path: this cassette was not loaded from a file")
         try:
-            text = self.dumps()
+            data = _Writer(self.interactions).render()
         except CassetteFormatError as exc:  # what was built in Python would not load back: say what
             raise CassetteFormatError(target, exc.place, f"{exc.detail}; nothing was written") from None
         try:
-            _atomic_write(target, text)
+            _atomic_write(target, data)
         except OSError as exc:
             reason = exc.strerror or str(exc)
             raise CassetteError(
@@ -270,14 +292,52 @@ class Cassette:
         return target
 
     def dumps(self) -> str:
-        return _Writer(self.interactions).render()
+        return _Writer(self.interactions).render().decode("utf-8")
 
 
 # --- reading ---------------------------------------------------------------------------------------
 
 
+class _LoadCache:
+    """The most recently loaded cassettes' bytes and interactions, by path; bounded by total size. A hit
+    needs the very same bytes (compared whole: a hand edit that keeps the size and the modification
+    time is still seen)."""
+
+    LIMIT = 256 * 1024 * 1024
+
+    def __init__(self) -> None:
+        self._entries: OrderedDict[str, tuple[bytes, tuple[Interaction, ...], int]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str, data: bytes) -> tuple[Interaction, ...] | None:
+        with self._lock:
+            found = self._entries.get(key)
+            if found is None or found[0] != data:
+                return None
+            self._entries.move_to_end(key)
+            return found[1]
+
+    def put(self, key: str, data: bytes, interactions: tuple[Interaction, ...]) -> None:
+        size = len(data) + sum(len(item.body) + len(item.request.body) for item in interactions)
+        with self._lock:
+            self._entries.pop(key, None)
+            if size > self.LIMIT // 4:
+                return  # a huge cassette is not kept: parsing it again is cheaper than holding it
+            self._entries[key] = (data, interactions, size)
+            while sum(entry[2] for entry in self._entries.values()) > self.LIMIT:
+                self._entries.popitem(last=False)
+
+
+_LOADED = _LoadCache()
+
+
 def _read_text(path: Path) -> str:
     """The file's text (newlines translated as ``open()`` does), no more than the size limit."""
+    return _decode_text(_read_data(path), path)
+
+
+def _read_data(path: Path) -> bytes:
+    """The file's bytes, no more than the size limit."""
     limit = max_cassette_bytes()
     try:
         with open(path, "rb") as handle:
@@ -294,6 +354,11 @@ def _read_text(path: Path) -> str:
         raise CassetteNotFoundError(path, f"cannot read: {exc.strerror or exc}") from None
     if len(data) > limit:
         raise CassetteFormatError(path, "", _too_big(len(data), limit))
+    return data
+
+
+def _decode_text(data: bytes, path: Path) -> str:
+    """A file's bytes as its text, newlines translated as ``open()`` does."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -304,6 +369,110 @@ def _read_text(path: Path) -> str:
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     return text
+
+
+def _read_slow(text: str, path: Path | None, check_lines: bool = True, repair: list[str] | None = None,
+               lifted: dict[str, tuple[int, int, Any]] | None = None, locate: bool = True,
+               lifted_feeds: int = 0) -> list[Interaction]:  # fmt: skip
+    """The interactions in cassette text, the YAML parser reading all of it (or, with ``lifted``, the
+    text ``_lift`` left, short of ``lifted_feeds`` line feeds); every failure a ``CassetteFormatError``
+    with the line (``locate=False``: a field's error with the field only, for text not yet a file)."""
+    document, positions = _read_yaml(text, path, lifted)
+    if check_lines and isinstance(document, dict) and document.get("version") == 2:
+        _check_line_count(document, text, path, lifted_feeds)
+    try:
+        interactions = _parse_document(document, path, repair)
+        if repair:  # each repaired field named with its line, as an error about it would be
+            for number, note in enumerate(repair):
+                place, _, message = note.partition("\0")
+                repair[number] = f"line {_locate(text, document, positions, place)}, {place}: {message}"
+        return interactions
+    except CassetteFormatError as exc:
+        if not locate:
+            raise
+        line = _locate(text, document, positions, exc.place)
+        raise CassetteFormatError(
+            path, f"line {line}, {exc.place}" if exc.place else f"line {line}", exc.detail
+        ) from None
+
+
+def _read_fast(
+    data: bytes, path: Path | None, check_lines: bool = True, repair: list[str] | None = None
+) -> list[Interaction] | None:
+    """The interactions in a cassette's bytes, its bodies' literal blocks and packed chunk timings read
+    from the bytes (``_lift``) and only the rest by the YAML parser; or ``None``, to read it all with
+    the YAML parser (``_read_slow``): when there is nothing to lift, when what was lifted is not
+    where the parser finds it, and when anything is wrong with the file, so that the parser, the one
+    authority on YAML, says what (the same error, at the same line)."""
+    lifted = _lift(data)
+    if lifted is None:
+        return None
+    text, values, feeds = lifted
+    notes: list[str] | None = None if repair is None else []
+    try:
+        interactions = _read_slow(text, path, check_lines, notes, values, lifted_feeds=feeds)
+    except (CassetteFormatError, _Unlifted):
+        return None
+    if notes:  # a repair names its line, which only the whole text has
+        return None
+    return interactions
+
+
+# What _lift takes out of a file: a body's literal block (a key's ``body: |``, with the writer's
+# indicators), and a packed ``chunks`` line.
+_LIFTS = re.compile(rb"body: \|(2?)([-+]?)\n|chunks: packed ")
+
+
+def _lift(data: bytes) -> tuple[str, dict[str, tuple[int, int, Any]], int] | None:
+    """The file's text with each body's literal block (read by ``_bodytext.read_block``) and each packed
+    timing taken out, a placeholder in its place; the values, by placeholder, with the line (of that
+    text) and column where each stands; and how many line feeds were taken out with them. ``None``
+    when there is nothing to take out (or the file has CR line ends, or is not UTF-8)."""
+    if b"\r" in data:
+        return None
+    nonce = uuid.uuid4().hex
+    values: dict[str, tuple[int, int, Any]] = {}
+    pieces: list[bytes] = []
+    line = pos = taken = 0
+    found = _LIFTS.search(data)
+    while found is not None:
+        at = found.start()
+        start = data.rfind(b"\n", 0, at) + 1
+        if data.count(b" ", start, at) != at - start:  # not a key at the start of its line
+            found = _LIFTS.search(data, found.end())
+            continue
+        value: Any
+        if found.group(0).startswith(b"body"):
+            key_end = at + len(b"body: ")
+            read = _bodytext.read_block(data, found.end(), at - start, found.group(1) == b"2", found.group(2))
+            if read is None:
+                found = _LIFTS.search(data, found.end())
+                continue
+            body, end, feeds = read
+            value = _Block(body)
+        else:
+            key_end = at + len(b"chunks: ")
+            end = data.find(b"\n", at) + 1
+            packed = data[key_end : end - 1]
+            if not end or not packed.isascii():
+                found = _LIFTS.search(data, found.end())
+                continue
+            value, feeds = packed.decode("ascii"), 0
+        line += data.count(b"\n", pos, at)
+        placeholder = f"_streamtape_{nonce}_{len(values)}"
+        values[placeholder] = (line, key_end - start, value)
+        pieces += [data[pos:key_end], placeholder.encode(), b"\n"]
+        line += 1
+        taken += feeds
+        pos = end
+        found = _LIFTS.search(data, end)
+    if not values:
+        return None
+    pieces.append(data[pos:])
+    try:
+        return b"".join(pieces).decode("utf-8"), values, taken
+    except UnicodeDecodeError:
+        return None
 
 
 _YAML = "tag:yaml.org,2002:"
@@ -339,11 +508,16 @@ class _SafeLoader(_Loader):  # type: ignore[misc, valid-type]
 
     It works from the parser's events, iteratively (a deep file cannot exhaust the stack; libyaml's
     own composer is recursive C), and never builds the node graph. ``positions`` maps each mapping's
-    id to ``{key: line}`` and each list's id to its items' lines, for error messages."""
+    id to ``{key: line}`` and each list's id to its items' lines, for error messages.
 
-    def __init__(self, stream: str) -> None:
+    ``lifted``: the values ``_lift`` took out of the text, by the placeholder that stands for each; a
+    placeholder is read as its value where ``_lift`` put it, and anywhere else is ``_Unlifted``."""
+
+    def __init__(self, stream: str, lifted: dict[str, tuple[int, int, Any]] | None = None) -> None:
         super().__init__(stream)
         self.positions: dict[int, Any] = {}
+        self.lifted = lifted
+        self.flow: set[int] = set()  # the ids of flow-style containers ({...}, [...])
 
     def get_single_data(self) -> Any:
         self.get_event()  # stream start
@@ -372,6 +546,8 @@ class _SafeLoader(_Loader):  # type: ignore[misc, valid-type]
                 if event.tag not in (None, "!", _MAP if kind is map_start else _SEQ):
                     raise _Refused(event.start_mark, _field(stack), _bad_tag(event.tag))
                 value = {} if kind is map_start else []
+                if event.flow_style:
+                    self.flow.add(id(value))
             elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
                 frame = stack.pop()
                 if not stack:
@@ -419,6 +595,8 @@ class _SafeLoader(_Loader):  # type: ignore[misc, valid-type]
                         event.start_mark, _field(stack), "a \\u escape names half a UTF-16 pair, not a character"
                     )
                 return value
+            if self.lifted and value in self.lifted:
+                return self._lifted(event, value, stack)
             tag = self.resolve(yaml.ScalarNode, value, event.implicit)
             if tag == _STR or tag in _AS_TEXT:
                 return value
@@ -445,6 +623,39 @@ class _SafeLoader(_Loader):  # type: ignore[misc, valid-type]
             return None
         except (ValueError, KeyError, IndexError, OverflowError):
             raise _Refused(event.start_mark, _field(stack), f"{_show(value)} is not a valid {kind}") from None
+
+    def _lifted(self, event: Any, value: str, stack: list[list[Any]]) -> Any:
+        """What ``_lift`` took out where it put ``value``: the value of a key in a block mapping, at the
+        line and column of the original; the body itself (``_Block``) as a request's or response's
+        ``body``, else the text it is."""
+        line, column, lifted = self.lifted.pop(value)  # type: ignore[union-attr]
+        mark, frame = event.start_mark, stack[-1] if stack else None
+        if (mark.line, mark.column) != (line, column) or frame is None or type(frame[0]) is not dict:
+            raise _Unlifted
+        if frame[2] is _NO_KEY or id(frame[0]) in self.flow:
+            raise _Unlifted
+        # the frames around hold the key each is the value of as their last key (see _field)
+        if type(lifted) is _Block and not (
+            len(stack) == 4
+            and frame[2] == "body"
+            and stack[2][3] in ("request", "response")
+            and stack[0][3] == "interactions"
+        ):
+            return lifted.data.decode("utf-8")
+        return lifted
+
+
+class _Unlifted(Exception):
+    """A placeholder of ``_lift`` read anywhere but where it was put: the YAML parser reads the file."""
+
+
+class _Block:
+    """A literal block's text, read from the file's bytes (``_bodytext.read_block``): a body."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
 
 
 def _printable(number: int) -> bool:
@@ -494,12 +705,18 @@ def _show(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else f"{text[: limit - 5]}...{text[-1]}"
 
 
-def _read_yaml(text: str, path: Path | None) -> tuple[Any, dict[int, Any]]:
-    """The document and its positions; every failure a ``CassetteFormatError`` with the line."""
+def _read_yaml(
+    text: str, path: Path | None, lifted: dict[str, tuple[int, int, Any]] | None = None
+) -> tuple[Any, dict[int, Any]]:
+    """The document and its positions; every failure a ``CassetteFormatError`` with the line.
+    ``lifted``: see ``_SafeLoader``; one not read where it was put is ``_Unlifted``."""
     loader: _SafeLoader | None = None
     try:
-        loader = _SafeLoader(text)
-        return loader.get_single_data(), loader.positions
+        loader = _SafeLoader(text, lifted)
+        document = loader.get_single_data()
+        if loader.lifted:
+            raise _Unlifted
+        return document, loader.positions
     except _Refused as exc:
         where = f"line {exc.line}, {exc.field}" if exc.field else f"line {exc.line}"
         raise CassetteFormatError(path, where, exc.message) from None
@@ -626,10 +843,11 @@ _CUT_SHORT = (
 )
 
 
-def _check_line_count(document: dict[str, Any], text: str, path: Path | None) -> None:
-    """v2's footer: the file's line count, written last, so truncation and deleted lines are seen."""
+def _check_line_count(document: dict[str, Any], text: str, path: Path | None, lifted: int = 0) -> None:
+    """v2's footer: the file's line count, written last, so truncation and deleted lines are seen.
+    ``lifted``: the line feeds ``_lift`` took out of ``text``."""
     declared = document.get("lines")
-    actual = text.count("\n") + (0 if text.endswith("\n") else 1)
+    actual = text.count("\n") + lifted + (0 if text.endswith("\n") else 1)
     where = f"line {actual}"
     if "lines" not in document:
         raise CassetteFormatError(path, where, _CUT_SHORT)
@@ -652,10 +870,23 @@ def _check_line_count(document: dict[str, Any], text: str, path: Path | None) ->
 def _parse_interaction(r: _Reader, item: Any, place: str) -> Interaction:
     item = r.mapping(item, place)
     request = _parse_request(r, r.required(item, "request", place, dict), f"{place}.request")
+    recorded = _parse_recorded(r, item["recorded"], f"{place}.recorded") if "recorded" in item else None
     if "error" in item:
-        return Interaction(request, error=_parse_cut(r, item["error"], f"{place}.error"))
+        return Interaction(request, error=_parse_cut(r, item["error"], f"{place}.error"), recorded=recorded)
     response = _parse_response(r, r.required(item, "response", place, dict), f"{place}.response")
-    return Interaction(request, response)
+    return Interaction(request, response, recorded=recorded)
+
+
+def _parse_recorded(r: _Reader, raw: Any, place: str) -> Recorded:
+    """``recorded: {at: 2026-12-07T01:40:00Z, sdk: anthropic 2.17.0, stack: httpx2}``; keys it does
+    not know are left (a newer streamtape may add some)."""
+    raw = r.mapping(raw, place)
+    at = r.required(raw, "at", place, str)
+    if Recorded(at).when is None:
+        raise r.fail(f"{place}.at", f"expected a UTC time stamp such as '2026-12-07T01:40:00Z', found {_show(at)}")
+    sdk, stack = (r.typed(raw[key], f"{place}.{key}", str) if raw.get(key) is not None else None
+                  for key in ("sdk", "stack"))  # fmt: skip
+    return Recorded(at, sdk, stack)
 
 
 # What HTTP (and h11, which frames `streamtape serve`'s responses) allows on the wire.
@@ -784,13 +1015,19 @@ def _pair(r: _Reader, item: Any, place: str) -> tuple[str, Any]:
 
 
 def _parse_body(r: _Reader, raw: dict[str, Any], place: str) -> bytes:
-    text = r.typed(raw.get("body", ""), f"{place}.body", str)
     encoding = raw.get("encoding", "text")
+    if type(raw.get("body")) is _Block:  # a literal block read from the bytes: the body, or the text it is
+        if encoding == "text":
+            return cast(_Block, raw["body"]).data
+        raw = {**raw, "body": raw["body"].data.decode("utf-8")}
+    if encoding == _frametext.ENCODING:  # an AWS event stream, one decoded frame per entry
+        return _frametext.body_of(raw.get("body", []), f"{place}.body", r.fail)
+    text = r.typed(raw.get("body", ""), f"{place}.body", str)
     if encoding == "text":
         return text.encode("utf-8")
     if encoding == "escaped":
         return _bodytext.decode_escaped(text)
-    raise r.fail(f"{place}.encoding", f"expected 'text' or 'escaped', found {_show(encoding)}")
+    raise r.fail(f"{place}.encoding", f"expected 'text', 'escaped' or 'eventstream', found {_show(encoding)}")
 
 
 _TIMING_FORM = "expected 'SECONDS:BYTES' pairs separated by spaces, e.g. '0.412:490 0.415:132'"
@@ -799,17 +1036,24 @@ _TIMING_FORM = "expected 'SECONDS:BYTES' pairs separated by spaces, e.g. '0.412:
 def _parse_timing(r: _Reader, raw: Any, place: str, body: bytes) -> tuple[tuple[float, int], ...]:
     if raw is None:
         return ((0.0, len(body)),) if body else ()
-    fields = r.typed(raw, place, str).replace(":", " ").split()
-    try:
-        ats = tuple(map(float, fields[0::2]))
-        sizes = tuple(map(int, fields[1::2]))
-    except ValueError:
-        raise r.fail(place, _TIMING_FORM) from None
-    if len(ats) != len(sizes):
-        raise r.fail(place, _TIMING_FORM)
+    text = r.typed(raw, place, str)
+    compact = _compact_timing(r, text, place)
+    ats: Sequence[float]
+    sizes: Sequence[int]
+    if compact is not None:
+        ats, sizes = compact.ats, compact.sizes
+    else:
+        fields = text.replace(":", " ").split()
+        try:
+            ats = tuple(map(float, fields[0::2]))
+            sizes = tuple(map(int, fields[1::2]))
+        except ValueError:
+            raise r.fail(place, _TIMING_FORM) from None
+        if len(ats) != len(sizes):
+            raise r.fail(place, _TIMING_FORM)
     # Fast (a 10,000-chunk stream is read on every replay): with no '-' in the text no number is
     # negative, and with no 'n' none is NaN or infinite unless it overflowed, which max() sees.
-    if "-" in raw or "n" in raw or "N" in raw or (ats and max(ats) > MAX_SECONDS):
+    if compact is None and ("-" in raw or "n" in raw or "N" in raw or (ats and max(ats) > MAX_SECONDS)):
         for number, (at, size) in enumerate(zip(ats, sizes, strict=True), 1):
             if not 0 <= at <= MAX_SECONDS:  # NaN compares false too
                 raise r.fail(place, f"chunk {number} arrives at {_show(at)} seconds; expected 0 to {MAX_SECONDS:,}")
@@ -820,8 +1064,28 @@ def _parse_timing(r: _Reader, raw: Any, place: str, body: bytes) -> tuple[tuple[
         if r.repair is None:
             raise r.fail(place, f"chunk sizes add up to {total} bytes but the body has {len(body)}")
         r.repair.append(f"{place}\0chunk sizes add up to {total} bytes but the body has {len(body)} (edited by hand?)")
-        return _rechunked(ats, sizes, len(body))
+        return _rechunked(tuple(ats), tuple(sizes), len(body))
+    if compact is not None:
+        return cast(tuple[tuple[float, int], ...], compact)  # reads as that tuple, in an eighth of its memory
     return tuple(zip(ats, sizes, strict=True))
+
+
+def _compact_timing(r: _Reader, text: str, place: str) -> _timing.CompactTiming | None:
+    """A long stream's timing, read without parsing a number at a time (``streamtape._timing``): the
+    packed form, or the text form as the writer spells it; ``None`` for the text form otherwise (its
+    messages say what is wrong)."""
+    first = text.split(" ", 1)[0] if len(text) < 64 else text[:64].split(" ", 1)[0]
+    if text.startswith(_timing.PACKED) or (first.isalpha() and first.isascii()):  # packed, or meant to be
+        timing = _timing.parse_packed(text, MAX_SECONDS)
+        if isinstance(timing, str):
+            raise r.fail(place, timing)
+        return timing
+    if text.count(" ") + 1 < _timing.COMPACT_FROM:
+        return None
+    pairs = _timing.parse_text(text)
+    if pairs is None or max(pairs.ats, default=0.0) > MAX_SECONDS:  # beyond: the message says which
+        return None
+    return pairs
 
 
 def _rechunked(ats: tuple[float, ...], sizes: tuple[int, ...], length: int) -> tuple[tuple[float, int], ...]:
@@ -862,39 +1126,77 @@ class _PlainDumper(_Dumper):  # type: ignore[misc, valid-type]
 
 
 class _Writer:
-    """Renders interactions; bodies become hand-written literal blocks, checked by loading back."""
+    """Renders interactions, as UTF-8; bodies become hand-written literal blocks (and long timings
+    packed), and the whole is checked by loading it back as ``Cassette.load`` would."""
 
     def __init__(self, interactions: Sequence[Interaction]) -> None:
         self.interactions = interactions
         self.nonce = uuid.uuid4().hex
         self.bodies: list[tuple[bytes, int]] = []  # (body, key indent), in document order
+        self.written: list[bytes] = []  # every body written, literal blocks and event-stream frames, in order
+        self.packed: list[str] = []  # the packed timings, in document order
+        self.escaped: set[int] = set()  # the bodies written escaped although they are text
 
-    def render(self) -> str:
+    def render(self) -> bytes:
         doc = {"version": FORMAT_VERSION, "interactions": [self._interaction(i) for i in self.interactions]}
         text = yaml.dump(doc, Dumper=_PlainDumper, sort_keys=False, allow_unicode=True, width=1 << 30)
-        placeholder = re.compile(rf" __streamtape_body_(\d+)_{self.nonce}__\n")
-        rendered = _HEADER + placeholder.sub(lambda m: self._block(int(m.group(1))), text)
-        rendered += f"lines: {rendered.count(chr(10)) + 1}\n"  # the footer counts itself
-        self._verify(rendered)
+        skeleton = text.encode("utf-8")
+        rendered = self._fill(skeleton)
+        failed = self._verify(rendered)
+        if failed:  # text that did not load back as itself: written escaped, and checked again
+            self.escaped |= failed
+            rendered = self._fill(skeleton)
+            if self._verify(rendered):
+                raise AssertionError("streamtape bug: a body does not survive the YAML round trip; nothing was written")
         return rendered
+
+    def _fill(self, skeleton: bytes) -> bytes:
+        """The document with every placeholder filled in, its header and its footer."""
+        placeholder = re.compile(rb" __streamtape_(body|chunks)_(\d+)_" + self.nonce.encode() + rb"__\n")
+        pieces: list[bytes | memoryview] = [_HEADER.encode()]
+        feeds, at = 1, 0
+        for found in placeholder.finditer(skeleton):
+            pieces.append(skeleton[at : found.start()])
+            feeds += skeleton.count(b"\n", at, found.start())
+            index = int(found.group(2))
+            if found.group(1) == b"body":
+                block, lines = self._block(index)
+                pieces += block
+                feeds += lines
+            else:
+                pieces.append(f" {self.packed[index]}\n".encode("ascii"))
+                feeds += 1
+            at = found.end()
+        pieces.append(skeleton[at:])
+        feeds += skeleton.count(b"\n", at)
+        pieces.append(f"lines: {feeds + 1}\n".encode())  # the footer counts itself
+        return b"".join(pieces)
 
     def _placeholder(self, body: bytes, indent: int) -> str:
         self.bodies.append((body, indent))
+        self.written.append(body)
         return f"__streamtape_body_{len(self.bodies) - 1}_{self.nonce}__"
 
-    def _block(self, index: int) -> str:
-        """The body as a literal block, in text form if it survives a load, else escaped."""
+    def _block(self, index: int) -> tuple[list[bytes | memoryview], int]:
+        """The body as a literal block, in text form when it is text a literal block carries (unless
+        it failed to load back as itself), else escaped; and how many line feeds it takes."""
         body, indent = self.bodies[index]
-        plain = _bodytext.is_plain_text(body)
-        if plain is not None:
-            block = _bodytext.literal_block(plain, indent)
-            if _loads_back(block, indent) == plain:
-                return block
-        block = _bodytext.literal_block(_bodytext.encode_escaped(body), indent)
-        return block + " " * indent + "encoding: escaped\n"
+        if index not in self.escaped and _bodytext.is_plain(body):
+            return _bodytext.block(body, indent)
+        pieces, feeds = _bodytext.block(_bodytext.encode_escaped(body).encode("utf-8"), indent)
+        return [*pieces, b" " * indent + b"encoding: escaped\n"], feeds + 1
+
+    def _chunks(self, timing: Sequence[tuple[float, int]]) -> str:
+        """The ``chunks`` field (``streamtape._timing``); a packed one by a placeholder."""
+        text = _timing.dump(timing)
+        if not text.startswith(_timing.PACKED):
+            return text
+        self.packed.append(text)
+        return f"__streamtape_chunks_{len(self.packed) - 1}_{self.nonce}__"
 
     def _interaction(self, item: Interaction) -> dict[str, Any]:
-        out: dict[str, Any] = {"request": self._request(item.request)}
+        out: dict[str, Any] = {"recorded": item.recorded.as_dict()} if item.recorded is not None else {}
+        out["request"] = self._request(item.request)
         if item.response is not None:
             out["response"] = self._response(item.response)
         else:
@@ -915,25 +1217,57 @@ class _Writer:
             out["reason"] = resp.reason
         out["headers"] = _headers_dict(resp.headers)
         out["headers_at"] = round(resp.headers_at, 4)
-        out["body"] = self._placeholder(resp.body, 4)
-        out["chunks"] = " ".join(f"{at:.4f}:{size}" for at, size in resp.timing)
+        frames = _frames(resp)
+        if frames is not None:  # an AWS event stream: readable frames, encoded again on load
+            out["encoding"] = _frametext.ENCODING
+            out["body"] = frames
+            self.written.append(resp.body)
+        else:
+            out["body"] = self._placeholder(resp.body, 4)
+        out["chunks"] = self._chunks(resp.timing)
         out["end"] = "clean" if isinstance(resp.end, End) else _cut_dict(resp.end)
         return out
 
-    def _verify(self, rendered: str) -> None:
-        """Load the whole document back before anything is written: a save never corrupts a file,
-        nor writes one that would not load (a header value HTTP cannot carry, a NaN time)."""
-        document, _ = _read_yaml(rendered, None)
-        loaded = _parse_document(document, None)
-        _check_line_count(document, rendered, None)
+    def _verify(self, rendered: bytes) -> set[int]:
+        """Load the whole document back before anything is written, as ``Cassette.load`` reads it: a
+        save never corrupts a file, nor writes one that would not load (a header value HTTP cannot
+        carry, a NaN time). Returns the bodies (by placeholder) that did not load back as themselves."""
+        loaded = _read_fast(rendered, None)
+        if loaded is None:  # the YAML parser reads it all
+            loaded = _read_slow(rendered.decode("utf-8"), None, locate=False)
         actual: list[bytes] = []
         for item in loaded:
             if _json_form(item.request) is None and item.request.body:  # as _request decided
                 actual.append(item.request.body)
             if item.response is not None:
                 actual.append(item.response.body)
-        if actual != [body for body, _ in self.bodies]:
+        if len(actual) != len(self.written):
             raise AssertionError("streamtape bug: a body does not survive the YAML round trip; nothing was written")
+        failed: set[int] = set()
+        for got, wanted in zip(actual, self.written, strict=True):
+            if got != wanted:
+                indexes = {i for i, (body, _) in enumerate(self.bodies) if body is wanted}
+                if not indexes or indexes & self.escaped:  # event-stream frames, or escaped already
+                    raise AssertionError(
+                        "streamtape bug: a body does not survive the YAML round trip; nothing was written"
+                    )
+                failed |= indexes
+        return failed
+
+
+def _frames(resp: Response) -> list[dict[str, Any]] | None:
+    """An event-stream body as readable frames (``streamtape._frametext``), when they load back as
+    its bytes; ``None`` for any other body (a literal block)."""
+    if not resp.body or framer_for(resp.headers).name != "eventstream":
+        return None
+    frames = _frametext.entries(resp.body)
+    text = yaml.dump({"body": frames}, Dumper=_PlainDumper, sort_keys=False, allow_unicode=True, width=1 << 30)
+    try:
+        document, _ = _read_yaml(text, None)
+        loaded = _frametext.body_of(document["body"], "body", _Reader(None).fail)
+    except CassetteFormatError:
+        return None
+    return frames if loaded == resp.body else None
 
 
 def _json_form(req: Request) -> Any:
@@ -964,17 +1298,6 @@ def _nests_within(value: Any, limit: int) -> bool:
             return False
         stack.extend((child, depth + 1) for child in children)
     return True
-
-
-def _loads_back(block: str, indent: int) -> str | None:
-    nesting = "".join(" " * level + f"k{level}:\n" for level in range(0, indent, 2))
-    try:
-        value: Any = yaml.load(f"{nesting}{' ' * indent}body:{block}", Loader=_Loader)  # noqa: S506
-    except yaml.YAMLError:
-        return None
-    for level in range(0, indent, 2):
-        value = value[f"k{level}"]
-    return value["body"] if isinstance(value["body"], str) else None
 
 
 def _headers_dict(headers: Headers) -> dict[str, Any]:
@@ -1011,10 +1334,9 @@ _WINDOWS = os.name == "nt"
 _STALE_SECONDS = 60.0
 
 
-def _atomic_write(target: Path, text: str) -> None:
+def _atomic_write(target: Path, data: bytes) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_temps(target)
-    data = text.encode("utf-8")
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         try:

@@ -17,8 +17,17 @@ in-process tape: a ``ReplaySession`` matches each request and applies the fault 
   leaves the client "expecting" the rest, as a real server does), a close-delimited body ends with the
   connection, and chunked stays chunked.
 
-HTTP framing is h11's; this module never formats HTTP itself. One thread per connection; binds to
-127.0.0.1 unless told.
+One event loop (asyncio, in one background thread) serves every connection: non-blocking sockets,
+each connection a small state machine, every recorded arrival a timer on the loop's scheduler
+(grouped by the quarter millisecond: a timer wheel over ``call_at``), so thousands of concurrent
+streams cost no thread each and keep their timing. New requests are parsed and answered in turns, so
+a burst of clients does not delay the streams already playing. HTTP is h11's: it parses every request
+and formats every head, and it decides each body's framing. Body pieces are then written pre-framed,
+one ``send`` each (a chunk's size line, data and CRLF encoded once, in one buffer; a recorded run's
+framed pieces are kept for the next client of the same recording), without h11's per-event path; h11
+still counts the bytes (a Content-Length body must be whole, and a HEAD response gets none). Binds to
+127.0.0.1 unless told; ``reuse_port=True`` lets several processes share the port (``SO_REUSEPORT``:
+``streamtape serve --workers N``).
 
 The server stays up under abuse, within limits that are all keyword arguments of ``ReplayServer``:
 
@@ -34,13 +43,16 @@ The server stays up under abuse, within limits that are all keyword arguments of
   byte, or it gets a 408 and is closed; a connection with no request under way is closed after the
   same time of silence (an idle keep-alive, or a client that connected and sent nothing);
 - **slow readers** (``send_timeout``, 60 s): a client that accepts no part of a response chunk for
-  that long is disconnected (RST);
-- **memory**: a finished connection leaves nothing behind (its thread and socket are dropped), and
+  that long is disconnected (RST); until it takes a piece, the next one waits (as a blocking write would);
+- **memory**: a finished connection leaves nothing behind (its state and socket are dropped), and
   ``requests`` keeps only the most recent requests: at most ``history`` (1000) of them and at most
   ``history_bytes`` (16 MiB) of bodies, URLs and headers together (the newest is always kept, so
   one request up to ``max_body_bytes`` may exceed it). ``request_count`` counts them all.
   ``release_memory=True`` (``streamtape serve`` sets it: it is its own process) has glibc give the
-  memory of large bodies back to the system once they are freed, which it otherwise keeps.
+  memory of large bodies back to the system once they are freed, which it otherwise keeps;
+- **a log that nobody reads**: ``log`` is called from a thread of its own, never from the loop, so a
+  terminal or pipe that stops reading never stalls the streams; beyond 10,000 waiting lines, lines
+  are dropped (and counted, in one stderr line).
 
 Every refusal is the provider's JSON error (``streamtape.providers``) whose message is one sentence;
 no input from a client produces a traceback.
@@ -48,29 +60,33 @@ no input from a client produces a traceback.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import math
-import select
+import queue
 import socket
 import struct
 import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import h11
 
 from .cassette import Cassette, Request
-from .engine.clock import Clock, Pacer, clock_for
-from .engine.playback import Broken, Garbage, Playback, Silent
+from .engine.clock import Clock, Pacer, RealClock, clock_for
+from .engine.playback import Broken, Garbage, Outcome, Playback, Silent
 from .engine.session import Call, ReplaySession
 from .errors import ConfigError, HarnessError, StreamtapeError
 from .matching import Matcher, resolve_matchers
-from .wire import CUTS, Action, Chunks, Respond
+from .wire import CUTS, Chunks, Respond
+
+if TYPE_CHECKING:
+    from .providers import Provider
 
 __all__ = ["ReplayServer"]
 
@@ -90,7 +106,7 @@ HISTORY_BYTES = 16 * 1024 * 1024
 #: accept() failures that mean "out of descriptors or memory for now": wait and try again
 _EXHAUSTED = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 #: accept() failures that belong to one connection that died before it was taken: take the next
-_ONE_CONNECTION = {errno.ECONNABORTED, errno.ECONNRESET, errno.EPROTO, errno.EINTR, errno.EAGAIN, errno.ETIMEDOUT}
+_ONE_CONNECTION = {errno.ECONNABORTED, errno.ECONNRESET, errno.EPROTO, errno.EINTR, errno.ETIMEDOUT}
 #: accept() failures that mean the listener is gone (stop() closed it)
 _LISTENER_GONE = {errno.EBADF, errno.EINVAL, errno.ENOTSOCK}
 _BACKOFF_FIRST, _BACKOFF_MAX = 0.01, 1.0
@@ -98,15 +114,23 @@ _WARN_EVERY = 60.0  # the same stderr warning at most once a minute
 #: after an error answer, how long to read and discard what the client still sends before closing,
 #: so that the close does not reset the connection before the client has read the answer
 _LINGER = 1.0
-_MAX_REFUSING = 64  # 503 answers lingering at once (each holds a short-lived thread); beyond: answer and close
+_MAX_REFUSING = 64  # 503 answers lingering at once (each holds a descriptor); beyond: answer and close
 _RECV = 65536
+_ACCEPT_BATCH = 64  # connections taken per wake-up of the listener before the loop runs anything else
+#: how long the loop spends at a stretch parsing and answering the requests that arrived (CPU seconds):
+#: as long as it spent on everything else since the last such turn, at least ``_TURN`` and at most
+#: ``_TURN_MAX``. A burst of new clients takes turns with the streams already playing instead of
+#: delaying them, and still gets half the loop when it is saturated (fairness, not a limit: the rest
+#: are taken on the next turn)
+_TURN = 0.001
+_TURN_MAX = 0.01
+_RUNS_BYTES = 16 * 1024 * 1024  # recorded runs of chunks kept framed, for the next client (bytes)
+_SLOTS = 4000  # the timer wheel's slots per second
+_PIECE_BATCH = 64  # pieces due at once (speed 0) written per turn before other connections get theirs
+_LOG_BACKLOG = 10_000
+_LOG_EVERY = 0.02  # how often the loop hands log lines to the thread that writes them
+_STOP_WAIT = 5.0
 _M_MMAP_THRESHOLD = -3  # glibc's malloc.h
-
-
-class _Hangup(Exception):
-    def __init__(self, reset: bool) -> None:
-        super().__init__("reset" if reset else "fin")
-        self.reset = reset
 
 
 class ReplayServer:
@@ -115,6 +139,7 @@ class ReplayServer:
     ``max_connections``, ``max_header_bytes``, ``max_body_bytes``, ``request_timeout``,
     ``send_timeout``, ``history`` and ``history_bytes`` bound what clients can make it hold (see the
     module's docstring). ``requests`` lists the most recent requests received, oldest first.
+    ``reuse_port``: listen with ``SO_REUSEPORT``, so that other processes may serve the same port.
     """
 
     def __init__(
@@ -137,6 +162,7 @@ class ReplayServer:
         log: Callable[[str], None] | None = None,
         clock: Clock | None = None,
         refuse_seconds: float = REFUSE_SECONDS,
+        reuse_port: bool = False,
     ) -> None:
         from .faults import resolve
 
@@ -150,6 +176,7 @@ class ReplayServer:
         _check_seconds("refuse_seconds", refuse_seconds)
         self.cassette = cassette
         #: called with one line per request: what it matched (or the 404), the faults, the outcome
+        #: (from a thread of the server's own, in order)
         self.log = log
         self.speed = speed
         #: what pacing waits on: real time at speed 1, scaled at N, virtual (instant) at 0
@@ -162,23 +189,35 @@ class ReplayServer:
         self.send_timeout = float(send_timeout)
         self.history = history
         self.history_bytes = history_bytes
+        self.reuse_port = bool(reuse_port)
         #: the engine the in-process tape runs too: matching, the fault schedule, the call log
         self._session = ReplaySession(cassette.interactions, resolve_matchers(match_on), resolve(faults),
                                       where="the served cassette")  # fmt: skip
+        #: held around the session and the history: the loop changes them, any thread may read them
         self._lock = threading.RLock()
         self._closed_for_refusal = False  # the listener is closed: a refused attempt is due
         self._blackhole: _Blackhole | None = None  # ... or replaced by one that never completes a connection
-        self._listening = threading.Event()
+        self._relisten: asyncio.TimerHandle | None = None  # when the listener opens again after a refusal
         self._stopping = threading.Event()
-        self._threads: set[threading.Thread] = set()  # live threads only: each removes itself when done
-        self._sockets: set[socket.socket] = set()  # connections being served (what max_connections counts)
-        self._refusing: set[socket.socket] = set()  # connections being answered 503
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._accepting = False  # the loop watches the listener
+        self._resume: asyncio.TimerHandle | None = None  # accepting again after a back-off
+        self._backoff = 0.0
+        self._conns: set[_Conn] = set()  # connections being served (what max_connections counts)
+        self._refusing: dict[socket.socket, _Drain] = {}  # connections being answered 503
+        self._turns: deque[_Conn] = deque()  # connections with a request to parse or answer, in turn
+        self._turn_ended = 0.0  # the loop thread's CPU time when the last turn ended
+        self._runs = _Runs()  # recorded runs of chunks, framed
+        self._wheel: _Wheel  # the recorded arrivals due, by the quarter millisecond (set when the loop starts)
+        self._deadlines: _Deadlines  # the request deadlines, in the order they fall
         self._warned: dict[str, float] = {}
         self._kept: deque[int] = deque()  # the size of each request in ``requests``
         self._kept_bytes = 0
+        self._log_lines = _LogLines(self)
         self.requests: list[Request] = []
         self.request_count = 0  # every request received, including those ``requests`` no longer holds
-        self.refused_count = 0  # connections answered 503: ``max_connections`` were open (or no thread to spare)
+        self.refused_count = 0  # connections answered 503: ``max_connections`` were open
         self._full_answer = _answer(
             503,
             "overloaded_error",
@@ -186,18 +225,10 @@ class ReplayServer:
             f"(max_connections), so this one is refused; retry in a second.",
             retry=True,
         )
-        self._busy_answer = _answer(
-            503,
-            "overloaded_error",
-            "streamtape serve: it cannot start a thread for this connection now (out of memory or of threads), "
-            "so it is refused; retry in a second.",
-            retry=True,
-        )
         if release_memory:
             _map_large_blocks()
-        self._listener = socket.create_server((host, port), backlog=socket.SOMAXCONN)
+        self._listener = _listen((host, port), self.reuse_port)
         self._address: tuple[str, int] = self._listener.getsockname()[:2]
-        self._listening.set()
 
     @property
     def schedule(self) -> Any:
@@ -226,36 +257,42 @@ class ReplayServer:
     @property
     def connections(self) -> int:
         """How many connections are open and being served (what ``max_connections`` caps)."""
-        with self._lock:
-            return len(self._sockets)
+        return len(self._conns)
+
+    @property
+    def lingering(self) -> int:
+        """How many connections answered 503 are still being closed (their answer read by the client)."""
+        return len(self._refusing)
 
     def start(self) -> ReplayServer:
-        self._spawn(self._accept_loop)
-        self._check_refusal()
+        """Start serving, on an event loop in a background thread; returns once it listens (or, when
+        the first attempt is to be refused, once it has stopped listening for it)."""
+        if self._thread is not None:
+            return self
+        from .guard import forwarding
+
+        with forwarding():  # where socketpair() is emulated (Windows), the loop's own wake-up connection
+            loop = asyncio.new_event_loop()
+        ready = threading.Event()
+        self._loop = loop
+        self._thread = threading.Thread(target=self._run, args=(loop, ready), daemon=True, name="streamtape-serve")
+        self._thread.start()
+        ready.wait()
         return self
 
     def stop(self) -> None:
-        """Stop accepting, cut every open connection, and wait for the threads."""
+        """Stop accepting, cut every open connection (FIN), and wait for the loop's thread to end."""
         self._stopping.set()
-        self._listening.set()  # wakes an accept loop waiting for a refusal to pass
-        self._close_listener()
-        if self._blackhole is not None:
-            self._blackhole.close()
-        with self._lock:
-            open_sockets = list(self._sockets | self._refusing)
-        for sock in open_sockets:
-            _close(sock, reset=False)
-        deadline = time.monotonic() + 5
-        while True:
-            with self._lock:
-                threads = [thread for thread in self._threads if thread is not threading.current_thread()]
-            if not threads or time.monotonic() >= deadline:
-                return
-            for thread in threads:
-                try:
-                    thread.join(timeout=max(0.0, deadline - time.monotonic()))
-                except RuntimeError:  # being started by _spawn this very moment
-                    time.sleep(0.001)
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:  # never started
+            self._close_listener()
+        elif thread is threading.current_thread():  # from a callback on the loop
+            self._shutdown()
+        else:
+            with contextlib.suppress(RuntimeError):  # the loop has ended already
+                loop.call_soon_threadsafe(self._shutdown)
+            thread.join(_STOP_WAIT)
+        self._log_lines.close(_STOP_WAIT)
 
     def __enter__(self) -> ReplayServer:
         return self.start()
@@ -263,25 +300,61 @@ class ReplayServer:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
-    def _spawn(self, target: Any, *args: Any) -> bool:
-        """Run ``target`` in a new thread; False if the system cannot start one now."""
-        thread = threading.Thread(target=self._run, args=(target, args), daemon=True, name="streamtape-serve")
-        with self._lock:
-            self._threads.add(thread)
-        try:
-            thread.start()
-        except RuntimeError:  # "can't start new thread": out of memory or of the process's thread limit
-            with self._lock:
-                self._threads.discard(thread)
-            return False
-        return True
+    # --- the loop ---------------------------------------------------------------------------------
 
-    def _run(self, target: Any, args: tuple[Any, ...]) -> None:
+    def _run(self, loop: asyncio.AbstractEventLoop, ready: threading.Event) -> None:
+        asyncio.set_event_loop(loop)
+        loop.set_exception_handler(self._internal_error)
+        self._wheel = _Wheel(loop)
+        self._deadlines = _Deadlines(self, loop)
+
+        def begin() -> None:
+            try:
+                if not self._stopping.is_set():
+                    self._listener.setblocking(False)
+                    self._accept_on()
+                    self._check_refusal()
+            finally:
+                ready.set()
+
+        loop.call_soon(begin)
         try:
-            target(*args)
+            loop.run_forever()
         finally:
-            with self._lock:
-                self._threads.discard(threading.current_thread())
+            ready.set()
+            self._shutdown(stop_loop=False)
+            loop.close()
+
+    def _shutdown(self, stop_loop: bool = True) -> None:
+        """On the loop: close the listener and every connection, then end the loop."""
+        self._stopping.set()
+        for timer in (self._relisten, self._resume):
+            if timer is not None:
+                timer.cancel()
+        self._close_listener()
+        if self._blackhole is not None:
+            self._blackhole.close()
+            self._blackhole = None
+        for conn in list(self._conns):
+            conn.close(reset=False)
+        for sock, drain in list(self._refusing.items()):
+            drain.cancel()
+            _close(sock, reset=False)
+        self._refusing.clear()
+        self._turns.clear()
+        if self._loop is not None and self._thread is not None:
+            with contextlib.suppress(AttributeError):  # the loop never began
+                self._deadlines.clear()
+                self._wheel.slots.clear()
+        if stop_loop and self._loop is not None:
+            self._loop.stop()
+
+    def _internal_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        """A streamtape bug in a callback: say so, and close the connection it happened on."""
+        conn = getattr(getattr(context.get("handle"), "_callback", None), "__self__", None)
+        if isinstance(conn, _Conn):
+            conn.close(reset=False)
+        loop.default_exception_handler(context)
 
     def _warn(self, key: str, message: str) -> None:
         """One stderr line, at most once a minute for the same ``key``."""
@@ -290,74 +363,40 @@ class ReplayServer:
             if now - self._warned.get(key, -math.inf) < _WARN_EVERY:
                 return
             self._warned[key] = now
-        with contextlib.suppress(OSError, ValueError):
-            print(message, file=sys.stderr, flush=True)
+        print(message, file=sys.stderr, flush=True)
+
+    # --- accepting ----------------------------------------------------------------------------------
 
     def _accept(self) -> tuple[socket.socket, Any]:
         return self._listener.accept()
 
-    def _pause(self, seconds: float) -> None:
-        self._stopping.wait(seconds)
+    def _accept_on(self) -> None:
+        assert self._loop is not None
+        if not self._accepting and not self._closed_for_refusal and not self._stopping.is_set():
+            self._loop.add_reader(self._listener.fileno(), self._on_acceptable)
+            self._accepting = True
+
+    def _accept_off(self) -> None:
+        if self._accepting:
+            assert self._loop is not None
+            self._accepting = False
+            with contextlib.suppress(ValueError, OSError):  # the listener's descriptor is closed already
+                self._loop.remove_reader(self._listener.fileno())
 
     def _close_listener(self) -> None:
+        self._accept_off()
         with contextlib.suppress(OSError):
-            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept() on Linux
-        self._listener.close()
+            self._listener.close()
 
-    # --- refused connections: nothing listens while a refused attempt is due -------------------------
-
-    def _check_refusal(self) -> None:
-        """If the next counted attempt is to be refused, stop listening: for ``refuse_seconds``, or
-        for good when every attempt from now on is refused."""
-        with self._lock:
-            if self._closed_for_refusal or self._stopping.is_set() or not self._session.refusal_due():
-                return
-            self._closed_for_refusal = True
-            self._listening.clear()
-            self._close_listener()
-            if self._session.unconnected() == "connect_timeout":
-                self._blackhole = _Blackhole(self._address)  # connections are never completed: they time out
-            forever = self._session.refuses_forever()
-        if forever:
-            with self._lock:
-                self._session.refused(self.base_url)
-            return
-        self._spawn(self._refuse_for_a_while)
-
-    def _refuse_for_a_while(self) -> None:
-        if self._stopping.wait(self.refuse_seconds):
-            return
-        with self._lock:
-            self._session.refused(self.base_url)
-            if self._blackhole is not None:
-                self._blackhole.close()
-                self._blackhole = None
-            try:
-                self._listener = socket.create_server(self._address, backlog=socket.SOMAXCONN)
-            except OSError as exc:  # the port was taken meanwhile: nothing more can be served
-                self._warn("relisten", f"streamtape serve: cannot listen on {self.base_url} again after a refused "
-                                       f"connection ({exc.strerror or exc}); stopping")  # fmt: skip
-                self._stopping.set()
-                self._listening.set()
-                return
-            self._closed_for_refusal = False
-            self._listening.set()
-        self._check_refusal()
-
-    def _accept_loop(self) -> None:
-        delay = 0.0
-        while not self._stopping.is_set():
-            self._listening.wait()
+    def _on_acceptable(self) -> None:
+        for _ in range(_ACCEPT_BATCH):
             try:
                 sock, _ = self._accept()
+            except (BlockingIOError, InterruptedError):
+                return  # none waiting
             except OSError as exc:
-                if self._stopping.is_set():
-                    return
-                if exc.errno in _LISTENER_GONE:
-                    with self._lock:
-                        refusing = self._closed_for_refusal
-                    if refusing:
-                        continue  # closed for a refused attempt: wait for it to listen again
+                if self._stopping.is_set() or exc.errno in _LISTENER_GONE:
+                    self._accept_off()
                     return
                 if exc.errno in _ONE_CONNECTION:
                     continue
@@ -368,122 +407,134 @@ class ReplayServer:
                         f"{_BACKOFF_MAX:g} s between tries until some close (raise `ulimit -n`, or lower "
                         "max_connections, --max-connections)",
                     )
-                delay = min(max(delay * 2, _BACKOFF_FIRST), _BACKOFF_MAX)
-                self._pause(delay)
-                continue
-            delay = 0.0
+                self._backoff = min(max(self._backoff * 2, _BACKOFF_FIRST), _BACKOFF_MAX)
+                self._pause(self._backoff)
+                return
+            self._backoff = 0.0
             self._admit(sock)
 
+    def _pause(self, seconds: float) -> None:
+        """Stop accepting for ``seconds`` (waiting clients stay in the listen backlog)."""
+        assert self._loop is not None
+        self._accept_off()
+        self._resume = self._loop.call_later(seconds, self._resume_accepting)
+
+    def _resume_accepting(self) -> None:
+        self._resume = None
+        self._accept_on()
+
     def _admit(self, sock: socket.socket) -> None:
-        with self._lock:
-            if self._stopping.is_set():
-                full = None
-            else:
-                full = len(self._sockets) >= self.max_connections
-                if not full:
-                    self._sockets.add(sock)
-        if full is None:
+        if self._stopping.is_set():
             _close(sock, reset=False)
-        elif full:
+            return
+        if len(self._conns) >= self.max_connections:
             self._warn(
                 "full",
                 f"streamtape serve: {self.max_connections} connections open (max_connections, --max-connections); "
                 "answering new ones 503 (Retry-After: 1) until some close",
             )
             self._refuse(sock, self._full_answer)
-        elif not self._spawn(self._serve_connection, sock):
-            with self._lock:
-                self._sockets.discard(sock)
-            self._warn("threads", "streamtape serve: cannot start a thread for a new connection; answering it 503")
-            self._refuse(sock, self._busy_answer)
+            return
+        try:
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # each piece leaves when it is due
+        except OSError:  # it died meanwhile
+            _close(sock, reset=False)
+            return
+        conn = _Conn(self, sock)
+        self._conns.add(conn)
+        conn.next_request()
 
     def _refuse(self, sock: socket.socket, answer: bytes) -> None:
-        """Answer 503 and close, lingering in a short-lived thread while there are few such answers."""
-        with self._lock:
-            self.refused_count += 1
-            linger = not self._stopping.is_set() and len(self._refusing) < _MAX_REFUSING
-            if linger:
-                self._refusing.add(sock)
-        if linger and self._spawn(self._refuse_connection, sock, answer):
-            return
-        with self._lock:
-            self._refusing.discard(sock)
-        with contextlib.suppress(OSError):  # no thread to linger in: answer, read what already came, close
+        """Answer 503 and close, lingering (reading what the client still sends) while there are few
+        such answers; beyond that, answer, read what already came, and close at once."""
+        assert self._loop is not None
+        self.refused_count += 1
+        with contextlib.suppress(OSError):
             sock.setblocking(False)
             sock.send(answer)  # a few hundred bytes: a fresh socket's buffer takes them whole
             sock.shutdown(socket.SHUT_WR)
+            if len(self._refusing) < _MAX_REFUSING:
+                self._refusing[sock] = _Drain(self._loop, sock, _LINGER, lambda: self._refused(sock))
+                return
             while sock.recv(_RECV):
                 pass
+        self._refusing.pop(sock, None)
         _close(sock, reset=False)
 
-    def _refuse_connection(self, sock: socket.socket, answer: bytes) -> None:
-        try:
-            sock.settimeout(_LINGER)
-            sock.sendall(answer)
-            _linger(sock, _LINGER)
-        except OSError:
-            pass
-        finally:
-            with self._lock:
-                self._refusing.discard(sock)
-            _close(sock, reset=False)
+    def _refused(self, sock: socket.socket) -> None:
+        self._refusing.pop(sock, None)
+        _close(sock, reset=False)
 
-    def _serve_connection(self, sock: socket.socket) -> None:
-        connection = h11.Connection(our_role=h11.SERVER, max_incomplete_event_size=self.max_header_bytes)
-        reset = False
-        try:
-            while self._serve_one(sock, connection):
-                connection.start_next_cycle()
-        except _Hangup as hangup:
-            reset = hangup.reset
-        except TimeoutError:
-            reset = True  # a client that stopped reading: drop what it never took at once
-        except (OSError, h11.ProtocolError):
-            pass  # the client went away or spoke broken HTTP: nothing more to say to it
-        finally:
-            with self._lock:
-                self._sockets.discard(sock)
-            _close(sock, reset)
+    # --- refused connections: nothing listens while a refused attempt is due -------------------------
 
-    def _serve_one(self, sock: socket.socket, connection: h11.Connection) -> bool:
-        request = self._read_request(sock, connection)
-        if request is None:
-            return False
-        sock.settimeout(self.send_timeout)
+    def _check_refusal(self) -> None:
+        """If the next counted attempt is to be refused, stop listening: for ``refuse_seconds``, or
+        for good when every attempt from now on is refused."""
+        assert self._loop is not None
+        with self._lock:
+            if self._closed_for_refusal or self._stopping.is_set() or not self._session.refusal_due():
+                return
+            self._closed_for_refusal = True
+            self._close_listener()
+            if self._session.unconnected() == "connect_timeout":
+                self._blackhole = _Blackhole(self._address)  # connections are never completed: they time out
+            if self._session.refuses_forever():
+                self._session.refused(self.base_url)
+                return
+        self._relisten = self._loop.call_later(self.refuse_seconds, self._listen_again)
+
+    def _listen_again(self) -> None:
+        self._relisten = None
+        with self._lock:
+            self._session.refused(self.base_url)
+        if self._blackhole is not None:
+            self._blackhole.close()
+            self._blackhole = None
         try:
-            with self._lock:
-                self._remember(request)
-                try:
-                    answer = self._session.answer(request)
-                except StreamtapeError:
-                    raise
-                except Exception as exc:  # a matcher or fault of the user's, or a streamtape bug
-                    raise HarnessError(f"{type(exc).__name__}: {exc}") from exc
-                explanation = self._session.explain(request) if answer is None else []
-                self._trim_calls()
-        except StreamtapeError as exc:  # a harness mistake (a fault that cannot apply): say so, never retried
-            message = f"streamtape serve: {request.method} {request.url}: {exc}"
-            print(message, file=sys.stderr, flush=True)
-            _send_error(sock, connection, 500, "api_error", message)
-            return connection.our_state is h11.DONE and connection.their_state is h11.DONE
-        if self.log is not None:
-            outcome = "404, matches no interaction" if answer is None else f"#{answer.index}: {answer.call.outcome}"
-            shaped = f" [{', '.join(answer.call.faults)}]" if answer is not None and answer.call.faults else ""
-            target = request.url.split("://", 1)[-1].partition("/")[1:]  # the path and query: the host is ours
-            self.log(f"{request.method} {''.join(target)} -> {outcome}{shaped}")
-        if answer is None:
-            _send_unmatched(sock, connection, request, explanation)
-        else:
-            try:
-                self._play(sock, connection, answer.actions, request)
-            except h11.LocalProtocolError as exc:  # the cassette holds what HTTP cannot carry
-                self._warn("unsendable", f"streamtape serve: {request.method} {request.url}: cannot send the "
-                                         f"recorded response ({exc}); closing the connection")  # fmt: skip
-                return False
+            self._listener = _listen(self._address, self.reuse_port)
+            self._listener.setblocking(False)
+        except OSError as exc:  # the port was taken meanwhile: nothing more can be served
+            self._warn("relisten", f"streamtape serve: cannot listen on {self.base_url} again after a refused "
+                                   f"connection ({exc.strerror or exc}); stopping")  # fmt: skip
+            self._shutdown()
+            return
+        self._closed_for_refusal = False
+        self._accept_on()
         self._check_refusal()
-        if self._closed_for_refusal:
-            return False  # a refused attempt is due: this connection must not carry it (FIN it now)
-        return connection.our_state is h11.DONE and connection.their_state is h11.DONE
+
+    # --- answering ------------------------------------------------------------------------------------
+
+    def _later(self, conn: _Conn) -> None:
+        """``conn`` received part of a request: parse it (and answer it, once whole) in turn."""
+        assert self._loop is not None
+        conn.queued = True
+        self._turns.append(conn)
+        if len(self._turns) == 1:
+            self._turn_ended = time.thread_time()  # what the loop does from now on is what a turn matches
+            self._loop.call_soon(self._take_turns)
+
+    def _take_turns(self) -> None:
+        """Parse and answer the waiting requests for a turn (``_TURN``), then let the timers run."""
+        assert self._loop is not None
+        turns = self._turns
+        now = time.thread_time()
+        until = now + min(max(now - self._turn_ended, _TURN), _TURN_MAX)
+        while turns:
+            conn = turns.popleft()
+            conn.queued = False
+            if not conn.closed and conn.phase == "reading":
+                try:
+                    conn.parse()
+                except Exception as exc:  # a bug: it ends this connection, not the others waiting their turn
+                    conn.close(reset=False)
+                    self._loop.call_exception_handler({"message": "streamtape serve: answering a request failed",
+                                                       "exception": exc})  # fmt: skip
+            if time.thread_time() >= until:
+                break
+        self._turn_ended = time.thread_time()
+        if turns:
+            self._loop.call_soon(self._take_turns)
 
     def _trim_calls(self) -> None:
         """``calls`` is bounded as ``requests`` is: a call is kept while its request is (they hold the
@@ -491,6 +542,17 @@ class ReplayServer:
         calls = self._session.calls
         if len(calls) <= len(self.requests):
             return
+        # Calls come in the order their requests did: those of the dropped requests lead the list
+        # (refused attempts among them stay). Only an unusual list (cleared by the caller) is sifted.
+        oldest = self.requests[0] if self.requests else None
+        refused = []
+        for index, call in enumerate(calls):
+            if call.source == "refused":
+                refused.append(call)
+            elif call.request is oldest:
+                calls[:index] = refused
+                del calls[: max(0, len(calls) - max(self.history, 1))]
+                return
         kept = {id(request) for request in self.requests}
         calls[:] = [call for call in calls if call.source == "refused" or id(call.request) in kept][-max(self.history, 1):]
 
@@ -513,154 +575,804 @@ class ReplayServer:
         if drop:
             del self.requests[:drop]
 
-    def _read_request(self, sock: socket.socket, connection: h11.Connection) -> Request | None:
-        """The next whole request, or None once the connection has nothing more to do: the client
-        closed it, was silent for ``request_timeout``, or was answered with an error (4xx)."""
-        head: h11.Request | None = None
-        body = bytearray()
-        started = bool(connection.trailing_data[0])  # part of the next request already arrived
-        deadline = time.monotonic() + self.request_timeout
-        closed = False
+
+class _Conn:
+    """One connection, as a state machine driven by the loop: read a request (h11), answer it (the
+    session), play the answer (timers for the recorded arrivals, pre-framed writes), then the next
+    request on the same connection, or the end the playback says (FIN, RST, silence)."""
+
+    __slots__ = ("server", "loop", "sock", "fd", "h11", "out", "then", "reading", "writing", "token", "closed",
+                 "phase", "queued", "head", "fields", "body", "started", "eof", "request", "playback", "pacer", "real",
+                 "pieces", "item", "ready", "run", "run_at", "run_index", "framer", "drain", "progress", "send_timer",
+                 "send_limit", "send_reset")  # fmt: skip
+
+    def __init__(self, server: ReplayServer, sock: socket.socket) -> None:
+        assert server._loop is not None
+        self.server = server
+        self.loop = server._loop
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.h11 = h11.Connection(our_role=h11.SERVER, max_incomplete_event_size=server.max_header_bytes)
+        self.out: deque[bytes | memoryview] = deque()  # what the socket has not taken yet
+        self.then: Callable[[], None] | None = None  # what follows once ``out`` is sent
+        self.reading = self.writing = self.closed = self.queued = False
+        #: "reading" a request, "answering" it, or "closing" after an error answer
+        self.phase = "reading"
+        self.token = 0  # the request deadline set last (``_Deadlines``); changed when it no longer holds
+        self.head: h11.Request | None = None
+        self.fields: list[tuple[bytes, bytes]] = []
+        self.body = bytearray()
+        self.started = self.eof = False
+        self.request: Request | None = None
+        self.playback: Playback | None = None
+        self.pacer: Pacer | None = None
+        self.real = False
+        self.pieces: Iterator[tuple[float, Outcome]] | None = None
+        self.item: Any = None  # the playback's next outcome, once due
+        self.ready: bytes | None = None  # ... or the next piece of a recorded run, framed
+        self.run: list[bytes] | None = None  # the current run's pieces, framed
+        self.run_at: Sequence[tuple[float, int]] = ()  # ... and their recorded times
+        self.run_index = 0
+        self.framer: _Framer | None = None
+        self.drain: _Drain | None = None
+        self.progress = 0.0  # when the socket last took bytes (or a wait for it began)
+        self.send_timer: asyncio.TimerHandle | None = None
+        self.send_limit = server.send_timeout
+        self.send_reset = True
+
+    # --- reading a request ----------------------------------------------------------------------------
+
+    def next_request(self) -> None:
+        """Wait for the next request: a new one, or one already (partly) received."""
+        self.phase = "reading"
+        self.head, self.body, self.eof = None, bytearray(), False
+        buffered, closed = self.h11.trailing_data
+        self.started = bool(buffered)  # part of the next request already arrived
+        self._deadline()
+        if not self.reading:
+            self.loop.add_reader(self.fd, self._readable)
+            self.reading = True
+        if buffered or closed:
+            self.parse()
+
+    def _deadline(self) -> None:
+        self.token += 1
+        self.server._deadlines.set(self)
+
+    def _stop_reading(self) -> None:
+        if self.reading:
+            self.reading = False
+            self.loop.remove_reader(self.fd)
+        self.token += 1  # no request deadline while none is read
+
+    def _readable(self) -> None:
+        try:
+            data = self.sock.recv(_RECV)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self.close(reset=False)
+            return
+        if data and not self.started:
+            self.started = True
+            self._deadline()
+        if not data:
+            self.eof = True
+            self._stop_reading()
+        self.h11.receive_data(data)
+        if not self.queued:
+            self.server._later(self)
+
+    def parse(self) -> None:
+        """Take what h11 parses of what arrived; answer once the request is whole."""
+        server = self.server
         while True:
             try:
-                event = connection.next_event()
+                event = self.h11.next_event()
             except h11.RemoteProtocolError as exc:
-                if not closed:
-                    self._refuse_request(sock, connection, exc)
-                return None
+                if self.eof:
+                    self.close(reset=False)
+                else:
+                    self._refuse_request(exc)
+                return
             if event is h11.NEED_DATA:
-                remaining = deadline - time.monotonic()
-                try:
-                    if remaining <= 0:
-                        raise TimeoutError
-                    sock.settimeout(remaining)
-                    data = sock.recv(_RECV)
-                except TimeoutError:
-                    if started:
-                        self._answer_and_close(
-                            sock, connection, 408, "timeout_error",
-                            f"streamtape serve: the request did not arrive whole within {self.request_timeout:g} s "
-                            "(request_timeout), so the connection is closed.",
-                        )  # fmt: skip
-                    return None
-                if data and not started:
-                    started = True
-                    deadline = time.monotonic() + self.request_timeout
-                closed = not data
-                connection.receive_data(data)
-            elif isinstance(event, h11.Request):
-                head = event
-                size = len(event.method) + len(event.target) + sum(len(k) + len(v) + 4 for k, v in event.headers)
-                if size > self.max_header_bytes:  # h11 bounds an incomplete head; a complete one is checked here
-                    self._refuse_request(sock, connection, h11.RemoteProtocolError("head too large", 431))
-                    return None
-                length = next((int(v) for k, v in event.headers if k == b"content-length"), 0)
-                if length > self.max_body_bytes:
-                    self._too_large(sock, connection)
-                    return None
-                if connection.they_are_waiting_for_100_continue:  # curl, for bodies over 1 MiB
-                    _send(sock, connection, h11.InformationalResponse(status_code=100, headers=[], reason="Continue"))
-            elif isinstance(event, h11.Data):
-                if len(body) + len(event.data) > self.max_body_bytes:
-                    self._too_large(sock, connection)
-                    return None
-                body += event.data
-            elif isinstance(event, h11.EndOfMessage) and head is not None:
-                headers = tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in head.headers)
+                if self.eof:
+                    self.close(reset=False)
+                return
+            kind = type(event)
+            if kind is h11.Request:
+                assert isinstance(event, h11.Request)
+                self.head = event
+                self.fields = fields = list(event.headers)  # (lower-case name, value) pairs
+                size = len(event.method) + len(event.target) + sum(len(k) + len(v) + 4 for k, v in fields)
+                if size > server.max_header_bytes:  # h11 bounds an incomplete head; a complete one is checked here
+                    self._refuse_request(h11.RemoteProtocolError("head too large", 431))
+                    return
+                length = next((int(v) for k, v in fields if k == b"content-length"), 0)
+                if length > server.max_body_bytes:
+                    self._too_large()
+                    return
+                if self.h11.they_are_waiting_for_100_continue:  # curl, for bodies over 1 MiB
+                    self.write(self.h11.send(h11.InformationalResponse(status_code=100, headers=[], reason="Continue"))
+                               or b"")  # fmt: skip
+                    if self.closed:
+                        return
+            elif kind is h11.Data:
+                assert isinstance(event, h11.Data)
+                if len(self.body) + len(event.data) > server.max_body_bytes:
+                    self._too_large()
+                    return
+                self.body += event.data
+            elif kind is h11.EndOfMessage and self.head is not None:
+                self._stop_reading()
+                head = self.head
+                headers = tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in self.fields)
                 host = next((v for k, v in headers if k == "host"), "localhost")
                 url = f"http://{host}{head.target.decode('latin-1')}"
-                return Request(head.method.decode("latin-1"), url, headers, bytes(body))
-            else:
-                return None
+                self.request = Request(head.method.decode("latin-1"), url, headers, bytes(self.body))
+                self.head, self.fields, self.body = None, [], bytearray()
+                self.phase = "answering"
+                self.respond()
+                return
+            else:  # the client closed the connection between requests (or sent something odd)
+                self.close(reset=False)
+                return
 
-    def _refuse_request(self, sock: socket.socket, connection: h11.Connection, exc: h11.RemoteProtocolError) -> None:
+    def too_slow(self) -> None:
+        """The request deadline passed."""
+        if not self.started:
+            self.close(reset=False)  # an idle connection: closed without an answer
+            return
+        self._answer_and_close(
+            408, "timeout_error",
+            f"streamtape serve: the request did not arrive whole within {self.server.request_timeout:g} s "
+            "(request_timeout), so the connection is closed.",
+        )  # fmt: skip
+
+    def _refuse_request(self, exc: h11.RemoteProtocolError) -> None:
+        server = self.server
         if exc.error_status_hint == 431:
             message = (f"streamtape serve: the request head (request line and headers) is larger than "
-                       f"{self.max_header_bytes} bytes (max_header_bytes).")  # fmt: skip
-            self._answer_and_close(sock, connection, 431, "request_too_large", message)
+                       f"{server.max_header_bytes} bytes (max_header_bytes).")  # fmt: skip
+            self._answer_and_close(431, "request_too_large", message)
         else:
             detail = str(exc).split(": bytearray(", 1)[0].rstrip(".") or "unreadable"  # without the bytes: no echo
             message = f"streamtape serve: the request is not valid HTTP/1.1 ({detail})."
-            self._answer_and_close(sock, connection, exc.error_status_hint, "invalid_request_error", message)
+            self._answer_and_close(exc.error_status_hint, "invalid_request_error", message)
 
-    def _too_large(self, sock: socket.socket, connection: h11.Connection) -> None:
-        message = (f"streamtape serve: the request body is larger than {self.max_body_bytes} bytes "
+    def _too_large(self) -> None:
+        message = (f"streamtape serve: the request body is larger than {self.server.max_body_bytes} bytes "
                    "(max_body_bytes), so it was not read.")  # fmt: skip
-        self._answer_and_close(sock, connection, 413, "request_too_large", message)
+        self._answer_and_close(413, "request_too_large", message)
 
-    def _answer_and_close(self, sock: socket.socket, connection: h11.Connection, status: int, kind: str,
-                          message: str) -> None:  # fmt: skip
+    def _answer_and_close(self, status: int, kind: str, message: str) -> None:
         """Answer an error (if nothing was answered yet), then half-close and linger briefly."""
-        if connection.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
+        self.phase = "closing"
+        self._stop_reading()
+        if self.h11.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
+            self.close(reset=False)
             return
         try:
-            sock.settimeout(min(_LINGER, self.send_timeout))
-            _send_error(sock, connection, status, kind, message, close=True)
-            _linger(sock, min(_LINGER, self.request_timeout))
-        except (OSError, h11.ProtocolError):
-            pass
+            data = b"".join(self.h11.send(event) or b"" for event in _error_events(status, kind, message, close=True))
+        except h11.ProtocolError:
+            self.close(reset=False)
+            return
+        self.write(data)
+        self.flush(self._linger, limit=min(_LINGER, self.server.send_timeout), reset=False)
 
-    def _play(self, sock: socket.socket, connection: h11.Connection, actions: list[Action], request: Request) -> None:
-        """Carry one playback out on the socket: the head, the body in its framing, then the end or
-        the cut as ``CUTS`` says (FIN, RST, silence)."""
-        playback = Playback(actions, read_timeout=None, instant=False)
-        pacer = Pacer(self.clock)
-        at, head = playback.head()
-        self._wait(pacer, at)
-        if not isinstance(head, Respond):
-            raise self._hangup(sock, head, request)
-        writer = _Writer(sock, connection, head, playback.framing)
-        for at, item in playback.body():
-            self._wait(pacer, at)
-            if isinstance(item, bytes):
-                writer.data(item)
-            elif isinstance(item, Chunks):  # not produced when paced; carried all the same
-                writer.data(item.data[: sum(size for _, size in item.timing)])
-            elif item is None:
-                writer.end()
-                if playback.framing == "close":
-                    raise _Hangup(reset=False)  # a close-delimited body ends with the connection
-                return
-            else:
-                raise self._hangup(sock, item, request)
+    def _linger(self) -> None:
+        """Half-close (FIN), then read and discard what the client still sends until it closes too or
+        a moment passes: closing with unread data would send an RST, which can destroy the answer
+        before the client reads it."""
+        try:
+            self.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            self.close(reset=False)
+            return
+        self.drain = _Drain(self.loop, self.sock, min(_LINGER, self.server.request_timeout), self._closed_cleanly)
 
-    def _wait(self, pacer: Pacer, at: float) -> None:
+    def _closed_cleanly(self) -> None:
+        self.drain = None
+        self.close(reset=False)
+
+    # --- answering it ---------------------------------------------------------------------------------
+
+    def respond(self) -> None:
+        """Ask the session for the answer to the request just read, and carry it out."""
+        server = self.server
+        request = self.request
+        assert request is not None
+        try:
+            with server._lock:
+                server._remember(request)
+                try:
+                    answer = server._session.answer(request)
+                except StreamtapeError:
+                    raise
+                except Exception as exc:  # a matcher or fault of the user's, or a streamtape bug
+                    raise HarnessError(f"{type(exc).__name__}: {exc}") from exc
+                explanation = server._session.explain(request) if answer is None else []
+                server._trim_calls()
+        except StreamtapeError as exc:  # a harness mistake (a fault that cannot apply): say so, never retried
+            message = f"streamtape serve: {request.method} {request.url}: {exc}"
+            print(message, file=sys.stderr, flush=True)
+            self._send_error(500, "api_error", message)
+            self.flush(self._next_cycle)
+            return
+        if server.log is not None:
+            outcome = "404, matches no interaction" if answer is None else f"#{answer.index}: {answer.call.outcome}"
+            shaped = f" [{', '.join(answer.call.faults)}]" if answer is not None and answer.call.faults else ""
+            target = request.url.split("://", 1)[-1].partition("/")[1:]  # the path and query: the host is ours
+            server._log_lines.put(f"{request.method} {''.join(target)} -> {outcome}{shaped}")
+        if answer is None:
+            message = " ".join([f"streamtape serve: no recorded interaction matches {request.method} {request.url}.",
+                                *explanation])  # fmt: skip
+            self._send_error(404, "not_found_error", message)
+            self.flush(self._answered)
+            return
+        # ``instant``: a recorded run of chunks comes whole (``Chunks``), and is paced here, piece by
+        # piece at its recorded times, from pieces framed once (the engine's decisions are the same:
+        # with no read timeout, nothing inside a run can fail)
+        self.playback = playback = Playback(answer.actions, read_timeout=None, instant=True)
+        self.pacer = Pacer(server.clock)
+        self.real = type(server.clock) is RealClock  # the loop's own clock: arrivals are loop times
+        at, self.item = playback.head()
+        if self._due(at):
+            self._play()
+
+    def _send_error(self, status: int, kind: str, message: str) -> None:
+        """streamtape's own error response, in the shape of the provider the request was for (so an
+        OpenAI or Gemini SDK reports the message), that SDKs do not retry."""
+        from .providers import provider_for
+
+        request = self.request
+        provider = None if request is None else provider_for(request.method, request.url, request.headers)
+        for event in _error_events(status, kind, message, provider=provider):
+            self.write(self.h11.send(event) or b"")
+
+    def _due(self, at: float) -> bool:
+        """True when what is recorded ``at`` s after the request is due now; else ``_play`` is called
+        when it is (the timer wheel)."""
+        pacer = self.pacer
+        assert pacer is not None
+        if self.real:
+            when = pacer.start + at
+            if when <= self.loop.time():
+                return True
+            self.server._wheel.at(when, self)
+            return False
         delay = pacer.delay(at)
         if delay <= 0:
-            return
-        wall = self.clock.wall(delay)
+            return True
+        clock = self.server.clock
+        wall = clock.wall(delay)
         if wall <= 0:
-            self.clock.sleep(delay)  # virtual time: it moves on, nobody waits
-        elif self._stopping.wait(wall):
-            raise _Hangup(reset=False)
+            clock.sleep(delay)  # virtual time: it moves on, nobody waits
+            return True
+        self.server._wheel.at(self.loop.time() + wall, self)
+        return False
 
-    def _hangup(self, sock: socket.socket, outcome: Broken | Silent | Garbage, request: Request) -> _Hangup:
+    def _play(self) -> None:
+        """Carry out what is due, then what follows as it falls due; a piece the client has not taken
+        yet holds the next one back (as a blocking write would)."""
+        if self.closed:
+            return
+        try:
+            for _ in range(_PIECE_BATCH):
+                ready = self.ready
+                if ready is not None:  # a piece of a recorded run, framed
+                    self.ready = None
+                    self.write(ready)
+                    if self.closed:
+                        return
+                elif not self._carry_out(self.item) or self.closed:
+                    return
+                if self.out:
+                    self.flush(self._next_piece)
+                    return
+                if not self._due(self._next()):
+                    return
+        except h11.LocalProtocolError as exc:  # the cassette holds what HTTP cannot carry
+            self._unsendable(exc)
+            return
+        self.loop.call_soon(self._play)  # more are due at once: let the other connections have a turn
+
+    def _next_piece(self) -> None:
+        try:
+            at = self._next()
+        except h11.LocalProtocolError as exc:
+            self._unsendable(exc)
+            return
+        if self._due(at):
+            self._play()
+
+    def _next(self) -> float:
+        """Take what comes next (a framed piece of the current run, or the playback's next outcome);
+        returns when it is due."""
+        run = self.run
+        if run is not None:
+            index = self.run_index
+            if index < len(run):
+                self.run_index = index + 1
+                self.ready = run[index]
+                return self.run_at[index][0]
+            self.run = None
+        assert self.pieces is not None and self.framer is not None
+        at, item = next(self.pieces)
+        if type(item) is Chunks:
+            self.run, self.run_at, self.run_index = self.framer.run(item), item.timing, 0
+            return self._next()
+        self.item = item
+        return at
+
+    def _carry_out(self, item: Any) -> bool:
+        """One outcome on the socket; False when the response is over (its end or its cut)."""
+        if type(item) is bytes:
+            assert self.framer is not None
+            self.framer.data(item)
+            return True
+        if isinstance(item, Respond):
+            assert self.playback is not None
+            self.framer = _Framer(self, item, self.playback.framing)
+            self.pieces = self.playback.body()
+            return True
+        if item is None:
+            assert self.framer is not None and self.playback is not None
+            self.framer.end()
+            if self.playback.framing == "close":
+                self.flush(self._fin)  # a close-delimited body ends with the connection
+            else:
+                self.flush(self._answered)
+            return False
+        self._hangup(item)
+        return False
+
+    def _unsendable(self, exc: h11.LocalProtocolError) -> None:
+        request = self.request
+        assert request is not None
+        self.server._warn("unsendable", f"streamtape serve: {request.method} {request.url}: cannot send the "
+                                        f"recorded response ({exc}); closing the connection")  # fmt: skip
+        self.flush(self._fin)
+
+    def _hangup(self, outcome: Broken | Silent | Garbage) -> None:
         """What the socket does for a cut, for bytes that are not HTTP, or for endless silence."""
         if isinstance(outcome, Garbage):
-            sock.sendall(outcome.data)  # as they are, outside h11's framing: then the connection ends
-            return _Hangup(reset=False)
+            self.write(outcome.data)  # as they are, outside h11's framing: then the connection ends
+            self.flush(self._fin)
+            return
         how = "silence" if isinstance(outcome, Silent) else CUTS[outcome.kind].socket
         if how == "local":
-            assert isinstance(outcome, Broken)
-            self._warn(f"local-{outcome.kind}", f"streamtape serve: {request.method} {request.url}: the recording ends "
-                                                f"with {outcome.kind!r} ({CUTS[outcome.kind].before_headers}), which "
-                                                "happens in the client, not on a socket; closing the connection")  # fmt: skip
+            assert isinstance(outcome, Broken) and self.request is not None
+            request = self.request
+            self.server._warn(f"local-{outcome.kind}", f"streamtape serve: {request.method} {request.url}: the "
+                                                       f"recording ends with {outcome.kind!r} "
+                                                       f"({CUTS[outcome.kind].before_headers}), which happens in the "
+                                                       "client, not on a socket; closing the connection")  # fmt: skip
         if how == "silence":
-            self._silence(sock)
-            return _Hangup(reset=False)
-        # a refused attempt that arrived all the same (over a connection kept alive): reset it
-        return _Hangup(reset=how in ("rst", "refuse"))
+            self.flush(self._silence)
+        elif how in ("rst", "refuse"):  # refuse: a refused attempt that arrived all the same (kept alive): reset it
+            self.flush(self._rst)
+        else:
+            self.flush(self._fin)
 
-    def _silence(self, sock: socket.socket) -> None:
+    def _silence(self) -> None:
         """Send nothing until the client gives up (closes or resets) or the server stops: its own
         read timeout decides, as on a real network. What it sends meanwhile is read and dropped."""
-        while not self._stopping.is_set():
+        self.drain = _Drain(self.loop, self.sock, None, self._closed_cleanly)
+
+    def _fin(self) -> None:
+        self.close(reset=False)
+
+    def _rst(self) -> None:
+        self.close(reset=True)
+
+    def _answered(self) -> None:
+        """The answer is sent: a refused attempt may be due now; else the next request, if the
+        connection stays open."""
+        server = self.server
+        server._check_refusal()
+        if server._closed_for_refusal:
+            self.close(reset=False)  # a refused attempt is due: this connection must not carry it (FIN it now)
+            return
+        self._next_cycle()
+
+    def _next_cycle(self) -> None:
+        self.playback = self.pacer = self.pieces = self.framer = self.request = self.item = self.ready = self.run = None
+        if self.h11.our_state is h11.DONE and self.h11.their_state is h11.DONE:
+            self.h11.start_next_cycle()
+            self.next_request()
+        else:
+            self.close(reset=False)
+
+    # --- writing --------------------------------------------------------------------------------------
+
+    def write(self, data: bytes | memoryview) -> None:
+        """Hand ``data`` to the socket now, or queue what it does not take yet (in order)."""
+        if self.closed or not data:
+            return
+        if self.out:
+            self.out.append(data)
+            return
+        try:
+            sent = self.sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:  # the client went away: nothing more to say to it
+            self.close(reset=False)
+            return
+        if sent < len(data):
+            self.out.append(memoryview(data)[sent:])
+
+    def flush(self, then: Callable[[], None], *, limit: float | None = None, reset: bool = True) -> None:
+        """Call ``then`` once everything written has been taken by the socket. A client that takes
+        nothing for ``limit`` seconds (``send_timeout``) is disconnected: RST, or FIN (``reset=False``)."""
+        if self.closed:
+            return
+        if not self.out:
+            then()
+            return
+        self.then = then
+        self.send_limit = self.server.send_timeout if limit is None else limit
+        self.send_reset = reset
+        self.progress = self.loop.time()
+        if not self.writing:
+            self.loop.add_writer(self.fd, self._writable)
+            self.writing = True
+        if self.send_timer is None:
+            self.send_timer = self.loop.call_later(self.send_limit, self._send_check)
+
+    def _writable(self) -> None:
+        out = self.out
+        while out:
+            data = out[0]
             try:
-                readable, _, _ = select.select([sock], [], [], 0.1)
-                if readable and not sock.recv(_RECV):
-                    return
-            except (OSError, ValueError):
+                sent = self.sock.send(data)
+            except (BlockingIOError, InterruptedError):
                 return
+            except OSError:
+                self.close(reset=False)
+                return
+            self.progress = self.loop.time()
+            if sent < len(data):
+                out[0] = memoryview(data)[sent:]
+                return
+            out.popleft()
+        self.loop.remove_writer(self.fd)
+        self.writing = False
+        if self.send_timer is not None:
+            self.send_timer.cancel()
+            self.send_timer = None
+        then, self.then = self.then, None
+        if then is not None:
+            then()
+
+    def _send_check(self) -> None:
+        self.send_timer = None
+        if self.closed or not self.out:
+            return
+        idle = self.loop.time() - self.progress
+        if idle >= self.send_limit:
+            self.close(reset=self.send_reset)  # a client that stopped reading: drop what it never took at once
+        else:
+            self.send_timer = self.loop.call_later(self.send_limit - idle, self._send_check)
+
+    def close(self, reset: bool) -> None:
+        """Close the connection (RST when ``reset``, else FIN) and drop everything it held."""
+        if self.closed:
+            return
+        self.closed = True
+        self.token += 1
+        if self.send_timer is not None:
+            self.send_timer.cancel()
+        if self.drain is not None:
+            self.drain.cancel()
+        if self.reading:
+            self.loop.remove_reader(self.fd)
+        if self.writing:
+            self.loop.remove_writer(self.fd)
+        self.reading = self.writing = False
+        self.send_timer = self.drain = self.then = None
+        self.out.clear()
+        self.head, self.fields, self.body = None, [], bytearray()
+        self.playback = self.pacer = self.pieces = self.framer = self.request = self.item = self.ready = self.run = None
+        self.server._conns.discard(self)
+        _close(self.sock, reset)
+
+
+class _Wheel:
+    """The recorded arrivals that are due, grouped by the quarter millisecond: one loop timer per
+    slot that has any, however many streams are due in it (a timer each would cost its creation and a
+    place in the loop's heap, compared in Python, per piece of every stream). An arrival is carried
+    out at the end of its slot, never before it is due (the loop itself wakes to the millisecond)."""
+
+    __slots__ = ("loop", "slots")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.slots: dict[int, list[_Conn]] = {}
+
+    def at(self, when: float, conn: _Conn) -> None:
+        """Call ``conn._play()`` at ``when`` (loop time), or up to a slot later."""
+        key = math.ceil(when * _SLOTS)
+        slot = self.slots.get(key)
+        if slot is None:
+            self.slots[key] = [conn]
+            self.loop.call_at(key / _SLOTS, self._due, key)
+        else:
+            slot.append(conn)
+
+    def _due(self, key: int) -> None:
+        for conn in self.slots.pop(key, ()):
+            try:
+                conn._play()
+            except Exception as exc:  # a bug: it ends this connection, not the others due with it
+                conn.close(reset=False)
+                self.loop.call_exception_handler({"message": "streamtape serve: playing a response failed",
+                                                  "exception": exc})  # fmt: skip
+
+
+class _Deadlines:
+    """The request deadlines: all ``request_timeout`` from when they are set, so they fall in the
+    order they were set; a queue and one loop timer hold them. A connection voids its deadline by
+    changing its ``token``; the voided ones are dropped when they fall (or when they outnumber the
+    connections)."""
+
+    __slots__ = ("server", "loop", "queue", "timer")
+
+    def __init__(self, server: ReplayServer, loop: asyncio.AbstractEventLoop) -> None:
+        self.server = server
+        self.loop = loop
+        self.queue: deque[tuple[float, _Conn, int]] = deque()
+        self.timer: asyncio.TimerHandle | None = None
+
+    def set(self, conn: _Conn) -> None:
+        queue = self.queue
+        queue.append((self.loop.time() + self.server.request_timeout, conn, conn.token))
+        if self.timer is None:
+            self.timer = self.loop.call_at(queue[0][0], self._fall)
+        elif len(queue) > 2 * len(self.server._conns) + 64:
+            self.queue = deque(entry for entry in queue if entry[1].token == entry[2] and not entry[1].closed)
+
+    def _fall(self) -> None:
+        self.timer = None
+        queue = self.queue
+        now = self.loop.time()
+        while queue and queue[0][0] <= now:
+            _, conn, token = queue.popleft()
+            if conn.token == token and not conn.closed:
+                try:
+                    conn.too_slow()
+                except Exception as exc:  # a bug: it ends this connection, not the others
+                    conn.close(reset=False)
+                    self.loop.call_exception_handler({"message": "streamtape serve: a request deadline failed",
+                                                      "exception": exc})  # fmt: skip
+        if queue:
+            self.timer = self.loop.call_at(queue[0][0], self._fall)
+
+    def clear(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        self.queue.clear()
+
+
+class _Framer:
+    """Writes one response's body in its recorded framing. h11 formats the head and decides the
+    framing (Content-Length, chunked, or close-delimited), and says which: asked to frame no bytes at
+    all, a chunked writer writes nothing, and a length-counting one passes them through. The body's
+    pieces are then framed here, each once, in one buffer (a chunk's size line, data and CRLF; or the
+    data as it is), and a recorded run's framed pieces are kept for the next client that gets the same
+    run. h11 is told how many bytes went by, so it still checks a Content-Length body: none too many
+    (before they are sent), none too few (at the end). A close-delimited body (which h11 only writes
+    for an HTTP/1.0 peer) is framed by a second h11 connection that speaks to an HTTP/1.0 peer, after
+    which the connection is closed, as the body's end."""
+
+    __slots__ = ("conn", "connection", "mode", "counted", "passed")
+
+    def __init__(self, conn: _Conn, head: Respond, framing: str) -> None:
+        self.conn = conn
+        headers = [(k, v) for k, v in head.headers if k.lower() not in _HOP_BY_HOP]
+        connection = conn.h11
+        if framing == "close":
+            headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
+            connection = h11.Connection(our_role=h11.SERVER)
+            connection.receive_data(b"GET / HTTP/1.0\r\n\r\n")
+            connection.next_event(), connection.next_event()  # the stand-in request and its end
+        self.connection = connection
+        conn.write(connection.send(h11.Response(status_code=head.status, headers=headers, reason=head.reason)) or b"")
+        probe = _Passed(0)
+        parts = connection.send_with_data_passthrough(h11.Data(data=probe))  # type: ignore[arg-type]
+        #: "chunked", "raw" (Content-Length or close-delimited), or "h11" (a writer not known here: h11
+        #: frames every piece)
+        self.mode = "chunked" if parts == [] else "raw" if parts is not None and parts == [probe] else "h11"
+        self.counted = False  # "raw": some bytes were counted by h11 already
+        self.passed = 0  # "raw": bytes written, not yet counted by h11
+
+    def data(self, data: bytes) -> None:
+        if not data:
+            return
+        mode = self.mode
+        if mode == "chunked":
+            if len(data) <= _RECV:
+                self.conn.write(b"%x\r\n%b\r\n" % (len(data), data))
+            else:  # large: not copied
+                self.conn.write(b"%x\r\n" % len(data))
+                self.conn.write(data)
+                self.conn.write(b"\r\n")
+        elif mode == "raw":
+            self._count(len(data))
+            self.conn.write(data)
+        else:
+            self.conn.write(self.connection.send(h11.Data(data=data)) or b"")
+
+    def _count(self, size: int) -> None:
+        """The first bytes are counted by h11 before they are sent (it refuses a body where the framing
+        has none: a HEAD request's, a 204's); the rest once the body ends (none can be too many:
+        the playback never sends past a Content-Length)."""
+        if self.counted:
+            self.passed += size
+        else:
+            self.connection.send_with_data_passthrough(h11.Data(data=_Passed(size)))  # type: ignore[arg-type]
+            self.counted = True
+
+    def run(self, chunks: Chunks) -> list[bytes]:
+        """A recorded run's pieces, framed (one per entry of its timing; b"" for an empty one)."""
+        data, timing = chunks.data, chunks.timing
+        if self.mode == "h11":
+            return [self.connection.send(h11.Data(data=piece)) or b"" if piece else b"" for piece, _ in chunks.pieces()]
+        if self.mode == "raw":
+            self._count(sum(size for _, size in timing))
+        runs = self.conn.server._runs
+        key = (id(data), id(timing), self.mode)
+        kept = runs.get(key)
+        if kept is not None and kept[0] is data and kept[1] is timing:
+            return kept[2]
+        if self.mode == "chunked":
+            framed = [b"%x\r\n%b\r\n" % (len(piece), piece) if piece else b"" for piece, _ in chunks.pieces()]
+        else:
+            framed = [piece for piece, _ in chunks.pieces()]
+        runs.keep(key, (data, timing, framed), len(data) + 16 * len(timing))
+        return framed
+
+    def end(self) -> None:
+        if self.passed:
+            self.connection.send_with_data_passthrough(h11.Data(data=_Passed(self.passed)))  # type: ignore[arg-type]
+            self.passed = 0
+        self.conn.write(self.connection.send(h11.EndOfMessage()) or b"")
+
+
+class _Runs(dict[tuple[int, int, str], tuple[bytes, Sequence[tuple[float, int]], list[bytes]]]):
+    """Recorded runs of chunks, framed, by the identity of their data and timing (which the entry
+    holds, so the identity stays theirs): every client served the same recording reuses them. At
+    most ``_RUNS_BYTES`` of them, the oldest dropped first; larger runs are not kept."""
+
+    size = 0
+
+    def keep(self, key: tuple[int, int, str], value: tuple[bytes, Sequence[tuple[float, int]], list[bytes]],
+             size: int) -> None:  # fmt: skip
+        if size > _RUNS_BYTES // 4:
+            return
+        self.size += size
+        self[key] = value
+        while self.size > _RUNS_BYTES:
+            old = next(iter(self))
+            data, timing, _ = self.pop(old)
+            self.size -= len(data) + 16 * len(timing)
+
+
+class _Passed:
+    """Stands in for bytes already written, so h11 counts them: its writers only ask their length."""
+
+    __slots__ = ("size",)
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def __len__(self) -> int:
+        return self.size
+
+
+class _Drain:
+    """Reads and drops what a client still sends, until it closes (or resets), ``seconds`` pass
+    (``None``: never), or ``cancel()``; then calls ``done`` (once)."""
+
+    __slots__ = ("loop", "sock", "fd", "done", "timer", "active")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, seconds: float | None,
+                 done: Callable[[], None]) -> None:  # fmt: skip
+        self.loop, self.sock, self.fd, self.done = loop, sock, sock.fileno(), done
+        self.timer = None if seconds is None else loop.call_later(seconds, self._finish)
+        self.active = True
+        loop.add_reader(self.fd, self._readable)
+
+    def _readable(self) -> None:
+        try:
+            while self.sock.recv(_RECV):
+                pass
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            pass
+        self._finish()
+
+    def cancel(self) -> None:
+        if self.active:
+            self.active = False
+            self.loop.remove_reader(self.fd)
+            if self.timer is not None:
+                self.timer.cancel()
+
+    def _finish(self) -> None:
+        if self.active:
+            self.cancel()
+            self.done()
+
+
+class _LogLines:
+    """Calls the server's ``log`` from a thread of its own, in order, so that a terminal or pipe that
+    stops reading never stalls the loop. The loop hands lines over in batches (every
+    ``_LOG_EVERY`` s), so the thread wakes, and takes the interpreter from the loop, rarely. Beyond
+    ``_LOG_BACKLOG`` waiting lines, lines are dropped, and that is said once on stderr."""
+
+    def __init__(self, server: ReplayServer) -> None:
+        self.server = server
+        self.batch: list[str] = []  # the loop's, not handed over yet
+        self.queue: queue.SimpleQueue[list[str] | None] = queue.SimpleQueue()
+        self.thread: threading.Thread | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.waiting = 0  # lines handed over, not written yet
+        self.dropped = 0
+        self.lock = threading.Lock()
+
+    def put(self, line: str) -> None:
+        """On the loop: one line, handed over with the others in a moment."""
+        with self.lock:
+            if self.waiting + len(self.batch) >= _LOG_BACKLOG:
+                self.dropped += 1
+                return
+            self.batch.append(line)
+        if self.timer is None and self.server._loop is not None:
+            self.timer = self.server._loop.call_later(_LOG_EVERY, self.hand_over)
+
+    def hand_over(self) -> None:
+        self.timer = None
+        with self.lock:
+            batch, self.batch = self.batch, []
+            if not batch:
+                return
+            self.waiting += len(batch)
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._run, daemon=True, name="streamtape-serve-log")
+                self.thread.start()
+        self.queue.put(batch)
+
+    def _run(self) -> None:
+        while (batch := self.queue.get()) is not None:
+            log = self.server.log
+            for line in batch:
+                with contextlib.suppress(Exception):  # the user's own callback: never the server's concern
+                    if log is not None:
+                        log(line)
+            with self.lock:
+                self.waiting -= len(batch)
+                dropped, self.dropped = self.dropped, 0
+            if dropped:
+                self.server._warn("log", f"streamtape serve: {dropped} log line(s) dropped: the log is not read as "
+                                         "fast as requests arrive")  # fmt: skip
+
+    def close(self, timeout: float) -> None:
+        """Once the loop has ended: write what is waiting (within ``timeout``), then end the thread."""
+        self.hand_over()
+        with self.lock:
+            thread = self.thread
+            self.thread = None
+        if thread is not None and thread is not threading.current_thread():
+            self.queue.put(None)
+            thread.join(timeout)
+
+
+def _listen(address: tuple[str, int], reuse_port: bool) -> socket.socket:
+    return socket.create_server(address, backlog=socket.SOMAXCONN, reuse_port=reuse_port)
 
 
 class _Blackhole:
@@ -685,31 +1397,6 @@ class _Blackhole:
         for sock in (*self.fillers, self.listener):
             with contextlib.suppress(OSError):
                 sock.close()
-
-
-class _Writer:
-    """Writes one response in its recorded framing. h11 frames Content-Length and chunked bodies on
-    the connection itself; a close-delimited body (which h11 only writes for an HTTP/1.0 peer) is
-    framed by a second h11 connection that speaks to an HTTP/1.0 peer, after which the connection is
-    closed, as the body's end."""
-
-    def __init__(self, sock: socket.socket, connection: h11.Connection, head: Respond, framing: str) -> None:
-        self.sock = sock
-        headers = [(k, v) for k, v in head.headers if k.lower() not in _HOP_BY_HOP]
-        if framing == "close":
-            headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
-            connection = h11.Connection(our_role=h11.SERVER)
-            connection.receive_data(b"GET / HTTP/1.0\r\n\r\n")
-            connection.next_event(), connection.next_event()  # the stand-in request and its end
-        self.connection = connection
-        _send(sock, connection, h11.Response(status_code=head.status, headers=headers, reason=head.reason))
-
-    def data(self, data: bytes) -> None:
-        if data:
-            _send(self.sock, self.connection, h11.Data(data=data))
-
-    def end(self) -> None:
-        _send(self.sock, self.connection, h11.EndOfMessage())
 
 
 def _check_count(name: str, value: Any, least: int) -> None:
@@ -741,18 +1428,14 @@ def _size(request: Request) -> int:
     return len(request.body) + len(request.url) + sum(len(k) + len(v) for k, v in request.headers)
 
 
-def _send_unmatched(sock: socket.socket, connection: h11.Connection, request: Request, lines: list[str]) -> None:
-    """A 404 in the provider's shape that SDKs do not retry, saying what came closest."""
-    message = " ".join([f"streamtape serve: no recorded interaction matches {request.method} {request.url}.", *lines])
-    _send_error(sock, connection, 404, "not_found_error", message)
-
-
-def _error_events(status: int, kind: str, message: str, *, retry: bool = False, close: bool = False) -> list[Any]:
+def _error_events(status: int, kind: str, message: str, *, retry: bool = False, close: bool = False,
+                  provider: Provider | None = None) -> list[Any]:  # fmt: skip
     """streamtape's own answer (a refusal, an unmatched request, a harness error), as the provider's
-    error response (``x-should-retry`` says whether SDKs retry it), as h11 events."""
+    error response (``x-should-retry`` says whether SDKs retry it), as h11 events; ``provider``: the
+    request's, when there is one (else the fallback's)."""
     from .providers import error_response
 
-    headers, body = error_response(status, kind, message, retry=retry, close=close)
+    headers, body = error_response(status, kind, message, retry=retry, close=close, provider=provider)
     try:
         reason = HTTPStatus(status).phrase
     except ValueError:
@@ -761,37 +1444,11 @@ def _error_events(status: int, kind: str, message: str, *, retry: bool = False, 
             h11.EndOfMessage()]  # fmt: skip
 
 
-def _send_error(sock: socket.socket, connection: h11.Connection, status: int, kind: str, message: str, *,
-                close: bool = False) -> None:  # fmt: skip
-    """streamtape's own error response, in the provider's shape, that SDKs do not retry (``x-should-retry: false``)."""
-    for event in _error_events(status, kind, message, close=close):
-        _send(sock, connection, event)
-
-
 def _answer(status: int, kind: str, message: str, *, retry: bool) -> bytes:
     """A whole error response, formatted by h11, for a connection that is answered before being read."""
     connection = h11.Connection(our_role=h11.SERVER)
     return b"".join(connection.send(event) or b"" for event in _error_events(status, kind, message, retry=retry,
                                                                             close=True))  # fmt: skip
-
-
-def _send(sock: socket.socket, connection: h11.Connection, event: Any) -> None:
-    data = connection.send(event)
-    if data:
-        sock.sendall(data)
-
-
-def _linger(sock: socket.socket, seconds: float) -> None:
-    """Half-close (FIN), then read and discard what the client still sends until it closes too or
-    ``seconds`` pass: closing with unread data would send an RST, which can destroy the answer
-    before the client reads it."""
-    with contextlib.suppress(OSError):
-        sock.shutdown(socket.SHUT_WR)
-        deadline = time.monotonic() + seconds
-        while (remaining := deadline - time.monotonic()) > 0:
-            sock.settimeout(remaining)
-            if not sock.recv(_RECV):
-                return
 
 
 def _close(sock: socket.socket, reset: bool) -> None:

@@ -111,7 +111,7 @@ class Send:
     at: float = 0.0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)
 class Chunks:
     """A run of chunks as recorded: ``data`` arrived in pieces of the ``timing`` sizes, each at its
     offset. The same thing as one ``Send`` per piece, kept compact so a 10,000-chunk replay does not

@@ -134,3 +134,18 @@ def test_a_faults_own_exception_is_a_500_saying_it_is_the_harness(server: WireSe
     finally:
         faults.unregister("explodes")
     assert outcome.status == 500 and outcome.error is not None and "ValueError: boom" in outcome.error[1]
+
+
+def test_an_unmatched_request_is_answered_in_its_providers_shape() -> None:
+    """serve's own 404 for an OpenAI request is OpenAI's error body, so the openai SDK reports the
+    message (not Anthropic's shape, which it would show as raw JSON) and does not retry."""
+    openai = pytest.importorskip("openai")
+    cassette = Cassette.load(streamtape.starter("openai/chat_text"))
+    with ReplayServer(cassette, speed=0) as replay:
+        client = openai.OpenAI(base_url=f"{replay.base_url}/v1", api_key="test-key-not-a-secret", max_retries=2)
+        with pytest.raises(openai.NotFoundError) as caught:
+            client.chat.completions.create(model="another-model", messages=[{"role": "user", "content": "?"}],
+                                           stream=True)  # fmt: skip
+        assert len(replay.requests) == 1
+    assert caught.value.status_code == 404
+    assert isinstance(caught.value.body, dict) and "no recorded interaction matches" in caught.value.body["message"]

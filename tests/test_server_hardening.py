@@ -57,8 +57,8 @@ def address(server: ReplayServer) -> tuple[str, int]:
 
 
 def idle(server: ReplayServer) -> bool:
-    """No connection open and no thread left but the accept loop."""
-    return server.connections == 0 and len(server._threads) == 1
+    """No connection open, being served or being closed after a 503."""
+    return server.connections == 0 and server.lingering == 0
 
 
 def read_until_closed(sock: socket.socket) -> bytes:
@@ -97,7 +97,13 @@ def hold() -> Iterator[Callable[[tuple[str, int], int], list[socket.socket]]]:
 def test_concurrent_streams_all_complete_byte_exact_and_leave_nothing_behind() -> None:
     threads_before = threading.active_count()
     with ReplayServer(CASSETTE, speed=1) as server:
+        threads: list[int] = []
+        watcher = threading.Thread(target=lambda: eventually(lambda: server.connections >= 100 and not threads.append(
+            threading.active_count()), "streams being served at once"))  # fmt: skip
+        watcher.start()
         replies = streams(address(server), 200)
+        watcher.join()
+        assert threads == [threads_before + 2]  # the loop's thread and the watcher: no thread per connection
         assert [reply.error for reply in replies] == [None] * 200
         assert all(reply.parse()[:3:2] == (200, BODY) for reply in replies)
         eventually(lambda: idle(server), "every connection's thread and socket released")
@@ -164,8 +170,14 @@ def test_accept_failing_for_lack_of_descriptors_backs_off_and_keeps_accepting(
             raise OSError(code, "simulated")
         return real_accept()
 
+    real_pause = server._pause
+
+    def pause(seconds: float) -> None:
+        pauses.append(seconds)
+        real_pause(0)  # note the back-off instead of waiting it
+
     monkeypatch.setattr(server, "_accept", accept)
-    monkeypatch.setattr(server, "_pause", pauses.append)  # note the back-off instead of sleeping it
+    monkeypatch.setattr(server, "_pause", pause)
     with server:
         assert streams(address(server), 1)[0].parse()[2] == BODY
         assert streams(address(server), 1)[0].parse()[2] == BODY
@@ -205,20 +217,6 @@ def test_one_connection_over_the_cap_gets_a_503_to_retry(hold: Callable[..., lis
             sock.close()
         eventually(lambda: idle(server), "the held connections released")
         assert streams(address(server), 1)[0].parse()[2] == BODY
-
-
-def test_no_thread_to_spare_gets_a_503_too(monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]) -> None:
-    with ReplayServer(CASSETTE, speed=0) as server:
-        real_spawn = server._spawn
-        monkeypatch.setattr(server, "_spawn", lambda target, *args: False)  # "can't start new thread"
-        replies = streams(address(server), 20)
-        monkeypatch.setattr(server, "_spawn", real_spawn)
-        assert {(reply.error, reply.status) for reply in replies} == {(None, 503)}
-        assert "cannot start a thread for this connection now" in error_message(replies[0])
-        assert server.refused_count == 20 and server.request_count == 0
-        assert streams(address(server), 1)[0].parse()[2] == BODY
-    err = capfd.readouterr().err
-    assert err == "streamtape serve: cannot start a thread for a new connection; answering it 503\n"
 
 
 @pytest.mark.sdk

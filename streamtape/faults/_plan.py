@@ -8,6 +8,8 @@ response's framer says (``streamtape.framing``, by its content type: SSE events,
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
@@ -58,6 +60,9 @@ class Plan:
                 head.append(action)
         respond = next((a for a in head if isinstance(a, Respond)), None)
         framer = framer_for(respond.headers) if respond is not None else SSE
+        if len(body) == 1 and isinstance(body[0], Chunks):  # a recording's body: worked out once per run
+            pieces, events = _mapped(body[0], framer)
+            return cls(head, list(pieces), tail, events, framer)
         ends = framer.event_ends(b"".join(map(_data, body))) if body else []
         return cls(head, _tag(_arrivals(body), ends), tail, len(ends), framer)
 
@@ -132,6 +137,33 @@ class Plan:
         """Everything from piece ``start`` on (and the tail) arrives ``seconds`` later."""
         self.pieces[start:] = [Piece(p.data, p.at + seconds, p.event, p.offset) for p in self.pieces[start:]]
         self.tail = [later(action, seconds) for action in self.tail]
+
+
+#: the event map of each recorded run planned so far, by the run's identity: a sweep of a thousand
+#: faults over one recording (``after=*``) maps its events once, not once per fault. Pieces are
+#: immutable, so every plan shares them; an entry goes when its run is collected.
+_MAPPED: dict[int, tuple[weakref.ref[Chunks], str, tuple[Piece, ...], int]] = {}
+_MAPPED_LOCK = threading.Lock()
+
+
+def _mapped(run: Chunks, framer: Framer) -> tuple[tuple[Piece, ...], int]:
+    """The run's pieces, split at event boundaries and tagged, and its number of complete events."""
+    key = id(run)
+    entry = _MAPPED.get(key)
+    if entry is not None and entry[0]() is run and entry[1] == framer.name:
+        return entry[2], entry[3]
+    ends = framer.event_ends(_data(run))
+    pieces = tuple(_tag(run.pieces(), ends))
+
+    def forget(_: object, key: int = key) -> None:
+        with _MAPPED_LOCK:
+            current = _MAPPED.get(key)
+            if current is not None and current[0]() is None:
+                del _MAPPED[key]
+
+    with _MAPPED_LOCK:
+        _MAPPED[key] = (weakref.ref(run, forget), framer.name, pieces, len(ends))
+    return pieces, len(ends)
 
 
 def later(action: Action, seconds: float) -> Action:
