@@ -19,8 +19,21 @@ from typing import Any
 
 import pytest
 
+from .age import ON_STALE, parse_age
 from .cassette import Cassette
 from .errors import StreamtapeError
+from .explore import (
+    DEFAULT_BUDGET,
+    LAST_TAPE,
+    SOURCE,
+    Explorer,
+    Observer,
+    drawn_faults,
+    explore_client,
+    plugin_hooks,
+    source_of,
+    split_label,
+)
 from .providers import PLACEHOLDER_KEY
 from .tape import RecordMode, Tape
 
@@ -28,18 +41,20 @@ __all__ = ["PLACEHOLDER_KEY", "TapeSettings", "default_cassette_path", "settings
 
 _TAPE_HELP = (
     "tape(cassette=None, *, faults=None, record_mode=None, match_on=None, speed=None, allow_hosts=None, "
-    "record_failures=None, secrets=None): replay (or record) the test's HTTP traffic with a streamtape cassette (no fixture "
+    "record_failures=None, secrets=None, max_age=None, on_stale=None): replay (or record) the test's HTTP traffic with a "
+    "streamtape cassette (no fixture "
     "needed); default path <test dir>/cassettes/<module>/<test>.yaml"
 )
 _FAULTS_HELP = (
     "tape_faults(*specs): run the test once per fault spec, e.g. 'disconnect:after=*' (one test per event "
-    "boundary of the cassette), 'at_byte=*/64' (every 64th byte), 'rate_limit*3', 'stall:after=2'"
+    "boundary of the cassette), 'at_byte=*/64' (every 64th byte), 'rechunk:every' (one test per byte "
+    "boundary the body is split at, and one unsplit), 'rate_limit*3', 'stall:after=2'"
 )
 #: what a tape's other options are passed on to ``Tape`` as they are (``streamtape.hooks``, vcrpy's names)
 _PASSED_ON = ("ignore_hosts", "ignore_localhost", "before_record_request", "before_record_response",
               "filter_headers", "filter_query_parameters", "filter_post_data_parameters")  # fmt: skip
 _MARKER_KEYS = ("cassette", "faults", "record_mode", "match_on", "speed", "allow_hosts", "record_failures", "secrets",
-                *_PASSED_ON)  # fmt: skip
+                "max_age", "on_stale", *_PASSED_ON)  # fmt: skip
 _RESULTS = pytest.StashKey[list[str]]()  # what the terminal summary reports: recordings that skipped faults
 
 
@@ -59,7 +74,7 @@ class _Strict:
 
     def count_users(self, session: pytest.Session) -> None:
         for item in session.items:
-            if not _uses_tape(item):
+            if not _uses_tape(item) or SOURCE in item.stash:  # an explore item: its runs are not judged
                 continue
             try:
                 path = settings_for(item, session.config).path
@@ -161,21 +176,53 @@ class TapeSettings:
     secrets: tuple[str, ...] = ()
     #: the hooks and filters, passed on to ``Tape`` unchanged
     options: dict[str, Any] = field(default_factory=dict)
+    #: how old recordings may be (``"30d"``), and what older ones do: warn, fail, rerecord (docs/drift.md)
+    max_age: Any = None
+    on_stale: str = "warn"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("streamtape", "streamtape: record and replay streaming HTTP")
     group.addoption(
         "--tape-record-mode",
-        choices=[mode.value for mode in RecordMode],
+        choices=[
+            *(mode.value for mode in RecordMode),
+            *(m.value.replace("_", "-") for m in RecordMode if "_" in m.value),
+        ],
         default=None,
-        help="none (default: replay only, never the network), once, new_episodes or all; env STREAMTAPE_RECORD_MODE",
+        help="none (default: replay only, never the network), once, new_episodes, all, or rewrite-stale (re-record "
+        "only what is older than --tape-max-age); env STREAMTAPE_RECORD_MODE",
     )
     group.addoption("--tape-dir", default=None, help="where cassettes live (default: <test dir>/cassettes)")
+    group.addoption("--tape-max-age", type=_max_age, default=None, metavar="AGE",
+                    help="recordings older than this (30d, 12h, 2w) are stale: see --tape-on-stale (ini tape_max_age)")  # fmt: skip
+    group.addoption("--tape-on-stale", choices=list(ON_STALE), default=None,
+                    help="what a cassette with stale recordings does: warn (default), fail, or rerecord them in "
+                    "place (ini tape_on_stale)")  # fmt: skip
     group.addoption(
         "--tape-strict", action="store_true", default=None, help="fail tests that leave recorded interactions unplayed"
     )
-    parser.addini("tape_record_mode", "record mode for tapes: none, once, new_episodes, all", default="")
+    group.addoption(
+        "--tape-explore", nargs="?", type=_runs, const=DEFAULT_BUDGET, default=None, metavar="N",
+        help=f"for every test that uses a tape, also run it under N drawn fault schedules (default {DEFAULT_BUDGET}) "
+        "and report the simplest one that fails it, as a tape_faults line (needs hypothesis)",
+    )  # fmt: skip
+    group.addoption("--tape-explore-seed", type=int, default=None, metavar="SEED",
+                    help="the seed --tape-explore draws from (default: one per test, the same every run)")  # fmt: skip
+    group.addoption(
+        "--tape-report", nargs="?", type=_report_path, const="streamtape-report.json", default=None, metavar="PATH",
+        help="a verdict per tape and fault (raised, retried, partial, silent success...): a terminal summary and a "
+        "JSON file (default streamtape-report.json under the rootdir), and JUnit properties",
+    )  # fmt: skip
+    group.addoption("--tape-rechunk-budget", type=_runs, default=None, metavar="N",
+                    help="at most N split points per rechunk:every sweep (default 256; ini tape_rechunk_budget)")  # fmt: skip
+    parser.addini("tape_rechunk_budget", "at most this many split points per rechunk:every sweep", default="256")
+    parser.addini("tape_explore_exclude", "faults --tape-explore never draws (default drop and duplicate: events lost "
+                  "or repeated inside one connection, which no server sends and no app can tell)", type="linelist",
+                  default=["drop", "duplicate"])  # fmt: skip
+    parser.addini("tape_record_mode", "record mode for tapes: none, once, new_episodes, all, rewrite_stale", default="")
+    parser.addini("tape_max_age", "recordings older than this (30d, 12h, 2w) are stale (see tape_on_stale)", default="")
+    parser.addini("tape_on_stale", "what a cassette with stale recordings does: warn, fail, rerecord", default="")
     parser.addini("tape_cassette_dir", "where cassettes live (default: <test dir>/cassettes)", default="")
     parser.addini("tape_strict", "fail tests that leave recorded interactions unplayed", type="bool", default=False)
     parser.addini(
@@ -205,6 +252,55 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", _FAULTS_HELP)
     config.stash[_RESULTS] = []
     config.stash[_STRICT] = _Strict(worker=hasattr(config, "workerinput"))
+    report = config.getoption("--tape-report", None)
+    config.pluginmanager.register(Observer(config, report), "streamtape-observer")
+    runs = config.getoption("--tape-explore", None)
+    if runs is not None:
+        try:
+            import hypothesis  # noqa: F401
+        except ImportError:
+            raise pytest.UsageError("--tape-explore needs Hypothesis, which is not installed: pip install "
+                                    "'pytest-streamtape[explore]' (or pip install hypothesis)") from None  # fmt: skip
+        explorer = Explorer(config, runs, config.getoption("--tape-explore-seed", None),
+                            exclude=tuple(config.getini("tape_explore_exclude")),
+                            plugin=plugin_hooks(_uses_tape, settings_for, (_RecordFirst, _Unexpandable)))  # fmt: skip
+        config.pluginmanager.register(explorer, "streamtape-explorer")
+
+
+def _report_path(text: str) -> str:
+    """Where ``--tape-report`` writes: a ``.json`` path, so a test path after the option is never taken
+    for it (and overwritten)."""
+    import argparse
+
+    if not text.endswith(".json"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a .json file to write the verdicts to; give one with = "
+                                         "(--tape-report=report.json), or put the option after the test paths")  # fmt: skip
+    return text
+
+
+def _max_age(text: str) -> str:
+    """``--tape-max-age``: an age such as ``30d``, checked when the command line is read."""
+    import argparse
+
+    try:
+        parse_age(text, "--tape-max-age")
+    except StreamtapeError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _runs(text: str) -> int:
+    """A positive number of runs, for the options that take one."""
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of runs; give one with = (--tape-explore=200), "
+                                         "or put it after the test paths") from None  # fmt: skip
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} runs; give a number of 1 or more")
+    return value
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
@@ -267,7 +363,15 @@ def settings_for(node: Any, config: pytest.Config, base: dict[str, Any] | None =
         record_failures=bool(record_failures),
         secrets=tuple(secrets),
         options={key: kwargs[key] for key in _PASSED_ON if kwargs.get(key) is not None},
+        max_age=_first(config.getoption("--tape-max-age", None), kwargs.get("max_age"), config.getini("tape_max_age")),
+        on_stale=_stale_policy(config, kwargs),
     )
+
+
+def _stale_policy(config: pytest.Config, kwargs: dict[str, Any]) -> str:
+    """``on_stale``: the command line > the marker > ``tape_config`` > the ini file > ``warn``."""
+    value = _first(config.getoption("--tape-on-stale", None), kwargs.get("on_stale"), config.getini("tape_on_stale"))
+    return str(value or "warn")
 
 
 def _first(*values: Any) -> Any:
@@ -339,20 +443,67 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if not marker.args or not all(isinstance(spec, str) for spec in marker.args):
         raise pytest.UsageError(f"{metafunc.definition.nodeid}: @pytest.mark.tape_faults takes fault spec strings")
     settings = settings_for(metafunc.definition, metafunc.config)
-    sweeps = [spec for spec in marker.args if "=*" in spec]
+    sweeps = [spec for spec in marker.args if "=*" in spec or _rechunks(spec)]
     if sweeps and not settings.path.exists() and settings.record_mode is not RecordMode.NONE:
         # nothing to sweep over yet: one run records the clean stream; the next run expands
         metafunc.parametrize("tape_fault", [_RecordFirst(tuple(marker.args))], ids=["record"], indirect=True)
         return
-    params = [item for spec in marker.args for item in _expand(spec, settings.path, metafunc.definition.nodeid)]
+    budget = metafunc.config.getoption("--tape-rechunk-budget", None) or _ini_runs(metafunc.config, "tape_rechunk_budget")
+    params = [item for spec in marker.args
+              for item in _expand(spec, settings.path, metafunc.definition.nodeid, budget)]  # fmt: skip
     ids = [item.spec if isinstance(item, _Unexpandable) else item for item in params]
     metafunc.parametrize("tape_fault", params, ids=ids, indirect=True)
 
 
-def _expand(spec: str, path: Path, nodeid: str) -> list[Any]:
+class _Split(str):
+    """A run of a ``rechunk:every`` sweep: its spec, and which trap its split point falls on."""
+
+    where: str = ""
+
+
+def _rechunks(spec: str) -> bool:
+    return spec.strip() == "rechunk:every"
+
+
+def _ini_runs(config: pytest.Config, name: str) -> int:
+    value = config.getini(name)
+    try:
+        runs = int(value)
+    except (TypeError, ValueError):
+        runs = 0
+    if runs < 1:
+        raise pytest.UsageError(f"{name} = {value!r} in the ini file is not a number of runs; give a whole number >= 1")
+    return runs
+
+
+def _expand_rechunk(spec: str, path: Path, budget: int) -> list[Any]:
+    """``rechunk:every``: the unsplit run (the oracle), then one run per split point of the body."""
+    from .faults.splits import split_points
+    from .framing import framer_for
+
+    streams = [item.response for item in Cassette.load(path).interactions if item.response is not None]
+    if not streams:
+        return [_Unexpandable(spec, f"{spec!r} splits the body of the cassette {path}, which has no response")]
+    longest = max(streams, key=lambda response: len(response.body))
+    body = longest.body
+    runs = [_split("split", "unsplit")]
+    ends = framer_for(longest.headers).event_ends(body)
+    runs += [_split(f"split:at_byte={point}", split_label(body, point)) for point in split_points(body, budget, ends)]
+    return runs
+
+
+def _split(spec: str, where: str) -> _Split:
+    run = _Split(spec)
+    run.where = where
+    return run
+
+
+def _expand(spec: str, path: Path, nodeid: str, budget: int = 256) -> list[Any]:
     from .faults import parse
 
-    if "=*" not in spec:
+    if _rechunks(spec) and path.exists():
+        return _expand_rechunk(spec, path, budget)
+    if "=*" not in spec and not _rechunks(spec):
         problem = _check(parse, spec, nodeid)
         return [problem or spec]
     if not path.exists():
@@ -447,6 +598,9 @@ def tape_fault(request: pytest.FixtureRequest) -> Any:
     param = getattr(request, "param", None)
     if isinstance(param, _Unexpandable):
         pytest.fail(param.reason, pytrace=False)
+    exploring, drawn = drawn_faults(request.node)  # a run of --tape-explore: the schedule it draws
+    if exploring:
+        return None if drawn is None else drawn.spec()
     return param
 
 
@@ -474,12 +628,16 @@ def tape_config() -> dict[str, Any]:
 
 
 @pytest.fixture
-def anthropic_client(tape: Tape) -> Iterator[Any]:
+def anthropic_client(tape: Tape, request: pytest.FixtureRequest) -> Iterator[Any]:
     """An ``anthropic.Anthropic()`` client made while the test's tape is entered (so it replays with
     no key, and records with yours), closed after the test. Asking for it gives the test a tape. In
     an async test, make ``anthropic.AsyncAnthropic()`` in the test: the tape is entered already."""
     import anthropic
 
+    shared = explore_client(request.node, anthropic.Anthropic)  # the runs of --tape-explore share one
+    if shared is not None:
+        yield shared
+        return
     with anthropic.Anthropic() as client:
         yield client
 
@@ -488,14 +646,19 @@ def anthropic_client(tape: Tape) -> Iterator[Any]:
 def tape(request: pytest.FixtureRequest, tape_fault: Any, tape_config: dict[str, Any]) -> Iterator[Tape]:
     """The active streamtape ``Tape``: every httpx2/httpx request of the test goes through it, and
     nothing else reaches the network (``allow_hosts`` aside)."""
-    settings = settings_for(request.node, request.config, tape_config)
+    settings = settings_for(source_of(request.node), request.config, tape_config)
     recording_first = isinstance(tape_fault, _RecordFirst)
     faults = None if recording_first else tape_fault if tape_fault is not None else settings.faults
+    exploring, drawn = drawn_faults(request.node)
+    if exploring:
+        faults = drawn  # the schedule this run of --tape-explore draws (None: its clean run)
+    elif isinstance(tape_fault, _Split):
+        request.node.user_properties.append(("streamtape_split", tape_fault.where))
     with _as_failure():
         active = Tape(settings.path, record_mode=settings.record_mode, match_on=settings.match_on,
-                      speed=settings.speed, faults=faults, allow_hosts=settings.allow_hosts,
+                      speed=0.0 if exploring else settings.speed, faults=faults, allow_hosts=settings.allow_hosts,
                       record_failures=settings.record_failures, secrets=settings.secrets,
-                      **settings.options)  # fmt: skip
+                      max_age=settings.max_age, on_stale=settings.on_stale, **settings.options)  # fmt: skip
         # A harness error at setup or teardown fails the test with its message (pytest's fixture
         # machinery only expects Exceptions there; streamtape's errors are BaseExceptions).
         active.__enter__()
@@ -504,6 +667,7 @@ def tape(request: pytest.FixtureRequest, tape_fault: Any, tape_config: dict[str,
     finally:
         with _as_failure():
             active.__exit__(None, None, None)
+        request.node.stash[LAST_TAPE] = active  # for --tape-report's verdict and --tape-explore
     notes = request.config.stash.get(_RESULTS, [])
     if recording_first and active.recorded:
         specs = ", ".join(tape_fault.specs)
@@ -512,7 +676,7 @@ def tape(request: pytest.FixtureRequest, tape_fault: Any, tape_config: dict[str,
     elif active.faults_skipped:
         notes.append(f"{request.node.nodeid}: recorded to {settings.path} without its faults (faults shape "
                      "replays only); run again to test them")  # fmt: skip
-    if settings.strict:
+    if settings.strict and not exploring:
         verdict = request.config.stash[_STRICT].finished(settings.path, active)
         if verdict:
             pytest.fail(verdict, pytrace=False)

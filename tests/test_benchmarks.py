@@ -61,7 +61,8 @@ def test_quick_run_measures_every_row(tmp_path: Path) -> None:
     # every check was computed: a finite value, and its target where it has one (the verdicts are not read)
     checks = {check["key"]: check for check in report["checks"]}
     assert set(checks) == {"a.text_stream", "a.create", "b.load", "b.load_vs_create", "c.ttfe", "c.total",
-                           "d.retry", "d.stall", "e.serve"}  # fmt: skip
+                           "d.retry", "d.stall", "e.serve", "f.aiohttp.sdk", "f.aiohttp.plain", "f.urllib3.requests",
+                           "f.urllib3.plain"}  # fmt: skip
     for key, check in checks.items():
         assert _finite(check["value"]) and check["unit"] in ("ratio", "ms") and check["label"], (key, check)
         assert check["limit"] is None or _finite(check["limit"]), (key, check)
