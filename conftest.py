@@ -21,3 +21,18 @@ def server() -> Iterator[WireServer]:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+#: Test modules that never drive the anthropic SDK (other providers' SDKs, plain requests and urllib3):
+#: what they prove does not depend on the anthropic version, so the second CI environment (anthropic
+#: 0.x, there to prove the httpx stack through a real SDK) does not run them again.
+_NOT_ANTHROPIC = {"test_provider_openai.py", "test_provider_gemini.py", "test_boto3.py", "test_fidelity_urllib3.py"}
+
+
+def pytest_ignore_collect(collection_path: object, config: pytest.Config) -> bool | None:
+    import anthropic
+
+    name = getattr(collection_path, "name", "")
+    if name in _NOT_ANTHROPIC and int(anthropic.__version__.split(".")[0]) < 1:
+        return True
+    return None

@@ -110,10 +110,16 @@ def aiohttp_floor_connector(stream: Stream) -> Any:
                     await self.resumed
                 if self.closed:
                     return
+                self._hold()
                 self.protocol.data_received(piece)
-                payload = getattr(self.protocol, "_payload", None)
-                if payload is not None:  # keep each chunk its own read, as a socket's pacing would
-                    payload._high_water, payload._low_water = 0, 1  # noqa: SLF001
+                self._hold()
+
+        def _hold(self) -> None:
+            """Keep each chunk its own read, as a socket's pacing would: the reader pauses this transport
+            after every chunk (a reader's ``set_read_chunk_size`` raises the marks again: reset them)."""
+            payload = getattr(self.protocol, "_payload", None)
+            if payload is not None:
+                payload._high_water, payload._low_water = 0, 1  # noqa: SLF001
 
         def pause_reading(self) -> None:
             self.paused = True

@@ -5,8 +5,11 @@ urllib3 and requests raise: the same classes, messages and ``__cause__``/``__con
 from __future__ import annotations
 
 import re
+import socket
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +17,7 @@ import pytest
 
 import streamtape
 from streamtape import UnmatchedRequestError
+from streamtape.wire import End
 from tests.support import builders
 from tests.support.raw_server import closed_port
 from tests.support.wire_server import Reply, WireServer, error_reply, transcript
@@ -223,13 +227,24 @@ def test_rate_limit_answers_as_a_real_429(server: WireServer, client: str) -> No
     assert response.json()["error"]["type"] == "rate_limit_error"  # requests decodes the API's own error body
 
 
-def test_a_stall_at_speed_0_raises_the_read_timeout_at_once(tmp_path: Path) -> None:
-    with streamtape.use_cassette(streamtape.starter("text"), faults="stall:after=3", match_on=["method", "path"]) as tape:
+@pytest.mark.parametrize(
+    ("client", "spec", "raised"),
+    [
+        # requests words a read timeout mid-body as a ConnectionError (iter_content maps ReadTimeoutError so)
+        ("requests", "stall:after=3", "requests.exceptions.ConnectionError"),
+        ("requests", "timeout", "requests.exceptions.ReadTimeout"),
+        ("urllib3", "stall:after=3", "urllib3.exceptions.ReadTimeoutError"),
+        ("urllib3", "timeout", "urllib3.exceptions.ReadTimeoutError"),
+    ],
+)
+def test_at_speed_0_a_stall_raises_the_stacks_own_read_timeout_at_once(client: str, spec: str, raised: str) -> None:
+    with streamtape.use_cassette(streamtape.starter("text"), faults=spec, match_on=["method", "path"]) as tape:
         started = time.monotonic()
-        with pytest.raises(requests.exceptions.ConnectionError) as info:
-            via_requests("https://api.anthropic.com", timeout=30)()
+        _, error = outcome(CLIENTS[client]("https://api.anthropic.com", timeout=30))
     assert time.monotonic() - started < 5 and tape.clock.now() >= 30
-    assert isinstance(info.value.__context__, urllib3.exceptions.ReadTimeoutError)
+    assert error[0][0] == raised
+    assert any(name.endswith("urllib3.exceptions.ReadTimeoutError") for name, _, _ in error)
+    assert error[-1][0].endswith("builtins.TimeoutError")  # the socket's own "timed out", deepest
 
 
 @pytest.mark.parametrize("misbehaviour", [dict(fin_after=3), dict(rst_after=3)])
@@ -266,3 +281,178 @@ def test_urllib3_retry_back_off_runs_on_the_tapes_clock(tmp_path: Path) -> None:
     # urllib3 2.x: no wait before the first retry, then backoff_factor * 2 ** (retries - 1)
     assert [call.outcome for call in tape.calls] == ["429, complete", "429, complete", "200, complete"]
     assert [call.waited for call in tape.calls] == [0.0, 0.0, 8.0] and tape.clock.now() >= 8.0
+
+
+# --- explicit wiring: one client, nothing patched -------------------------------------------------------------
+
+
+def test_an_explicit_transport_records_and_replays_one_requests_session(server: WireServer, tmp_path: Path) -> None:
+    """``tape.transport(stack="urllib3")`` mounted on one Session, the tape loaded but never entered:
+    that session records and replays; every other client in the process goes to the network as before."""
+    reply = transcript("text_basic")
+    path = tmp_path / "c.yaml"
+    server.queue(reply)
+    tape = streamtape.Tape(path, record_mode="once").load()
+    session = requests.Session()
+    session.mount("http://", tape.transport(stack="urllib3"))
+    response = session.post(f"{server.base_url}/v1/messages", json=BODY, stream=True, timeout=5)
+    assert list(response.iter_content(None)) == reply.events  # handed on live, chunk by chunk
+    tape.save()
+    assert [(call.source, call.stack) for call in tape.calls] == [("recorded", "urllib3")]
+    saved = streamtape.Cassette.load(path).interactions[0].response
+    assert saved.body == reply.body and [size for _, size in saved.timing] == [len(e) for e in reply.events]
+    server.queue(error_reply("http_429_rate_limit"))
+    assert requests.post(f"{server.base_url}/v1/messages", json=BODY, timeout=5).status_code == 429  # untouched
+    assert len(server.requests) == 2
+    server.stop()
+
+    tape = streamtape.Tape(path).load()
+    session = requests.Session()
+    session.mount("http://", tape.transport(stack="urllib3"))
+    with session.post(f"{server.base_url}/v1/messages", json=BODY, stream=True, timeout=5) as response:
+        assert list(response.iter_content(None)) == reply.events  # the server is gone: replayed
+    assert [(call.source, call.stack) for call in tape.calls] == [("replayed", "urllib3")]
+    _, error = outcome(lambda: requests.post(f"{server.base_url}/v1/messages", json=BODY, timeout=1))
+    assert error[0][0] == "requests.exceptions.ConnectionError"  # nothing global: the plain call is refused
+    session.close()
+
+
+def test_an_explicit_transport_is_a_pool_manager_and_faults_apply(tmp_path: Path) -> None:
+    tape = streamtape.Tape(streamtape.starter("text"), faults="reset:after=3", match_on=["method", "path"]).load()
+    http = tape.transport(stack="urllib3")
+    assert isinstance(http, urllib3.PoolManager)
+    response = http.request("POST", "https://api.anthropic.com/v1/messages", json=BODY, preload_content=False,
+                            retries=False)  # fmt: skip
+    with pytest.raises(urllib3.exceptions.ProtocolError, match="Connection reset by peer"):
+        list(response.stream())
+    assert [call.faults for call in tape.calls] == [("reset:after=3",)]
+
+
+def test_urllib3_has_no_async_transport(tmp_path: Path) -> None:
+    with pytest.raises(streamtape.ConfigError, match=r"^stack 'urllib3' is synchronous and has no async transport"):
+        streamtape.Tape(tmp_path / "c.yaml").async_transport(stack="urllib3")
+
+
+# --- recording: what the app did not read is still read -------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["with", "close", "urllib3"])
+def test_a_stream_closed_early_while_recording_is_read_to_its_end(how: str, server: WireServer,
+                                                                  tmp_path: Path) -> None:  # fmt: skip
+    """The app leaves ``with requests.post(...)`` after one event (or closes the response, or a urllib3
+    response): the rest is read in the background, so the cassette holds the whole stream and its end."""
+    gate = [threading.Event() for _ in range(6)]  # the server sends event 2 only once the app has closed
+    reply = transcript("text_basic", gate=gate, gate_timeout=5.0)
+    server.queue(reply)
+    path = tmp_path / "c.yaml"
+    url = f"{server.base_url}/v1/messages"
+    with streamtape.use_cassette(path, record_mode="once"):
+        if how == "urllib3":
+            response = urllib3.PoolManager().request("POST", url, json=BODY, preload_content=False)
+            first = next(response.stream())
+            response.close()
+        elif how == "with":
+            with requests.post(url, json=BODY, stream=True, timeout=5) as response:
+                first = next(response.iter_content(None))
+        else:
+            response = requests.post(url, json=BODY, stream=True, timeout=5)
+            first = next(response.iter_content(None))
+            response.close()
+        assert first == reply.events[0]
+        for event in gate:
+            event.set()
+    assert not server.errors
+    saved = streamtape.Cassette.load(path).interactions[0].response
+    assert saved.body == reply.body and isinstance(saved.end, End)
+    assert [size for _, size in saved.timing] == [len(e) for e in reply.events]
+
+
+def test_a_stream_closed_early_that_then_breaks_records_the_break(server: WireServer, tmp_path: Path) -> None:
+    server.queue(transcript("text_basic", rst_after=4))
+    path = tmp_path / "c.yaml"
+    with streamtape.use_cassette(path, record_mode="once", record_failures=True):
+        with requests.post(f"{server.base_url}/v1/messages", json=BODY, stream=True, timeout=5) as response:
+            next(response.iter_content(None))
+    saved = streamtape.Cassette.load(path).interactions[0].response
+    assert saved.end.kind == "reset" and len(saved.timing) == 4
+
+
+def test_the_background_read_stops_at_drain_bytes(server: WireServer, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    from streamtape.intercept import recorder
+
+    monkeypatch.setattr(recorder, "DRAIN_BYTES", 100)
+    reply = transcript("text_basic", piece_delay=0.01)  # one event per read
+    server.queue(reply)
+    path = tmp_path / "c.yaml"
+    with streamtape.use_cassette(path, record_mode="once", record_failures=True):
+        with requests.post(f"{server.base_url}/v1/messages", json=BODY, stream=True, timeout=5) as response:
+            next(response.iter_content(None))
+    saved = streamtape.Cassette.load(path).interactions[0].response
+    assert saved.end.kind == "client_closed" and saved.body == reply.body[: len(saved.body)]
+    assert len(reply.events[0]) <= len(saved.body) < len(reply.body)
+
+
+# --- HTTPS through a proxy: the CONNECT tunnel is the attempt's ------------------------------------------------
+
+
+@contextmanager
+def refusing_proxy() -> Iterator[tuple[str, list[bytes]]]:
+    """A proxy on 127.0.0.1 that answers every CONNECT with 403 (what a proxy's ACL does)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.05)
+    seen: list[bytes] = []
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                sock, _ = listener.accept()
+            except OSError:
+                continue
+            with sock:
+                sock.settimeout(2)
+                data = b""
+                while b"\r\n\r\n" not in data and (chunk := sock.recv(4096)):
+                    data += chunk
+                seen.append(data.split(b"\r\n", 1)[0])
+                sock.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}", seen
+    finally:
+        stop.set()
+        thread.join()
+        listener.close()
+
+
+def test_https_through_a_proxy_replays_without_reaching_the_proxy() -> None:
+    """``urlopen`` opens a CONNECT tunnel before an attempt reaches the tape: a replay needs none."""
+    with refusing_proxy() as (proxy, seen):
+        with streamtape.use_cassette(streamtape.starter("text"), match_on=["method", "path"]) as tape:
+            response = requests.post("https://api.anthropic.com/v1/messages", json=BODY, timeout=5,
+                                     proxies={"https": proxy})  # fmt: skip
+            assert response.status_code == 200 and b"message_stop" in response.content
+        explicit = streamtape.Tape(streamtape.starter("text"), match_on=["method", "path"]).load()
+        session = requests.Session()
+        session.mount("https://", explicit.transport(stack="urllib3"))
+        assert session.post("https://api.anthropic.com/v1/messages", json=BODY, timeout=5,
+                            proxies={"https": proxy}).status_code == 200  # fmt: skip
+    assert seen == [] and [c.source for c in tape.calls + explicit.calls] == ["replayed", "replayed"]
+
+
+def test_https_through_a_proxy_records_through_its_tunnel(tmp_path: Path) -> None:
+    """A recorded attempt opens the tunnel itself, and fails as without streamtape when the proxy refuses."""
+
+    def post(proxy: str) -> Callable[[], Any]:
+        return lambda: requests.post("https://api.anthropic.com/v1/messages", json=BODY, timeout=5,
+                                     proxies={"https": proxy})  # fmt: skip
+
+    with refusing_proxy() as (proxy, seen):
+        _, real = outcome(post(proxy))
+        with streamtape.use_cassette(tmp_path / "c.yaml", record_mode="once", record_failures=True) as tape:
+            _, recorded = outcome(post(proxy))
+    assert recorded == real and real[0][0] == "requests.exceptions.ProxyError" and "403 Forbidden" in real[0][1]
+    assert seen == [b"CONNECT api.anthropic.com:443 HTTP/1.0"] * 2 and [c.source for c in tape.calls] == ["recorded"]

@@ -10,7 +10,9 @@ connector hands back a ``Connection`` whose *transport* is the tape: the recorde
 written into the real protocol as HTTP/1.1 bytes (in the recorded framing, one ``data_received`` per
 recorded chunk, paced by the tape's clock), and a cut is the transport event a socket delivers: a FIN
 (``eof_received`` then ``connection_lost(None)``), an RST (``connection_lost(ConnectionResetError)``),
-or the protocol's own read timeout firing. So the exception the app meets (``ClientPayloadError`` with
+or the protocol's own read timeout firing; silence that outlasts the request's total deadline
+(``ClientTimeout(total=...)``) fires the request's own ``TimerContext`` at that moment of the tape's
+time (``_Total``). So the exception the app meets (``ClientPayloadError`` with
 its ``TransferEncodingError`` / ``ContentLengthError`` cause, ``ServerDisconnectedError``,
 ``ClientOSError``, ``SocketTimeoutError``), its message and its chain are made by aiohttp itself, as
 over a socket; the vendored SDK transports then map them as in production. Only what happens before a
@@ -23,14 +25,32 @@ would have to rebuild a ``ClientResponse`` and re-implement redirects, cookies, 
 timeouts, and would make every exception a copy; patching the parser or ``ClientResponse`` would
 leave the connect itself on the network.
 
-Replay keeps the recorded chunk boundaries the way a slow reader makes a socket keep them: the
-response's ``StreamReader`` pauses the transport after every chunk (its flow-control marks), and the
-next chunk is written when the app has read the last one (``resume_reading``). Recording takes the
-real connection, and notes each piece aiohttp's parser feeds the response's ``StreamReader`` (the
-moment it arrived), then the end, or the real error classified to a neutral ``Cut`` (``classify``);
-``ClientResponse.start`` is wrapped for requests being recorded only, to hand the recording the head.
-Measured with aiohttp 3.14 over real sockets on 127.0.0.1 (tests/test_stack_aiohttp.py compares every
-fault against a real misbehaving server).
+One session can use a tape without anything patched: ``tape.async_transport(stack="aiohttp")`` is a
+``TapeConnector`` (an ``aiohttp.TCPConnector`` whose ``connect`` is the same routing) for
+``aiohttp.ClientSession(connector=...)``; aiohttp is async-only, so ``tape.transport(stack="aiohttp")``
+says so.
+
+Replay keeps the recorded chunk boundaries the way a live stream arrives, one read per chunk: the
+response's ``StreamReader`` becomes a subclass of its own class that tells the transport when the app
+has read everything written so far, and the next chunk (or the break) is written then, whatever size the
+app reads in (``iter_any()``, ``iter_chunked(n)``, ``readline()``).
+
+Recording takes the real connection and watches it, on that connection only (nothing global, so the
+explicit ``TapeConnector`` records the same way): the protocol hands ``ClientResponse.start`` the head
+and the body's reader (``protocol.read``), which notes each piece aiohttp's parser feeds it, the moment
+it arrived, then the end, or the real error classified to a neutral ``Cut`` (``classify``). When the app
+lets go of a body before its end (it broke out of the stream; the SDK closed the response), the
+connection is taken out of its pool and read on in the background, as the httpx2 recorder does (bounded
+by ``DRAIN_SECONDS`` and ``DRAIN_BYTES``, awaited when the tape is left with ``async with``), so the
+cassette holds the whole stream and ends as it really ended.
+
+Measured with aiohttp 3.14 over real sockets on 127.0.0.1 (tests/test_fidelity_aiohttp.py compares every
+catalogue fault against a real misbehaving server, through both SDKs' aiohttp transports and plain
+aiohttp), and faithful because aiohttp makes the exceptions itself: a FIN and an RST mid-body are the
+same ``ClientPayloadError``; a chunk-size line that is not one, after the head arrived, fails aiohttp's
+parser without ending the body or starting its read timeout, so the app waits until a total timeout, as
+over a socket; aiohttp has no write timeout (it starts the read timeout once the request is written), so
+``write_timeout`` is the read timeout firing, as for any request the kernel's buffers take.
 """
 
 from __future__ import annotations
@@ -39,7 +59,6 @@ import asyncio
 import errno
 import os
 import sys
-import weakref
 from collections.abc import Callable, Iterator
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
@@ -48,6 +67,7 @@ from ..engine.clock import Pacer
 from ..engine.playback import Broken, Garbage, Playback, Silent, harness_error
 from ..errors import StreamtapeError
 from ..guard import forwarding
+from ..intercept import recorder as _recorder
 from ..intercept.recorder import Recording, prepare_request
 from ..wire import Action, Chunks, Cut, Respond
 from . import Patches, harness
@@ -73,8 +93,6 @@ class AiohttpStack:
     def __init__(self) -> None:
         #: the methods this adapter replaced, while installed
         self._patches = Patches()
-        #: a recorded request's protocol -> its recording, until the response head arrives
-        self._recordings: weakref.WeakKeyDictionary[Any, _Pending] = weakref.WeakKeyDictionary()
 
     def __repr__(self) -> str:
         return "<stack aiohttp>"
@@ -93,7 +111,6 @@ class AiohttpStack:
 
         stack = self
         connector_cls = aiohttp.connector.BaseConnector
-        response_cls = aiohttp.ClientResponse
 
         async def connect(connector: Any, req: Any, *args: Any, **kwargs: Any) -> Any:
             tape = router.current()
@@ -101,14 +118,7 @@ class AiohttpStack:
                 return await stack._original(connector_cls, "connect")(connector, req, *args, **kwargs)
             return await stack.connect(tape, connector, req, args, kwargs)
 
-        async def start(response: Any, connection: Any) -> Any:
-            pending = stack._recordings.pop(connection.protocol, None) if connection.protocol is not None else None
-            original = stack._original(response_cls, "start")
-            if pending is None:
-                return await original(response, connection)
-            return await stack._start_recorded(pending, original, response, connection)
-
-        return self._patches.apply([(connector_cls, "connect", connect), (response_cls, "start", start)])
+        return self._patches.apply([(connector_cls, "connect", connect)])
 
     def exception(self, broken: Broken, *, asynchronous: bool, address: tuple[str, int] | None) -> BaseException:
         """The exception for a cut before the connection exists. Every other cut is made by aiohttp
@@ -138,12 +148,17 @@ class AiohttpStack:
         return None
 
     def transport(self, tape: Any, *, asynchronous: bool, **options: Any) -> Any:
+        """A connector for one ``aiohttp.ClientSession(connector=...)`` that sends through ``tape`` without
+        patching anything (``tape.async_transport(stack="aiohttp")``; see ``TapeConnector``). ``options``
+        are ``aiohttp.TCPConnector``'s (``limit``, ``ssl``...), for what goes to the network."""
         from ..errors import ConfigError
 
-        raise ConfigError(
-            "stack 'aiohttp' has no explicit transport: enter the tape (with / async with) and every "
-            "aiohttp.ClientSession is intercepted"
-        )
+        if not asynchronous:
+            raise ConfigError(
+                "stack 'aiohttp' is async-only, so it has no sync transport: inside your event loop, pass "
+                "tape.async_transport(stack='aiohttp') to aiohttp.ClientSession(connector=...)"
+            )
+        return _connector_class()(tape, self, **options)
 
     # --- one request -------------------------------------------------------------------------------
 
@@ -154,6 +169,7 @@ class AiohttpStack:
         forward = self._original(aiohttp.connector.BaseConnector, "connect")
         host = req.url.raw_host or ""
         if tape.allow_hosts and tape.allow_hosts.allows(host):
+            _Total.release(req)
             with forwarding():  # the test's own service: neither recorded nor blocked
                 return await forward(connector, req, *args, **kwargs)
         method, url, headers = _parts(req)
@@ -162,21 +178,28 @@ class AiohttpStack:
             request, redactor = prepare_request(tape, method, url, headers, body)
             route = None if request is None else tape.route(request, stack=self.name)
             if isinstance(route, list):
-                playback, pacer = _playback(tape, route, kwargs.get("timeout", args[1] if len(args) > 1 else None))
+                timeout = kwargs.get("timeout", args[1] if len(args) > 1 else None)
+                playback, pacer = _playback(tape, route, timeout)
+                total = _Total.of(req, timeout, pacer)
                 at, head = playback.head()
         if request is None:  # before_record_request left it out: neither recorded nor replayed
+            _Total.release(req)
             with forwarding():
                 return await forward(connector, req, *args, **kwargs)
         if isinstance(route, list):
             if isinstance(head, Broken) and head.kind in _CONNECT_KINDS:
+                if total is not None and total.ends_connect(at, head.kind, timeout):
+                    await total.fire_here(pacer)  # the total deadline cancels the connect: aiohttp raises it
                 await pacer.await_(at)
                 _throw(connect_error(head.kind, _address(req), req.connection_key))
             loop = asyncio.get_running_loop()
-            transport = _TapeTransport(loop, _Reply(playback, pacer, at, head, f"{method} {url}", _address(req)))
+            reply = _Reply(playback, pacer, at, head, f"{method} {url}", _address(req), total)
+            transport = _TapeTransport(loop, reply)
             protocol = aiohttp.client_proto.ResponseHandler(loop)
             protocol.connection_made(transport)
             transport.protocol = protocol
             return aiohttp.connector.Connection(_Unpooled(connector), req.connection_key, protocol, loop)  # type: ignore[arg-type]
+        _Total.release(req)  # a real connection: aiohttp's own timer runs in real time again
         recording = Recording(request, redactor, tape.hooks)
         tape.begin_recording(recording, stack=self.name)
         try:
@@ -185,9 +208,7 @@ class AiohttpStack:
         except BaseException as exc:
             recording.failed(self._classify_connect, exc)
             raise
-        pending = _Pending(recording)
-        self._recordings[connection.protocol] = pending
-        _note_decompression(connection.protocol, pending)
+        _record(connection, recording, self.classify)
         return connection
 
     def _classify_connect(self, exc: BaseException) -> Cut | None:
@@ -195,84 +216,173 @@ class AiohttpStack:
             return Cut("connect_timeout", str(exc) or "Connection timeout")
         return self.classify(exc)
 
-    async def _start_recorded(self, pending: _Pending, original: Any, response: Any, connection: Any) -> Any:
-        recording = pending.recording
-        try:
-            await original(response, connection)
-        except BaseException as exc:
-            recording.failed(self.classify, exc)
-            raise
-        raw_headers = list(response.raw_headers)
-        encoded = any(k.lower() == b"content-encoding" and v.strip().lower() != b"identity" for k, v in raw_headers)
-        if encoded and pending.decompressed:  # aiohttp decodes before the StreamReader: store what it holds
-            raw_headers = [(k, v) for k, v in raw_headers if k.lower() not in (b"content-encoding", b"content-length")]
-        recording.respond(response.status, (response.reason or "").encode("latin-1"), raw_headers)
-        _tap(response.content, recording, self.classify)
-        return response
-
 
 AIOHTTP = AiohttpStack()
+
+
+_CONNECTOR: list[type] = []
+
+
+def _connector_class() -> type:
+    """``TapeConnector``, built on first use (aiohttp is imported only when the app uses it)."""
+    if not _CONNECTOR:
+        import aiohttp
+
+        class TapeConnector(aiohttp.TCPConnector):
+            """An ``aiohttp.TCPConnector`` that sends every request of its session through one tape, with
+            nothing patched globally: ``aiohttp.ClientSession(connector=tape.async_transport(stack="aiohttp"))``.
+
+            A connector, because it is where aiohttp itself lets a session choose how it connects, and
+            everything above it stays aiohttp's own: the session's base URL, cookies, middlewares,
+            redirects and timeouts, the request's serialization, and the response's parser, so replayed
+            faults raise what a real socket makes aiohttp raise. The same connector serves plain aiohttp,
+            and any library that takes a session or a connector; the SDKs' ``DefaultAioHttpClient`` takes
+            one through its transport's ``client=`` (a ``ClientSession``).
+
+            Build it inside the running event loop, like any aiohttp connector, with the tape loaded
+            (``tape.load()``) or entered; ``tape.save()`` writes what it recorded (leaving an entered tape
+            with ``async with`` lets the background read of an abandoned stream finish first). Keyword
+            arguments are ``TCPConnector``'s, for the requests that reach the network (recording, or
+            ``allow_hosts``).
+            """
+
+            def __init__(self, tape: Any, stack: AiohttpStack, **options: Any) -> None:
+                super().__init__(**options)
+                self.tape, self.stack = tape, stack
+
+            async def connect(self, req: Any, *args: Any, **kwargs: Any) -> Any:
+                return await self.stack.connect(self.tape, self, req, args, kwargs)
+
+            def __repr__(self) -> str:
+                return f"<TapeConnector {self.tape!r}>"
+
+        _CONNECTOR.append(TapeConnector)
+    return _CONNECTOR[0]
 
 
 # --- recording -------------------------------------------------------------------------------------
 
 
-class _Pending:
-    __slots__ = ("recording", "decompressed")
+class _Seen:
+    """One recorded exchange as aiohttp delivers it: whether aiohttp decodes its body, whether the app let
+    go of the response before its end, and the background read of the rest."""
 
-    def __init__(self, recording: Recording) -> None:
+    __slots__ = ("recording", "classify", "decompressed", "released", "drained", "ended")
+
+    def __init__(self, recording: Recording, classify: Callable[[BaseException], Cut | None]) -> None:
         self.recording = recording
+        self.classify = classify
         self.decompressed = True  # aiohttp's default: auto_decompress=True
+        self.released = False  # the app let go of the response before its end
+        self.drained = 0  # bytes read on after that
+        self.ended: asyncio.Future[None] | None = None  # set when the body ends, once a drain waits for it
+
+    def end(self, exc: BaseException | None) -> None:
+        """The body ended (``exc`` None: cleanly), or the app released it unread (aiohttp's "Connection
+        closed", put on the reader): then the connection's release decides (``_drain``)."""
+        recording = self.recording
+        if recording.end is not None:
+            return
+        if exc is not None and _released(exc):
+            self.released = True
+            return
+        recording.finish(self.classify, exc)
+        self._wake()
+
+    def note(self, data: bytes) -> bool:
+        """A piece arrived; ``False``: nobody reads it any more (noted only), the bound is checked."""
+        self.recording.chunk(data)
+        if not self.released:
+            return True
+        self.drained += len(data)
+        if self.drained > _recorder.DRAIN_BYTES:
+            self.recording.client_closed()
+            self._wake()
+        return False
+
+    def _wake(self) -> None:
+        if self.ended is not None and not self.ended.done():
+            self.ended.set_result(None)
 
 
-def _note_decompression(protocol: Any, pending: _Pending) -> None:
-    """Learn whether aiohttp decodes this response's body (``auto_decompress``), which ``ClientSession``
-    tells the protocol right after the connect: once, on this protocol only."""
-    original = protocol.set_response_params
+def _record(connection: Any, recording: Recording, classify: Callable[[BaseException], Cut | None]) -> None:
+    """Watch one real connection for ``recording``, on this connection only (nothing global): aiohttp's
+    own protocol hands ``ClientResponse.start`` the head and the body's reader (``protocol.read``); the
+    session tells the protocol whether to decode the body (``set_response_params``); the response lets go
+    of the connection when the app is done (``connection.release`` / ``close``)."""
+    protocol = connection.protocol
+    seen = _Seen(recording, classify)
+    read, set_params = protocol.read, protocol.set_response_params
 
     def set_response_params(**params: Any) -> None:
         del protocol.set_response_params  # the class's method again
-        pending.decompressed = bool(params.get("auto_decompress", True))
-        original(**params)
+        seen.decompressed = bool(params.get("auto_decompress", True))
+        set_params(**params)
+
+    async def read_head() -> Any:
+        try:
+            message, payload = await read()
+        except BaseException as exc:
+            del protocol.read
+            recording.failed(classify, exc)
+            raise
+        if 100 <= message.code < 200 and message.code != 101:  # an interim answer: the real one follows
+            return message, payload
+        del protocol.read
+        with harness(f"{recording.request.method} {recording.request.url}"):
+            _headed(seen, message, payload)
+        return message, payload
 
     protocol.set_response_params = set_response_params
+    protocol.read = read_head
+    release, close = connection.release, connection.close
+    connection.release = lambda: _let_go(connection, seen, release)
+    connection.close = lambda: _let_go(connection, seen, close)
 
 
-def _tap(content: Any, recording: Recording, classify: Callable[[BaseException], Cut | None]) -> None:
+def _headed(seen: _Seen, message: Any, payload: Any) -> None:
+    raw_headers = list(message.raw_headers)
+    encoded = any(k.lower() == b"content-encoding" and v.strip().lower() != b"identity" for k, v in raw_headers)
+    if encoded and seen.decompressed:  # aiohttp decodes before the StreamReader: store what it holds
+        raw_headers = [(k, v) for k, v in raw_headers if k.lower() not in (b"content-encoding", b"content-length")]
+    seen.recording.respond(message.code, (message.reason or "").encode("latin-1"), raw_headers)
+    _tap(payload, seen)
+
+
+def _released(exc: BaseException) -> bool:
+    """``exc`` is what aiohttp puts on a body's reader when the app releases the response unread."""
+    aiohttp = sys.modules["aiohttp"]
+    closed = getattr(sys.modules.get("aiohttp.client_reqrep"), "_CONNECTION_CLOSED_EXCEPTION", None)
+    return exc is closed or (type(exc) is aiohttp.ClientConnectionError and str(exc) == "Connection closed")
+
+
+def _tap(content: Any, seen: _Seen) -> None:
     """Note every piece aiohttp's parser feeds ``content`` (the response's ``StreamReader``), when it
     arrives, and how it ends. The reader is given a subclass of its own class that notes, then does
-    what it always does (the app reads the very same object)."""
+    what it always does (the app reads the very same object); once the app let go of it, what arrives
+    is noted only (nobody reads it: buffered, it would stop the connection at the reader's limit)."""
     import aiohttp
     import aiohttp.streams
 
+    recording = seen.recording
     if type(content) is not aiohttp.StreamReader:  # no body (HEAD, 204, 304): EMPTY_PAYLOAD
-        recording.finish(classify)
+        recording.finish(seen.classify)
         return
-    closed = getattr(sys.modules.get("aiohttp.client_reqrep"), "_CONNECTION_CLOSED_EXCEPTION", None)
-
-    def ended(exc: BaseException | None) -> None:
-        if recording.end is not None:
-            return
-        if exc is not None and (exc is closed or (type(exc) is aiohttp.ClientConnectionError
-                                                  and str(exc) == "Connection closed")):  # fmt: skip
-            recording.client_closed()  # the app released the response before its end
-        else:
-            recording.finish(classify, exc)
 
     class _RecordingReader(aiohttp.streams.StreamReader):
         __slots__ = ()
 
         def feed_data(self, data: bytes, *args: Any) -> Any:
-            if data:
-                recording.chunk(bytes(data))
+            if data and not seen.note(bytes(data)):
+                return False
             return super().feed_data(data, *args)
 
         def feed_eof(self) -> None:
-            ended(None)
+            seen.end(None)
             super().feed_eof()
 
         def set_exception(self, exc: BaseException, *args: Any) -> None:
-            ended(exc)
+            seen.end(exc)
             super().set_exception(exc, *args)
 
     buffered = b"".join(content._buffer)  # noqa: SLF001 - what the parser fed with the head, before the tap
@@ -280,7 +390,43 @@ def _tap(content: Any, recording: Recording, classify: Callable[[BaseException],
         recording.chunk(buffered)
     content.__class__ = _RecordingReader
     if content.is_eof() or content.exception() is not None:  # it ended before the head was handed on
-        ended(content.exception())
+        seen.end(content.exception())
+
+
+def _let_go(connection: Any, seen: _Seen, release: Callable[[], None]) -> None:
+    """The response lets go of its connection (``release`` is the connection's own ``release`` or
+    ``close``). When the app let go of a body that has not ended, the connection is taken from its pool
+    (so closing the session does not cut it) and read on in the background until the body ends, as the
+    recorder does for httpx2 (``DRAIN_SECONDS``, ``DRAIN_BYTES``), so the cassette holds the whole stream
+    and ends as it really ended; then it is closed. Else it goes back as it would have."""
+    del connection.release, connection.close  # the class's methods again
+    recording = seen.recording
+    protocol, connector = connection.protocol, connection._connector  # noqa: SLF001
+    detach = getattr(connector, "_release_acquired", None)
+    if not (seen.released and recording.unfinished and protocol is not None and detach is not None):
+        if seen.released:
+            recording.client_closed()
+        release()
+        return
+    connection._notify_release()  # noqa: SLF001 - what release() does first, for the response's callbacks
+    connection._protocol = None  # noqa: SLF001 - handed to the background read
+    detach(connection._key, protocol)  # noqa: SLF001 - no longer the pool's: the pool never closes it
+    loop = asyncio.get_running_loop()
+    seen.ended = loop.create_future()
+    recording.pending = loop.create_task(_drain(protocol, seen), name="streamtape-drain")
+
+
+async def _drain(protocol: Any, seen: _Seen) -> None:
+    recording = seen.recording
+    try:
+        protocol.resume_reading()  # the app may have stopped reading with the reader full
+        assert seen.ended is not None
+        await asyncio.wait_for(asyncio.shield(seen.ended), _recorder.DRAIN_SECONDS)
+    except TimeoutError:
+        pass
+    finally:
+        recording.client_closed()  # a no-op when the body ended: else the bound ran out, or the tape left
+        protocol.close()
 
 
 # --- replay ----------------------------------------------------------------------------------------
@@ -289,12 +435,148 @@ def _tap(content: Any, recording: Recording, classify: Callable[[BaseException],
 class _Reply:
     """What the tape answers one request with, for the transport to play."""
 
-    __slots__ = ("playback", "pacer", "at", "head", "describe", "address")
+    __slots__ = ("playback", "pacer", "at", "head", "describe", "address", "total")
 
     def __init__(self, playback: Playback, pacer: Pacer, at: float, head: Any, describe: str,
-                 address: tuple[str, int]) -> None:  # fmt: skip
+                 address: tuple[str, int], total: _Total | None) -> None:  # fmt: skip
         self.playback, self.pacer, self.at, self.head = playback, pacer, at, head
-        self.describe, self.address = describe, address
+        self.describe, self.address, self.total = describe, address, total
+
+
+class _Total:
+    """The request's total deadline (``aiohttp.ClientTimeout(total=T)``), kept in the tape's time.
+
+    aiohttp bounds a whole request (connect, redirects, head and body) with one ``TimeoutHandle``: a loop
+    timer ``T`` seconds after ``ClientSession._request`` began, which calls the request's ``TimerContext``
+    (``req._timer``, also the response's and its body reader's); that cancels the task waiting inside it,
+    and the context's ``__exit__`` raises ``TimeoutError`` from the ``CancelledError``. google-genai's async
+    client sets only this deadline. The replay plays the same: when silence on the tape (a stall, a
+    ``linger``, a ``timeout`` with no ``sock_read``, a gap, or the time after the tape's last word while
+    aiohttp still waits) reaches ``T`` after the request began, measured on the tape's clock, it calls that
+    very ``TimerContext.timeout()`` at that virtual moment, so aiohttp raises what it raises over a socket
+    (same class, message and chain). Nothing changes where the silence ends before the deadline, nor for
+    ``sock_read`` (``Playback`` decides it, and whichever of the two comes first on the tape fires).
+
+    The real timer is held while the tape's time is not the wall clock (speed 0, or scaled): its call
+    then cancels nothing and marks nothing (``_Tasks``, ``_timer_types``), and only the tape fires the
+    timer. That is the faithful choice and the deterministic one: the deadline, like ``sock_read``, is
+    measured in the recording's time, which a replay at speed 0 spends none of; wall-clock time a loaded
+    CPU spends replaying is not the recording's, and letting the real timer fire in it made an instant
+    replay of a clean stream raise ``TimeoutError`` now and then. (Rescheduling the real ``TimerHandle``
+    instead would mean finding a local of ``_request`` in the loop's private heap.) At speed 1 both clocks
+    agree: the real timer stays armed, and whichever fires first does the same thing. aiohttp rounds a
+    deadline of ``ceil_threshold`` (5) s or more up to a whole second of the loop's clock; the tape does
+    not (that rounding depends on when the wall clock started). A request that goes to the network after
+    all (``allow_hosts``, or recording) gets the real timer back (``release``).
+
+    The deadline runs from the first connect of the request on the tape's clock, and is kept on the timer
+    (its task list becomes a ``_Tasks``), so a redirect or aiohttp's retry of a dropped connection spends
+    from the same deadline, as in aiohttp.
+    """
+
+    __slots__ = ("timer", "at")
+
+    def __init__(self, timer: Any, at: float) -> None:
+        self.timer = timer
+        #: when the deadline expires, in seconds after this connection's request (the pacer's offsets)
+        self.at = at
+
+    @classmethod
+    def of(cls, req: Any, timeout: Any, pacer: Pacer) -> _Total | None:
+        """The total deadline of ``req`` (``None``: it has none)."""
+        seconds = getattr(timeout, "total", None)
+        timer = getattr(req, "_timer", None)
+        if seconds is None or not seconds > 0 or not isinstance(timer, _timer_types()[0]):
+            return None
+        tasks = timer._tasks  # noqa: SLF001
+        if type(tasks) is not _Tasks:  # the request's first connect: its deadline starts now on the tape
+            tasks = _Tasks(tasks)
+            tasks.deadline = pacer.start + float(seconds)
+            timer._tasks = tasks  # noqa: SLF001
+            if type(timer) is _timer_types()[0]:
+                timer.__class__ = _timer_types()[1]
+        tasks.held = pacer.clock.wall(1.0) != 1.0 and type(timer) is _timer_types()[1]
+        return cls(timer, tasks.deadline - pacer.start)
+
+    @staticmethod
+    def release(req: Any) -> None:
+        """``req`` goes to the network: aiohttp's real timer fires in real time again."""
+        tasks = getattr(getattr(req, "_timer", None), "_tasks", None)
+        if type(tasks) is _Tasks:
+            tasks.held = False
+
+    def cuts_off(self, at: float, outcome: Any, playback: Playback) -> bool:
+        """Whether the deadline expires before ``outcome``, due ``at``: its silence outlasts what is left,
+        or it is silence only a timeout ends and the client has no ``sock_read`` (``Playback`` decides
+        that one)."""
+        if at >= self.at or isinstance(outcome, Silent):
+            return True
+        return isinstance(outcome, Broken) and outcome.kind in _TIMEOUT_KINDS and playback.timeout is None
+
+    def ends_connect(self, at: float, kind: str, timeout: Any) -> bool:
+        """Whether the deadline expires before a connect that fails so: a connect that is never accepted
+        waits for the first of the connect timeouts and the total."""
+        if at >= self.at:
+            return True
+        if kind != "connect_timeout":
+            return False
+        limits = [float(v) for v in (getattr(timeout, "connect", None), getattr(timeout, "sock_connect", None))
+                  if v is not None and v > 0]  # fmt: skip
+        return not limits or min(limits) >= self.at
+
+    def fire(self) -> None:
+        """What aiohttp's ``TimeoutHandle`` calls when the deadline expires."""
+        self.timer._tasks.held = False  # noqa: SLF001 - this is the deadline, on the tape's clock
+        self.timer.timeout()
+
+    async def fire_here(self, pacer: Pacer) -> None:
+        """The deadline expiring while the app's own task waits here (the connect): the cancellation
+        arrives at this await, as at the real connect's."""
+        await pacer.await_(self.at)
+        self.fire()
+        await asyncio.sleep(0)
+
+
+class _Tasks(list):  # type: ignore[type-arg]
+    """A ``TimerContext``'s own list of the tasks inside it, carrying the request's deadline on the tape's
+    clock (the timer lives as long as the request, and is shared by its redirects), and whether aiohttp's
+    real timer is held: then its ``timeout()`` finds no task to cancel here, and ``_held_timer`` keeps it
+    from marking the timer expired."""
+
+    __slots__ = ("deadline", "held")
+
+    deadline: float
+    held: bool
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(()) if self.held else list.__iter__(self)
+
+
+_TIMERS: list[type] = []
+
+
+def _timer_types() -> tuple[Any, Any]:
+    """aiohttp's ``TimerContext``, and the subclass a replayed request's timer becomes. ``TimeoutHandle``
+    holds the timer's *bound* ``timeout`` (bound before any connect), so the hold cannot be a method of
+    the subclass: ``timeout()`` cancels the tasks it iterates (``_Tasks``, empty while held) and then sets
+    ``_cancelled``, which the subclass ignores while held (the same slot, behind a property)."""
+    if not _TIMERS:
+        import aiohttp.helpers
+
+        base = aiohttp.helpers.TimerContext
+        slot = base.__dict__["_cancelled"]
+
+        def get(self: Any) -> bool:
+            return bool(slot.__get__(self, base))
+
+        def set_(self: Any, value: bool) -> None:
+            if not (value and getattr(self._tasks, "held", False)):  # noqa: SLF001
+                slot.__set__(self, value)
+
+        held = type("_HeldTimer", (base,), {"__slots__": (), "_cancelled": property(get, set_),
+                                            "__module__": __name__})  # fmt: skip
+        _TIMERS[:] = [base, held]
+    return _TIMERS[0], _TIMERS[1]
 
 
 class _Unpooled:
@@ -323,6 +605,8 @@ class _TapeTransport(asyncio.Transport):
         self.framing = "chunked"
         self.paused = False
         self.resumed: asyncio.Future[None] | None = None
+        #: the body's reader, once the head is delivered: what the app has not read yet is in it
+        self.payload: Any = None
 
     # what aiohttp asks of a transport
     def get_extra_info(self, name: str, default: Any = None) -> Any:
@@ -381,8 +665,10 @@ class _TapeTransport(asyncio.Transport):
         self.resumed = None
 
     async def _ready(self) -> bool:
-        """Wait until the app has read what was written (the reader resumed the transport)."""
-        while self.paused and not self.closing:
+        """Wait until the app has read everything written so far (and the protocol reads again)."""
+        payload = self.payload
+        while not self.closing and (self.paused or (payload is not None and payload._size  # noqa: SLF001
+                                                    and payload.exception() is None)):  # fmt: skip
             self.resumed = self.loop.create_future()
             await self.resumed
         return not self.closing
@@ -403,17 +689,23 @@ class _TapeTransport(asyncio.Transport):
         return data
 
     def _hold_boundaries(self) -> None:
-        """Have the body's reader pause this transport after every chunk (its own flow control), so the
-        next chunk is written once the app read the last: the recorded boundaries are what it reads."""
+        """Write the next chunk once the app has read the last (the body's reader tells this transport when
+        it is empty), as each chunk of a live stream arrives in a read of its own: the recorded boundaries
+        are what the app reads, whatever size it asks for (``iter_chunked(n)``, ``readline()``...)."""
         payload = getattr(self.protocol, "_payload", None)
-        if payload is not None and hasattr(payload, "_high_water") and hasattr(payload, "_low_water"):
-            payload._high_water, payload._low_water = 0, 1  # noqa: SLF001
+        if payload is not None and type(payload) is _reader_types()[0]:
+            payload.__class__ = _reader_types()[1]
+            self.payload = payload
 
     async def _play(self) -> None:
         reply = self.reply
+        total = reply.total
         try:
-            await reply.pacer.await_(reply.at)
             head = reply.head
+            if total is not None and total.cuts_off(reply.at, head, reply.playback):
+                await self._expire(total)
+                return
+            await reply.pacer.await_(reply.at)
             if not isinstance(head, Respond):
                 self._outcome(head, before_headers=True)
                 return
@@ -422,24 +714,54 @@ class _TapeTransport(asyncio.Transport):
             self._hold_boundaries()
             for at, item in _guarded(reply.playback.body(), reply.describe):
                 if isinstance(item, Chunks):
+                    if total is not None and item.timing and item.timing[-1][0] >= total.at:
+                        for piece, piece_at in item.pieces():  # the deadline falls inside this run
+                            if not await self._ready():
+                                return
+                            if piece_at >= total.at:
+                                await self._expire(total)
+                                return
+                            self._deliver(self._frame(piece))
+                        continue
                     for piece in _pieces(item):
                         if not await self._ready():
                             return
                         self._deliver(self._frame(piece))
                     continue
-                if isinstance(item, bytes) and not await self._ready():
+                if not await self._ready():  # a break, too, comes after what the app read before it
+                    return
+                if total is not None and total.cuts_off(at, item, reply.playback):
+                    await self._expire(total)
                     return
                 await reply.pacer.await_(at)
                 if isinstance(item, bytes):
                     self._deliver(self._frame(item))
                 elif item is None:
                     self._end()
-                    return
+                    break
                 else:
                     self._outcome(item, before_headers=False)
-                    return
+                    break
+            if total is not None and self._waiting():  # the tape is over, and aiohttp still waits: silence
+                await reply.pacer.await_(total.at)
+                if self._waiting():
+                    total.fire()
         except StreamtapeError as exc:  # a harness error: the app meets it as itself
             self._fail(exc)
+
+    async def _expire(self, total: _Total) -> None:
+        """Silence until the request's total deadline, on the tape's clock: then aiohttp's own timer fires."""
+        if await self._ready():
+            await self.reply.pacer.await_(total.at)
+            if not self.closing:
+                total.fire()
+
+    def _waiting(self) -> bool:
+        """Whether aiohttp still waits for this body after the tape's last word (bytes its parser neither
+        ends nor breaks the body on, as a bad chunk-size line after the first chunk: not even the FIN that
+        follows ends it). Only the total deadline ends that wait, as over a socket."""
+        payload = getattr(self.protocol, "_payload", None)
+        return payload is not None and not payload.is_eof() and payload.exception() is None
 
     def _end(self) -> None:
         playback = self.reply.playback
@@ -476,6 +798,30 @@ class _TapeTransport(asyncio.Transport):
         if payload is not None:
             payload.set_exception(exc)
         protocol.set_exception(exc)
+
+
+_READERS: list[type] = []
+
+
+def _reader_types() -> tuple[type, type]:
+    """aiohttp's ``StreamReader``, and the subclass a replayed body's reader becomes: it wakes the tape's
+    transport whenever the app has read all there was (the app reads the very same object)."""
+    if not _READERS:
+        import aiohttp.streams
+
+        class _ReplayReader(aiohttp.streams.StreamReader):
+            __slots__ = ()
+
+            def _read_nowait_chunk(self, n: int) -> bytes:
+                data: bytes = super()._read_nowait_chunk(n)
+                if not self._size:
+                    wake = getattr(self._protocol.transport, "_wake", None)
+                    if wake is not None:
+                        wake()
+                return data
+
+        _READERS[:] = [aiohttp.streams.StreamReader, _ReplayReader]
+    return _READERS[0], _READERS[1]
 
 
 def _head_bytes(head: Respond, framing: str) -> bytes:
@@ -522,8 +868,8 @@ def connect_error(kind: str, address: tuple[str, int], key: Any) -> BaseExceptio
     """What the connector raises for a connection that never came to be (measured, aiohttp 3.14 on
     asyncio): a refusal is ``ClientConnectorError`` caused by (and with the context of) the OS error
     asyncio words ``Connect call failed ('127.0.0.1', PORT)``; a connect timeout is the bare
-    ``TimeoutError`` of the connector's deadline, which ``ClientSession`` raises as
-    ``ConnectionTimeoutError`` from it."""
+    ``TimeoutError`` of the connector's deadline (``asyncio.timeout`` raises it from the task's
+    cancellation), which ``ClientSession`` raises as ``ConnectionTimeoutError`` from it."""
     import aiohttp
 
     if kind == "refused":
@@ -534,8 +880,9 @@ def connect_error(kind: str, address: tuple[str, int], key: Any) -> BaseExceptio
         exc.__cause__ = exc.__context__ = os_error
         exc.__suppress_context__ = True
         return exc
-    timeout = TimeoutError()
-    timeout.__context__ = asyncio.CancelledError()
+    timeout, cancelled = TimeoutError(), asyncio.CancelledError()
+    timeout.__cause__ = timeout.__context__ = cancelled  # asyncio.timeout's "raise TimeoutError from exc"
+    timeout.__suppress_context__ = True
     return timeout
 
 

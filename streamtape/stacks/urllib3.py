@@ -31,21 +31,34 @@ wrapped for ``getresponse`` only: the file http.client reads from tees every byt
 into an h11 parser that notes the head, each body chunk (an HTTP chunk, or what one read returned) with its
 arrival time, and the end: clean, or a FIN, RST or timeout as a neutral ``Cut`` (message ``None``: each
 stack words it itself on replay). A failure before any byte (refused, connect timeout) is classified from
-urllib3's exception (``classify``).
+urllib3's exception (``classify``). A response the app closes before its end (``response.close()``,
+leaving ``with requests.post(..., stream=True)`` early) is read on in a background thread, as the httpx2
+recorder does (``DRAIN_SECONDS`` / ``DRAIN_BYTES`` in ``streamtape.intercept.recorder``): http.client
+closes its reader and urllib3 the socket, but the descriptor stays open while the tee's reader holds it.
 
-Not covered: urllib3 1.x (``guard`` still blocks it), explicit ``tape.transport(stack="urllib3")`` (there
-is no transport seam; enter the tape instead), and draining a stream the app closed early while recording
-(it is saved as ``client_closed``, never as a clean end).
+**HTTPS through a proxy**: ``urlopen`` opens the CONNECT tunnel (``_prepare_proxy``) before the attempt
+reaches ``_make_request``; the adapter leaves it to the attempt, so a recorded one opens it (failing as
+``urlopen`` would) and a replayed one never reaches the proxy.
+
+**Explicit wiring** (``tape.transport(stack="urllib3")``, no tape entered, nothing patched): a
+``PoolManager`` whose pools get their ``_make_request`` on the pool object, so only they go through the
+tape; it is a ``requests`` transport adapter too (``session.mount(...)``).
+
+Not covered: urllib3 1.x (``guard`` still blocks it); a stream the app neither read to its end nor closed
+is saved as ``client_closed`` (never as a clean end), not read on.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import os
+import queue
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +66,7 @@ from ..engine.clock import Pacer
 from ..engine.playback import Broken, Garbage, Playback, Silent, harness_error
 from ..errors import ConfigError
 from ..guard import forwarding
+from ..intercept import recorder
 from ..intercept.recorder import Recording, prepare_request
 from ..wire import Chunks, Cut, End, Respond
 from . import Patches, harness
@@ -96,8 +110,8 @@ class Urllib3Stack:
         if int(urllib3.__version__.split(".")[0]) < 2:
             return lambda: None  # urllib3 1.x: not adapted; streamtape.guard blocks it
         stack = self
-        cls = urllib3.connectionpool.HTTPConnectionPool
-        original = cls._make_request
+        cls, https = urllib3.connectionpool.HTTPConnectionPool, urllib3.connectionpool.HTTPSConnectionPool
+        original, original_tunnel = cls._make_request, https._prepare_proxy
 
         def _make_request(pool: Any, conn: Any, method: str, url: str, body: Any = None, headers: Any = None,
                           **kwargs: Any) -> Any:  # fmt: skip
@@ -106,7 +120,19 @@ class Urllib3Stack:
                 return original(pool, conn, method, url, body, headers, **kwargs)
             return stack.handle(tape, pool, conn, method, url, body, headers, kwargs)
 
-        return self._patches.apply([(cls, "_make_request", _make_request)])
+        def _prepare_proxy(pool: Any, conn: Any) -> None:
+            if router.current() is None:
+                return original_tunnel(pool, conn)
+            _defer_tunnel(pool, conn, original_tunnel)
+
+        return self._patches.apply([(cls, "_make_request", _make_request), (https, "_prepare_proxy", _prepare_proxy)])
+
+    def original_of(self, pool: Any, name: str) -> Any:
+        """``pool``'s method ``name`` as its class defines it, unpatched."""
+        for klass in type(pool).__mro__:
+            if name in vars(klass):
+                return self._patches.original(klass, name)
+        raise AttributeError(name)
 
     def exception(self, broken: Broken, *, asynchronous: bool, address: tuple[str, int] | None) -> BaseException:
         """What the *socket* raises for a broken outcome read from it (urllib3 and http.client above it
@@ -147,16 +173,39 @@ class Urllib3Stack:
         return None
 
     def transport(self, tape: Any, *, asynchronous: bool, **options: Any) -> Any:
-        raise ConfigError(
-            "stack 'urllib3' has no transport to wire one client with: enter the tape (with "
-            "streamtape.use_cassette(...)), and every urllib3 pool in the process (requests, boto3) goes through it"
-        )
+        """``tape.transport(stack="urllib3")``: a ``urllib3.PoolManager`` whose pools answer from ``tape``,
+        with nothing patched (every other client in the process is untouched), that is also a ``requests``
+        transport adapter, so one object wires either::
+
+            http = tape.transport(stack="urllib3")  # urllib3
+            response = http.request("POST", url, json=body, preload_content=False)
+
+            session = requests.Session()  # requests
+            session.mount("https://", tape.transport(stack="urllib3"))
+
+        Through requests, the defaults of a plain ``HTTPAdapter`` apply (no retries; a proxy's pools are
+        answered by the tape too); through urllib3, give ``retries=``, ``timeout=``... per request, as to
+        any PoolManager. ``load()`` the tape first and ``save()`` it after recording (entering it with
+        ``with`` does both, and then intercepts every pool anyway). urllib3 is sync only:
+        ``async_transport`` refuses."""
+        if asynchronous:
+            raise ConfigError(
+                "stack 'urllib3' is synchronous and has no async transport: use tape.transport(stack='urllib3') "
+                "for a sync client, or stack='httpx2' or 'aiohttp' for an async one"
+            )
+        return _transport_class()(tape, **options)
 
     # --- one attempt -------------------------------------------------------------------------------
 
     def handle(self, tape: Any, pool: Any, conn: Any, method: str, url: str, body: Any, headers: Any,
                kwargs: dict[str, Any]) -> Any:  # fmt: skip
-        original = self.make_request
+        make_request, tunnel = self.make_request, conn.__dict__.pop("_streamtape_tunnel", None)
+
+        def original(*args: Any, **kwargs: Any) -> Any:  # the real attempt: through the proxy's tunnel first
+            if tunnel is not None:
+                _open_tunnel(pool, conn, tunnel)
+            return make_request(*args, **kwargs)
+
         host = str(pool.host or "")
         if tape.allow_hosts and tape.allow_hosts.allows(host):
             with forwarding():  # the test's own service: neither recorded nor blocked
@@ -221,9 +270,17 @@ class Urllib3Stack:
             finally:
                 conn.__dict__.pop("connect", None)
         if isinstance(head, Broken) and head.kind == "pool_timeout":
+            # what ``_get_conn`` raises when a blocking pool stays empty; the connection this attempt took
+            # goes back first (``urlopen`` releases none after an EmptyPoolError: it assumes none was taken)
             pacer.wait(at)
+            pool._put_conn(conn)  # noqa: SLF001
             exceptions = sys.modules["urllib3.exceptions"]
-            raise exceptions.EmptyPoolError(pool, "Pool reached maximum size and no more connections are allowed.")
+            try:
+                raise queue.Empty  # the queue's own timeout, the suppressed context of a real one
+            except queue.Empty:
+                raise exceptions.EmptyPoolError(
+                    pool, "Pool is empty and a new connection can't be opened due to blocking mode."
+                ) from None
         conn.sock = _TapeSocket(self, playback, pacer, at, head, what)
         if hasattr(conn, "is_verified"):
             conn.is_verified = True  # HTTPS: no InsecureRequestWarning for a connection that never was
@@ -231,6 +288,102 @@ class Urllib3Stack:
 
 
 URLLIB3 = Urllib3Stack()
+
+
+# --- explicit wiring: a PoolManager (and requests adapter) bound to one tape -------------------------------------
+
+_TRANSPORT: list[type] = []
+
+
+def _bind(manager: Any, tape: Any) -> Any:
+    """Every pool ``manager`` makes from now on sends its attempts to ``tape`` (the pool's own
+    ``_make_request``, set on the pool object: no class is patched)."""
+    new_pool = manager._new_pool  # noqa: SLF001 - where a PoolManager makes its pools
+
+    def _new_pool(scheme: str, host: str, port: int, request_context: Any = None) -> Any:
+        pool = new_pool(scheme, host, port, request_context=request_context)
+
+        def _make_request(conn: Any, method: str, url: str, body: Any = None, headers: Any = None,
+                          **kwargs: Any) -> Any:  # fmt: skip
+            return URLLIB3.handle(tape, pool, conn, method, url, body, headers, kwargs)
+
+        pool._make_request = _make_request  # noqa: SLF001
+        if isinstance(pool, sys.modules["urllib3.connectionpool"].HTTPSConnectionPool):  # its tunnel: the attempt's
+            tunnel = URLLIB3.original_of(pool, "_prepare_proxy")
+            pool._prepare_proxy = lambda conn: _defer_tunnel(pool, conn, tunnel)  # noqa: SLF001
+        return pool
+
+    manager._new_pool = _new_pool  # noqa: SLF001
+    return manager
+
+
+def _transport_class() -> type:
+    """``TapePoolManager``, made on first use (urllib3 is imported only by an app that uses it)."""
+    if _TRANSPORT:
+        return _TRANSPORT[0]
+    import urllib3
+
+    class TapePoolManager(urllib3.PoolManager):
+        """A ``urllib3.PoolManager`` answered by one tape, and a ``requests`` transport adapter
+        (``send``, ``close``): see ``Urllib3Stack.transport``."""
+
+        def __init__(self, tape: Any, **options: Any) -> None:
+            super().__init__(**options)
+            self.tape = tape
+            self._adapter: Any = None
+            _bind(self, tape)
+
+        def send(self, request: Any, **kwargs: Any) -> Any:
+            """``requests``' ``BaseAdapter.send``: a plain ``HTTPAdapter`` sends it through these pools."""
+            return self._requests_adapter().send(request, **kwargs)
+
+        def close(self) -> None:
+            """``requests``' ``BaseAdapter.close`` (``Session.close`` calls it): every pool closed."""
+            if self._adapter is not None:
+                self._adapter.close()
+            self.clear()
+
+        def _requests_adapter(self) -> Any:
+            if self._adapter is None:
+                import requests.adapters
+
+                manager = self
+
+                class _Adapter(requests.adapters.HTTPAdapter):
+                    def init_poolmanager(self, connections: int, maxsize: int, block: bool = False,
+                                         **pool_kwargs: Any) -> None:  # fmt: skip
+                        self._pool_connections, self._pool_maxsize, self._pool_block = connections, maxsize, block
+                        self.poolmanager = manager
+
+                    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+                        fresh = proxy not in self.proxy_manager
+                        proxy_manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+                        return _bind(proxy_manager, manager.tape) if fresh else proxy_manager
+
+                self._adapter = _Adapter()
+            return self._adapter
+
+    _TRANSPORT.append(TapePoolManager)
+    return TapePoolManager
+
+
+def _defer_tunnel(pool: Any, conn: Any, prepare: Callable[[Any, Any], None]) -> None:
+    """HTTPS through a proxy: ``urlopen`` opens the CONNECT tunnel before the attempt reaches the tape.
+    The tunnel is left to the attempt instead: a recorded one opens it (``_open_tunnel``), a replayed one
+    needs none (its socket plays the tape), so a replay never reaches the proxy."""
+    conn._streamtape_tunnel = lambda: prepare(pool, conn)
+
+
+def _open_tunnel(pool: Any, conn: Any, tunnel: Callable[[], None]) -> None:
+    """The deferred tunnel, failing as ``urlopen`` makes it fail there (a timeout as ``ReadTimeoutError``);
+    ``urlopen``'s own handler, around the attempt as around the tunnel, does the rest."""
+    import ssl
+
+    try:
+        tunnel()
+    except (ssl.SSLError, OSError) as e:
+        pool._raise_timeout(err=e, url=pool.proxy.url, timeout_value=conn.timeout)  # noqa: SLF001
+        raise
 
 
 def _failed_connect(conn: Any, kind: str) -> Callable[[], None]:
@@ -446,6 +599,16 @@ class _Tee:
     def _headers(self) -> list[tuple[bytes, bytes]]:
         return [(name.encode("latin-1"), value.encode("latin-1")) for name, value in self.recording.headers]
 
+    def client_closed(self) -> None:
+        """Nothing more will be read (the app closed the response and the rest could not be read): what
+        arrived is kept, and the recording ends as ``client_closed``, never as an end it did not see."""
+        if not self.done:
+            self.done = True
+            if self.chunk:
+                self.recording.chunk(self.chunk)
+                self.chunk = b""
+            self.recording.client_closed()
+
     def failed(self, exc: BaseException) -> None:
         """The socket raised while reading: the connection was reset, or the read timed out."""
         if not self.done:
@@ -477,6 +640,9 @@ class _TeeSocket:
 
 
 class _TeeReader(io.RawIOBase):
+    """http.client's reader of the real socket: every byte read is fed to the tee at once. Closed before the
+    response ended (the app closed it early), it keeps reading the rest into the tee off the app's path."""
+
     def __init__(self, raw: Any, tee: _Tee) -> None:
         super().__init__()
         self.raw, self.tee = raw, tee
@@ -496,8 +662,43 @@ class _TeeReader(io.RawIOBase):
         return size
 
     def close(self) -> None:
-        self.raw.close()
+        if self.closed:
+            return
+        recording = self.tee.recording
+        if self.tee.done or recording.status == 0 or recording.abandoned or recording.pending is not None:
+            self.raw.close()
+        else:
+            # http.client closes its reader, and urllib3 the connection's socket right after: the descriptor
+            # stays open while this reader holds it (a socket's makefile keeps it), so the rest is still readable
+            thread = threading.Thread(target=self._drain, name="streamtape-drain", daemon=True)
+            recording.pending = thread
+            try:
+                thread.start()
+            except RuntimeError:  # closed by the garbage collector at interpreter shutdown: no threads then
+                recording.pending = None
+                self.tee.client_closed()
+                self.raw.close()
         super().close()
+
+    def _drain(self) -> None:
+        """Read the rest into the recording, until its end, an error, or ``DRAIN_SECONDS`` / ``DRAIN_BYTES``
+        (as the httpx2 recorder drains: ``streamtape.intercept.recorder``); then close the socket."""
+        recording, tee = self.tee.recording, self.tee
+        deadline, read, buffer = time.monotonic() + recorder.DRAIN_SECONDS, 0, bytearray(64 * 1024)
+        try:
+            while not tee.done:
+                if recording.abandoned or time.monotonic() > deadline or read > recorder.DRAIN_BYTES:
+                    return
+                size = self.readinto(buffer)
+                if not size:
+                    break
+                read += size
+        except Exception:  # noqa: BLE001 - a real error mid-drain is the stream's end, and the tee noted it
+            pass
+        finally:
+            tee.client_closed()  # (nothing, when it saw the end)
+            with contextlib.suppress(Exception):
+                self.raw.close()
 
 
 # --- the request as the tape sees it ------------------------------------------------------------------
