@@ -5,6 +5,8 @@ Run from the project root::
     python benchmarks/scale.py [--quick] [--million] [--json PATH]
     python -m benchmarks.scale [--quick] [--million] [--json PATH]
     python benchmarks/run.py --scale [--quick] [--million]    # the same, from the main runner
+    python benchmarks/scale.py --persist --serve              # and save/load vs vcrpy and cassetter, and
+                                                              # serve vs a minimal asyncio server: all of it
     python benchmarks/scale.py --persist                      # then save and load against vcrpy and cassetter
 
 It builds Anthropic-shaped cassettes of 10,000 and 100,000 events (``--million`` adds 1,000,000),
@@ -391,6 +393,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-plan", action="store_true", help="skip the plan+apply rows (every fault kind)")
     parser.add_argument("--persist", action="store_true", help="then save and load against vcrpy and cassetter "
                         "(benchmarks/persist.py), at the same sizes")  # fmt: skip
+    parser.add_argument("--serve", action="store_true", help="then streamtape serve at 100, 500 and 1,000 concurrent "
+                        "streams against a minimal asyncio server (benchmarks/serve_scale.py)")  # fmt: skip
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results as JSON to PATH")
     args = parser.parse_args(argv)
     sizes = [int(n) for n in args.sizes.split(",")] if args.sizes else list(QUICK_SIZES if args.quick else SIZES)
@@ -432,6 +436,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print()
         persist.run(args.sizes, args.rounds)
+    if args.serve:
+        from benchmarks import serve_scale
+
+        print()
+        print(serve_scale.report(serve_scale.run(rounds=args.rounds)))
     return 0  # a report, not a test
 
 
