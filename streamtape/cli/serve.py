@@ -127,15 +127,15 @@ def _workers(value: str) -> int:
 def _never_connecting(schedule: Any) -> list[str]:
     """The faults of ``schedule`` that make an attempt's connection fail before it is made (refused,
     or timed out): a worker does that by closing the port, which the other workers keep open."""
-    from ..engine.session import _never_connects
+    from ..engine.session import never_connects
     from ..faults import CATALOGUE
 
     if schedule is None:
         return []
-    found = [fault.spec() for step in schedule.steps for fault in step if _never_connects((fault,))]
+    found = [fault.spec() for step in schedule.steps for fault in step if never_connects((fault,))]
     for name in getattr(schedule, "pool", ()):  # chaos draws from these
         with contextlib.suppress(Exception):
-            if _never_connects((CATALOGUE[name](),)):
+            if never_connects((CATALOGUE[name](),)):
                 found.append(name)
     return found
 

@@ -23,7 +23,7 @@ from ..wire import Action, Cut, describe
 if TYPE_CHECKING:
     from ..faults import Fault, Schedule
 
-__all__ = ["Answer", "Call", "ReplaySession"]
+__all__ = ["Answer", "Call", "ReplaySession", "never_connects"]
 
 
 @dataclass(frozen=True)
@@ -142,7 +142,7 @@ class ReplaySession:
         """How the next counted attempt fails before it connects (``refused`` or ``connect_timeout``:
         its faults end it so before any response), or ``None``. On a socket such an attempt must
         never be accepted."""
-        return _never_connects(self.upcoming())
+        return never_connects(self.upcoming())
 
     def refusal_due(self) -> bool:
         """The next counted attempt never connects (refused, or its connect times out)."""
@@ -175,7 +175,7 @@ class ReplaySession:
         return {index for index, plays in enumerate(self.player.plays) if plays}
 
 
-def _never_connects(faults: tuple[Fault, ...]) -> str | None:
+def never_connects(faults: tuple[Fault, ...]) -> str | None:
     """The cut kind, when these faults replace the response with a connection that is never made
     (only the faults that replace the whole response are tried, on a stand-in response)."""
     if not faults:
