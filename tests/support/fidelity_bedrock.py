@@ -19,9 +19,9 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+from tests.support.fidelity_cells import Seen, row, sees
 
 __all__ = ["SPECS", "TITLE", "available", "rows"]
 
@@ -63,13 +63,6 @@ SPECS: dict[str, list[str]] = {
     "json_body": ["json_body"],
     "linger": ["linger"],
 }  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Seen:
-    outcome: Any
-    requests: int
-    refused: str | None = None  # streamtape's own refusal of the fault (a ConfigError), if any
 
 
 def available() -> bool:
@@ -161,44 +154,7 @@ async def _async(path: Path, url: str, spec: str) -> Seen:
 
 
 def _row(spec: str, sync: Seen, asynchronous: Seen, full: str) -> dict[str, str]:
-    key = (_sees(asynchronous), asynchronous.requests, _text(asynchronous))
-    differs = key != (_sees(sync), sync.requests, _text(sync))
-    async_cell = _sees(asynchronous) if differs else "same"
-    if differs and asynchronous.requests != sync.requests:
-        async_cell += f"; {_retries(asynchronous)}"
-    return {"spec": spec, "sync": _sees(sync), "async": async_cell, "retries": _retries(sync),
-            "ended": _ended(sync, full)}  # fmt: skip
-
-
-def _text(seen: Seen) -> str:
-    return seen.outcome.text if seen.outcome is not None else ""
-
-
-def _short(text: str, limit: int = 90) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _sees(seen: Seen) -> str:
-    if seen.refused is not None:
-        return f"refused by streamtape: {seen.refused}"
-    out = seen.outcome
-    if out.error is None:
-        return f"success: {out.text!r}"
-    cls, message, cause = out.error
-    line = f"`{cls}`: " + (f"{_short(message)!r}" if message else "(empty message)")
-    if cause is not None:
-        line += f", caused by `{cause}`" + (f" {_short(out.cause_message or '', 60)!r}" if out.cause_message else "")
-    if out.status is not None:
-        line += f", status_code {out.status}"
-    return line
-
-
-def _retries(seen: Seen) -> str:
-    if seen.refused is not None:
-        return "-"
-    n = seen.requests
-    return f"yes ({n} requests)" if n > 1 else f"no ({n} request)"
+    return row(spec, sync, asynchronous, _ended(sync, full), sees)
 
 
 def _ended(seen: Seen, full: str) -> str:

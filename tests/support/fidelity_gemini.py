@@ -23,11 +23,11 @@ retries a failed connection once after a real ``asyncio.sleep(1..10)``: docs/pro
 from __future__ import annotations
 
 import importlib.util
-import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+from tests.support.fidelity_cells import Seen, retries, row, sees
 
 __all__ = ["SPECS", "TABLES", "Table"]
 
@@ -71,12 +71,6 @@ SPECS: dict[str, list[str]] = {
     "split_crlf": ["split_crlf"],
     "split_utf8": ["split_utf8"],
 }  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Seen:
-    outcome: Any
-    requests: int
 
 
 @dataclass(frozen=True)
@@ -140,29 +134,6 @@ class Table:
         return Seen(outcome, len(tape.calls))
 
 
-def _short(text: str, limit: int = 90) -> str:
-    text = re.sub(r" object at 0x[0-9a-f]+>", " object>", " ".join(text.split()))  # aiohttp names the TLS context
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _sees(seen: Seen) -> str:
-    out = seen.outcome
-    if out.error is None:
-        return f"success: {out.text!r}"
-    cls, message, cause = out.error
-    if cls.startswith("streamtape."):  # what streamtape says, without the cassette's temporary path
-        message = message.split("): ", 1)[-1]
-    line = f"`{cls}`: " + (f"{_short(message)!r}" if message else "(empty message)")
-    if cause is not None:
-        line += f", caused by `{cause}`"
-    return line
-
-
-def _retries(seen: Seen) -> str:
-    n = seen.requests
-    return f"yes ({n} requests)" if n > 1 else f"no ({n} request{'' if n == 1 else 's'})"
-
-
 def _ended(seen: Seen, full: str) -> str:
     out = seen.outcome
     if out.error is not None:
@@ -176,14 +147,15 @@ def _ended(seen: Seen, full: str) -> str:
 
 
 def _row(spec: str, sync: Seen, asynchronous: Seen, full: str) -> dict[str, str]:
-    differs = (_sees(asynchronous), asynchronous.requests, asynchronous.outcome.text) != (
-        _sees(sync), sync.requests, sync.outcome.text,
-    )  # fmt: skip
-    async_cell = _sees(asynchronous) if differs else "same"
-    if differs and asynchronous.requests != sync.requests:
-        async_cell += f"; {_retries(asynchronous)}"
-    return {"spec": spec, "sync": _sees(sync), "async": async_cell, "retries": _retries(sync),
-            "ended": _ended(sync, full)}  # fmt: skip
+    return row(spec, sync, asynchronous, _ended(sync, full), _sees, _retries)
+
+
+def _sees(seen: Seen) -> str:
+    return sees(seen, details=False, addresses=True)
+
+
+def _retries(seen: Seen) -> str:
+    return retries(seen, plural_none=True)
 
 
 TABLES: list[Table] = [Table()]

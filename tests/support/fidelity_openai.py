@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.support.fidelity_cells import Seen, row, sees
+
 __all__ = ["TABLES", "Table"]
 
 OPTIONS = {"max_retries": 2, "timeout": 0.3}
@@ -64,12 +66,6 @@ COMMON: dict[str, list[str]] = {
     "json_body": ["json_body"],
     "linger": ["linger"],
 }  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Seen:
-    outcome: Any
-    requests: int
 
 
 @dataclass(frozen=True)
@@ -156,14 +152,7 @@ class Table:
     # --- the cells --------------------------------------------------------------------------------
 
     def _row(self, spec: str, sync: Seen, asynchronous: Seen, full: str) -> dict[str, str]:
-        differs = (_sees(asynchronous), asynchronous.requests, asynchronous.outcome.text) != (
-            _sees(sync), sync.requests, sync.outcome.text,
-        )  # fmt: skip
-        async_cell = _sees(asynchronous) if differs else "same"
-        if differs and asynchronous.requests != sync.requests:
-            async_cell += f"; {_retries(asynchronous)}"
-        return {"spec": spec, "sync": _sees(sync), "async": async_cell, "retries": _retries(sync),
-                "ended": self._ended(sync, full)}  # fmt: skip
+        return row(spec, sync, asynchronous, self._ended(sync, full), sees)
 
     def _ended(self, seen: Seen, full: str) -> str:
         out = seen.outcome
@@ -173,29 +162,6 @@ class Table:
         if out.text == full:
             return f"all the text; {end}"
         return f"other text: {out.text!r}; {end}"
-
-
-def _short(text: str, limit: int = 90) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _sees(seen: Seen) -> str:
-    out = seen.outcome
-    if out.error is None:
-        return f"success: {out.text!r}"
-    cls, message, cause = out.error
-    line = f"`{cls}`: " + (f"{_short(message)!r}" if message else "(empty message)")
-    if cause is not None:
-        line += f", caused by `{cause}`" + (f" {_short(out.cause_message or '', 60)!r}" if out.cause_message else "")
-    if out.status is not None:
-        line += f", status_code {out.status}"
-    return line
-
-
-def _retries(seen: Seen) -> str:
-    n = seen.requests
-    return f"yes ({n} requests)" if n > 1 else f"no ({n} request)"
 
 
 def _chat_end(events: list[Any]) -> str:
