@@ -11,17 +11,15 @@ event grammar ``lint`` checks and the fields ``inspect`` reads are the API's doc
 from __future__ import annotations
 
 import base64
-import email.utils
 import hashlib
 import json
 import random
 import re
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from .base import Headers, Provider
+from .base import Headers, Provider, http_date, merged_headers, raw_body, retry_headers
 
 if TYPE_CHECKING:
     from ..sse import Event
@@ -107,21 +105,9 @@ def error_headers(
         out.append(("request-id", ident))
     if status == 429:
         out += _RATE_LIMIT_HEADERS
-    if retry_after is not None:
-        out.append(("retry-after", _number(retry_after)))
-    if retry_after_date is not None:
-        out.append(("retry-after", http_date(retry_after_date)))
-    if retry_after_ms is not None:
-        out.append(("retry-after-ms", _number(retry_after_ms)))
-    if should_retry is not None:
-        out.append(("x-should-retry", "true" if should_retry else "false"))
-    return _merged(out, headers) if headers else tuple(out)
-
-
-def http_date(seconds: float, now: float | None = None) -> str:
-    """An HTTP date (RFC 9110 IMF-fixdate) ``seconds`` after ``now`` (default: this moment), to the
-    nearest whole second, as a ``Retry-After`` date is written."""
-    return email.utils.formatdate(round((time.time() if now is None else now) + seconds), usegmt=True)
+    out += retry_headers(retry_after=retry_after, retry_after_date=retry_after_date, retry_after_ms=retry_after_ms,
+                         should_retry=should_retry)  # fmt: skip
+    return merged_headers(out, headers)
 
 
 def error_event_bytes(
@@ -150,27 +136,6 @@ def _ident(given: str | bool | None, number: int) -> str | None:
     if given is None or given is True:
         return request_id(number)
     return given or None
-
-
-def _merged(defaults: list[tuple[str, str]], given: Sequence[tuple[str, str]]) -> Headers:
-    """``defaults`` with ``given`` in: a given name replaces every default of that name, where the
-    first of them stood; names no default has are added at the end, in the order given."""
-    names = {name.lower() for name, _ in given}
-    out: list[tuple[str, str]] = []
-    placed: set[str] = set()
-    for name, value in defaults:
-        key = name.lower()
-        if key not in names:
-            out.append((name, value))
-        elif key not in placed:
-            out += [pair for pair in given if pair[0].lower() == key]
-            placed.add(key)
-    out += [pair for pair in given if pair[0].lower() not in placed]
-    return tuple(out)
-
-
-def _number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
 class AnthropicProvider(Provider):
@@ -203,7 +168,7 @@ class AnthropicProvider(Provider):
         if body is None:
             raw = error_body(status, error_type, message, number, request_id=request_id)
         else:  # not the API's JSON (a proxy's page): no request id unless one is asked for
-            raw = body.encode() if isinstance(body, str) else bytes(body)
+            raw = raw_body(body)
             request_id = False if request_id is None else request_id
         out = error_headers(status, raw, number, retry_after=retry_after, retry_after_ms=retry_after_ms,
                             should_retry=should_retry, request_id=request_id, content_type=content_type,

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import email.utils
 import re
+import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -14,7 +16,8 @@ if TYPE_CHECKING:
 
     from ..sse import Event
 
-__all__ = ["PLACEHOLDER_KEY", "Headers", "Provider"]
+__all__ = ["PLACEHOLDER_KEY", "Headers", "Provider", "http_date", "merged_headers", "number_text", "raw_body",
+           "retry_headers"]
 
 Headers = tuple[tuple[str, str], ...]
 
@@ -157,3 +160,60 @@ class Provider:
 
     def _unknown(self, what: str) -> ConfigError:
         return ConfigError(f"provider {self.name!r} does not know its API's {what}; streamtape cannot fake them")
+
+
+# --- what every provider's error responses are made of ------------------------------------------------
+
+
+def raw_body(body: str | bytes) -> bytes:
+    """A body given as text or bytes (a proxy's page a fault sends instead of the API's JSON), as bytes."""
+    return body.encode() if isinstance(body, str) else bytes(body)
+
+
+def http_date(seconds: float, now: float | None = None) -> str:
+    """An HTTP date (RFC 9110 IMF-fixdate) ``seconds`` after ``now`` (default: this moment), to the
+    nearest whole second, as a ``Retry-After`` date is written."""
+    return email.utils.formatdate(round((time.time() if now is None else now) + seconds), usegmt=True)
+
+
+def number_text(value: float) -> str:
+    """A header's number: ``2`` for 2.0, ``0.5`` as it is."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def retry_headers(
+    *, retry_after: float | None = None, retry_after_date: float | None = None, retry_after_ms: float | None = None,
+    should_retry: bool | None = None, retry_after_name: str = "retry-after",
+) -> list[tuple[str, str]]:  # fmt: skip
+    """The retry headers a fault asked for, in the order SDKs read them: ``retry-after`` in seconds, or as
+    an HTTP date that many seconds ahead, ``retry-after-ms``, ``x-should-retry``. ``retry_after_name``:
+    how the API spells ``retry-after`` (AWS: ``Retry-After``)."""
+    out: list[tuple[str, str]] = []
+    if retry_after is not None:
+        out.append((retry_after_name, number_text(retry_after)))
+    if retry_after_date is not None:
+        out.append((retry_after_name, http_date(retry_after_date)))
+    if retry_after_ms is not None:
+        out.append(("retry-after-ms", number_text(retry_after_ms)))
+    if should_retry is not None:
+        out.append(("x-should-retry", "true" if should_retry else "false"))
+    return out
+
+
+def merged_headers(defaults: Sequence[tuple[str, str]], given: Sequence[tuple[str, str]]) -> Headers:
+    """``defaults`` with ``given`` in: a given name replaces every default of that name, where the
+    first of them stood; names no default has are added at the end, in the order given."""
+    if not given:
+        return tuple(defaults)
+    names = {name.lower() for name, _ in given}
+    out: list[tuple[str, str]] = []
+    placed: set[str] = set()
+    for name, value in defaults:
+        key = name.lower()
+        if key not in names:
+            out.append((name, value))
+        elif key not in placed:
+            out += [pair for pair in given if pair[0].lower() == key]
+            placed.add(key)
+    out += [pair for pair in given if pair[0].lower() not in placed]
+    return tuple(out)

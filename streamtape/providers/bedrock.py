@@ -32,8 +32,8 @@ from typing import Any, ClassVar
 
 from ..framing.eventstream import encode_frame
 from ..sse import Event
-from .anthropic import ANTHROPIC, http_date
-from .base import Headers, Provider
+from .anthropic import ANTHROPIC
+from .base import Headers, Provider, merged_headers, raw_body, retry_headers
 
 __all__ = ["BEDROCK", "ERRORS", "EXCEPTIONS", "BedrockProvider", "exception_frame", "inner_events", "request_id"]
 
@@ -179,21 +179,15 @@ class BedrockProvider(Provider):
             kind = error_type or default_type
             error = [("x-amzn-ErrorType", kind + ":" + (namespace if kind == default_type else _BEDROCK))]
         else:  # not AWS's JSON (a proxy's page): no error type, no request id unless asked for
-            raw = body.encode() if isinstance(body, str) else bytes(body)
+            raw = raw_body(body)
             error, request_id = [], False if request_id is None else request_id
         out += [("Content-Type", content_type or "application/json"), ("Content-Length", str(len(raw))), *error]
         ident = _request_id(request_id, number)
         if ident is not None:
             out.append(("x-amzn-RequestId", ident))
-        if retry_after is not None:
-            out.append(("Retry-After", _number(retry_after)))
-        if retry_after_date is not None:
-            out.append(("Retry-After", http_date(retry_after_date)))
-        if retry_after_ms is not None:
-            out.append(("retry-after-ms", _number(retry_after_ms)))
-        if should_retry is not None:
-            out.append(("x-should-retry", "true" if should_retry else "false"))
-        return _merged(out, headers), raw
+        out += retry_headers(retry_after=retry_after, retry_after_date=retry_after_date, retry_after_ms=retry_after_ms,
+                             should_retry=should_retry, retry_after_name="Retry-After")  # fmt: skip
+        return merged_headers(out, headers), raw
 
     def error_event(
         self, error_type: str | None = None, message: str | None = None, *, data: str | None = None,
@@ -394,26 +388,6 @@ def _request_id(given: str | bool | None, number: int) -> str | None:
     if given is None or given is True:
         return request_id(number)
     return given or None
-
-
-def _number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else repr(float(value))
-
-
-def _merged(defaults: list[tuple[str, str]], given: Sequence[tuple[str, str]]) -> Headers:
-    """``defaults`` with ``given`` in: a given name replaces every default of that name where the first
-    stood; the others are added at the end, in order."""
-    names = {name.lower() for name, _ in given}
-    out: list[tuple[str, str]] = []
-    placed: set[str] = set()
-    for name, value in defaults:
-        key = name.lower()
-        if key not in names:
-            out.append((name, value))
-        elif key not in placed:
-            out += [pair for pair in given if pair[0].lower() == key]
-            placed.add(key)
-    return (*out, *(pair for pair in given if pair[0].lower() not in placed))
 
 
 def _snake(name: str) -> str:

@@ -32,8 +32,7 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..errors import ConfigError
-from .anthropic import http_date
-from .base import Headers, Provider
+from .base import Headers, Provider, http_date, merged_headers, raw_body
 
 if TYPE_CHECKING:
     from ..sse import Event
@@ -122,23 +121,6 @@ def _seconds(value: float) -> str:
     return (str(int(value)) if float(value).is_integer() else repr(float(value))) + "s"
 
 
-def _merged(defaults: Sequence[tuple[str, str]], given: Sequence[tuple[str, str]]) -> Headers:
-    """``defaults`` with ``given`` in: a given name replaces every default of that name, where the first
-    stood; names no default has are added at the end, in the order given."""
-    names = {name.lower() for name, _ in given}
-    out: list[tuple[str, str]] = []
-    placed: set[str] = set()
-    for name, value in defaults:
-        key = name.lower()
-        if key not in names:
-            out.append((name, value))
-        elif key not in placed:
-            out += [pair for pair in given if pair[0].lower() == key]
-            placed.add(key)
-    out += [pair for pair in given if pair[0].lower() not in placed]
-    return tuple(out)
-
-
 class GeminiProvider(Provider):
     name: ClassVar[str] = "gemini"
     #: model calls under any host or prefix: the Gemini API's ``/v1beta/models/M:streamGenerateContent``,
@@ -188,11 +170,11 @@ class GeminiProvider(Provider):
                 if delay is not None else []  # fmt: skip
             raw = error_body(status, error_type, message, details=details)
         else:
-            raw = body.encode() if isinstance(body, str) else bytes(body)
+            raw = raw_body(body)
         out = [("content-type", content_type or _STREAM_TYPE), ("content-length", str(len(raw))), *_SERVER_HEADERS]
         if retry_after_date is not None:
             out.append(("retry-after", http_date(retry_after_date)))
-        return _merged(out, headers) if headers else tuple(out), raw
+        return merged_headers(out, headers), raw
 
     def error_event(
         self, error_type: str | None = None, message: str | None = None, *, data: str | None = None,

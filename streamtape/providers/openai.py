@@ -35,8 +35,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..errors import ConfigError
-from .anthropic import _merged, _number, http_date
-from .base import Headers, Provider
+from .base import Headers, Provider, merged_headers, raw_body, retry_headers
 
 if TYPE_CHECKING:
     from ..sse import Event
@@ -176,7 +175,7 @@ class OpenAIProvider(Provider):
             raw = error_body(status, error_type, message, number, request_id=request_id,
                              edge=status in self.edge_statuses)  # fmt: skip
         else:  # not the API's JSON (a proxy's page): no request id unless one is asked for
-            raw = body.encode() if isinstance(body, str) else bytes(body)
+            raw = raw_body(body)
             request_id = False if request_id is None else request_id
         edge = status in self.edge_statuses
         kind = content_type or ("application/json; charset=utf-8" if edge else "application/json")
@@ -186,15 +185,9 @@ class OpenAIProvider(Provider):
             out.append(("x-request-id", ident))
         if status == 429:
             out += _RATE_LIMIT_HEADERS
-        if retry_after is not None:
-            out.append(("retry-after", _number(retry_after)))
-        if retry_after_date is not None:
-            out.append(("retry-after", http_date(retry_after_date)))
-        if retry_after_ms is not None:
-            out.append(("retry-after-ms", _number(retry_after_ms)))
-        if should_retry is not None:
-            out.append(("x-should-retry", "true" if should_retry else "false"))
-        return (_merged(out, headers) if headers else tuple(out)), raw
+        out += retry_headers(retry_after=retry_after, retry_after_date=retry_after_date,
+                             retry_after_ms=retry_after_ms, should_retry=should_retry)  # fmt: skip
+        return merged_headers(out, headers), raw
 
     def keep_alive(self) -> bytes:
         return _KEEP_ALIVE
