@@ -131,7 +131,8 @@ class Hooks:
     def _url(self, request: Request) -> str:
         base, _, rest = request.url.partition("?")
         query, hash_, fragment = rest.partition("#")
-        return base + "?" + self._pairs("filter_query_parameters", query, self.query, request) + hash_ + fragment
+        kept = self._pairs("filter_query_parameters", query, self.query, request)
+        return base + ("?" + kept if kept else "") + hash_ + fragment  # no bare "?" once every parameter is gone
 
     def _pairs(self, option: str, text: str, entries: tuple[tuple[str, Any], ...], request: Request) -> str:
         """``a=1&b=2`` with the filtered names removed or replaced; every other pair kept as written."""

@@ -53,7 +53,7 @@ from urllib.parse import urlencode, urlsplit
 import yaml
 
 from . import _bodytext, redact
-from .cassette import MAX_DEPTH, Cassette, Interaction, Request, Response, max_cassette_bytes
+from .cassette import MAX_DEPTH, Cassette, Interaction, Request, Response, _frames, max_cassette_bytes
 from .errors import CassetteError, CassetteFormatError, ConfigError
 from .redact import Redactor, is_secret_header
 from .wire import End
@@ -878,8 +878,12 @@ class _Converter:
     def report(self, items: list[Interaction], metadata: Any) -> list[str]:
         for index, item in enumerate(items):
             if item.response is not None and item.response.body and _bodytext.is_plain_text(item.response.body) is None:
-                self.notes.add(index, "the response body is not UTF-8 text with plain line ends, so it is stored "
-                                      "escaped (encoding: escaped; still byte-exact)")  # fmt: skip
+                if _frames(item.response) is not None:  # an AWS event stream: written frame by frame, readable
+                    self.notes.add(index, "the response body is an AWS event stream: stored one decoded frame per "
+                                          "entry (encoding: eventstream; still byte-exact)")  # fmt: skip
+                else:
+                    self.notes.add(index, "the response body is not UTF-8 text with plain line ends, so it is stored "
+                                          "escaped (encoding: escaped; still byte-exact)")  # fmt: skip
             if item.request.body and item.request.json is None and _bodytext.is_plain_text(item.request.body) is None:
                 self.notes.add(index, "the request body is not UTF-8 text, so it is stored escaped (still byte-exact)")
         notes = self.notes

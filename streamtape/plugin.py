@@ -41,9 +41,10 @@ __all__ = ["PLACEHOLDER_KEY", "TapeSettings", "default_cassette_path", "settings
 
 _TAPE_HELP = (
     "tape(cassette=None, *, faults=None, record_mode=None, match_on=None, speed=None, allow_hosts=None, "
-    "record_failures=None, secrets=None, max_age=None, on_stale=None): replay (or record) the test's HTTP traffic with a "
-    "streamtape cassette (no fixture "
-    "needed); default path <test dir>/cassettes/<module>/<test>.yaml"
+    "record_failures=None, secrets=None, max_age=None, on_stale=None, ignore_hosts=None, ignore_localhost=None, "
+    "filter_headers=None, filter_query_parameters=None, filter_post_data_parameters=None, before_record_request=None, "
+    "before_record_response=None): replay (or record) the test's HTTP traffic with a streamtape cassette (no fixture "
+    "needed); default path <test dir>/cassettes/<module>/<test>.yaml; project-wide defaults: the tape_config fixture"
 )
 _FAULTS_HELP = (
     "tape_faults(*specs): run the test once per fault spec, e.g. 'disconnect:after=*' (one test per event "
@@ -440,19 +441,36 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     marker = metafunc.definition.get_closest_marker("tape_faults")
     if marker is None:
         return
+    nodeid = metafunc.definition.nodeid
     if not marker.args or not all(isinstance(spec, str) for spec in marker.args):
-        raise pytest.UsageError(f"{metafunc.definition.nodeid}: @pytest.mark.tape_faults takes fault spec strings")
-    settings = settings_for(metafunc.definition, metafunc.config)
-    sweeps = [spec for spec in marker.args if "=*" in spec or _rechunks(spec)]
-    if sweeps and not settings.path.exists() and settings.record_mode is not RecordMode.NONE:
-        # nothing to sweep over yet: one run records the clean stream; the next run expands
-        metafunc.parametrize("tape_fault", [_RecordFirst(tuple(marker.args))], ids=["record"], indirect=True)
+        # one failing run, not a collection error: the other tests still run, and no pluggy frames are shown
+        problem = _Unexpandable("tape_faults", f"{nodeid}: @pytest.mark.tape_faults takes one or more fault spec "
+                                               f"strings, such as 'disconnect:after=*'; got {marker.args!r}")  # fmt: skip
+        metafunc.parametrize("tape_fault", [problem], ids=[problem.spec], indirect=True)
         return
-    budget = metafunc.config.getoption("--tape-rechunk-budget", None) or _ini_runs(metafunc.config, "tape_rechunk_budget")
-    params = [item for spec in marker.args
-              for item in _expand(spec, settings.path, metafunc.definition.nodeid, budget)]  # fmt: skip
+    try:
+        params = _sweep(metafunc, marker.args)
+    except (pytest.UsageError, StreamtapeError, OSError) as exc:  # a bad marker, an unreadable cassette
+        text = str(exc) if isinstance(exc, (pytest.UsageError, StreamtapeError)) else f"cannot read it: {exc}"
+        reason = text if text.startswith(nodeid) else f"{nodeid}: @pytest.mark.tape_faults: {text}"
+        params = [_Unexpandable(spec, reason) for spec in marker.args]
+    if params and isinstance(params[0], _RecordFirst):
+        metafunc.parametrize("tape_fault", params, ids=["record"], indirect=True)
+        return
     ids = [item.spec if isinstance(item, _Unexpandable) else item for item in params]
     metafunc.parametrize("tape_fault", params, ids=ids, indirect=True)
+
+
+def _sweep(metafunc: pytest.Metafunc, specs: tuple[str, ...]) -> list[Any]:
+    """The runs of a ``tape_faults`` test: one per spec, a sweep expanded against its cassette."""
+    settings = settings_for(metafunc.definition, metafunc.config)
+    sweeps = [spec for spec in specs if "=*" in spec or _rechunks(spec)]
+    if sweeps and not settings.path.exists() and settings.record_mode is not RecordMode.NONE:
+        # nothing to sweep over yet: one run records the clean stream; the next run expands
+        return [_RecordFirst(tuple(specs))]
+    config = metafunc.config
+    budget = config.getoption("--tape-rechunk-budget", None) or _ini_runs(config, "tape_rechunk_budget")
+    return [item for spec in specs for item in _expand(spec, settings.path, metafunc.definition.nodeid, budget)]
 
 
 class _Split(str):
@@ -642,11 +660,23 @@ def anthropic_client(tape: Tape, request: pytest.FixtureRequest) -> Iterator[Any
         yield client
 
 
+def _settings(request: pytest.FixtureRequest, tape_config: dict[str, Any]) -> TapeSettings:
+    """The test's settings; a marker or ``tape_config`` mistake as a ``ConfigError`` (``_as_failure``
+    shows its one sentence, not the plugin's frames)."""
+    from .errors import ConfigError
+
+    try:
+        return settings_for(source_of(request.node), request.config, tape_config)
+    except pytest.UsageError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 @pytest.fixture
 def tape(request: pytest.FixtureRequest, tape_fault: Any, tape_config: dict[str, Any]) -> Iterator[Tape]:
     """The active streamtape ``Tape``: every httpx2/httpx request of the test goes through it, and
     nothing else reaches the network (``allow_hosts`` aside)."""
-    settings = settings_for(source_of(request.node), request.config, tape_config)
+    with _as_failure():
+        settings = _settings(request, tape_config)
     recording_first = isinstance(tape_fault, _RecordFirst)
     faults = None if recording_first else tape_fault if tape_fault is not None else settings.faults
     exploring, drawn = drawn_faults(request.node)

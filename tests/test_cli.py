@@ -202,6 +202,26 @@ class TestPlay:
         result = streamtape("play", "starter:text", "--interaction", "3")
         assert result.returncode == 2 and "--interaction 3, but the cassette has 1 (0..0)" in result.stderr
 
+    def test_a_fault_past_the_end_names_the_cassette_given_not_plays_copy(self) -> None:
+        result = streamtape("play", "starter:bedrock/text", "--speed", "0", "--fault", "disconnect:after=99")
+        assert result.returncode == 2 and "Traceback" not in result.stderr
+        assert result.stderr == ("streamtape: starter:bedrock/text: interaction #0: fault 'disconnect:after=99' asks "
+                                 "for after=99, but the longest response it applies to has 33 frames; use after=0..33\n")  # fmt: skip
+
+    def test_a_recorded_request_the_sdk_will_not_send_is_an_input_error_not_the_apps(self, tmp_path: Path) -> None:
+        """A Messages request without max_tokens (recorded by another client, or imported from vcrpy): the SDK
+        refuses it before sending, which is not what the app would meet."""
+        save(tmp_path / "c.yaml", "https://api.anthropic.com/v1/messages")
+        cassette = Cassette.load(tmp_path / "c.yaml")
+        item = cassette.interactions[0]
+        request = type(item.request)(item.request.method, item.request.url, item.request.headers,
+                                     b'{"model": "m", "messages": [], "stream": true}')  # fmt: skip
+        Cassette([type(item)(request, item.response)]).save(tmp_path / "c.yaml")
+        result = streamtape("play", "c.yaml", "--speed", "0", cwd=tmp_path)
+        assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+        assert result.stderr.startswith("streamtape: c.yaml: interaction #0: the anthropic SDK will not send the "
+                                        "recorded request (TypeError: ")  # fmt: skip
+
 
 @pytest.mark.sdk
 class TestRecord:
@@ -256,6 +276,17 @@ class TestRecord:
             result = self.run(tmp_path, server.base_url, "--prompt", "hi")
         assert result.returncode == 1 and "then RateLimitError: " in result.stdout and "429" in result.stdout
         assert Cassette.load(tmp_path / "out.yaml").interactions[0].response.status == 429
+
+    def test_an_output_it_cannot_or_must_not_write_is_refused_before_the_call(self, tmp_path: Path) -> None:
+        (tmp_path / "notes.txt").write_text("mine\n")
+        for out, said in [("notes.txt/story.yaml", "is a file, not a directory"),
+                          ("notes.txt", "exists and is not a streamtape cassette")]:  # fmt: skip
+            result = subprocess.run([sys.executable, "-m", "streamtape", "record", str(tmp_path / out), "--prompt", "hi",
+                                     "--base-url", "http://127.0.0.1:9"], capture_output=True, text=True, timeout=120,
+                                    env={"ANTHROPIC_API_KEY": "k", "PATH": ""})  # fmt: skip
+            assert result.returncode == 2 and result.stdout == "" and said in result.stderr, result.stderr
+            assert result.stderr.count("\n") == 1  # before any call: nothing was refused by the network
+        assert (tmp_path / "notes.txt").read_text() == "mine\n"
 
     def test_a_missing_key(self, tmp_path: Path) -> None:
         result = self.run(tmp_path, "http://127.0.0.1:9", "--prompt", "hi", key=None)

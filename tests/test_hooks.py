@@ -194,3 +194,62 @@ def test_a_bad_tape_config_is_a_usage_error(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("-p", "no:randomly")
     result.stdout.fnmatch_lines(["*tape_config fixture must return a dict of the keywords*cassette_library_dir*"])
     assert result.ret != 0
+
+
+def test_filters_and_hooks_on_the_aiohttp_and_urllib3_stacks_and_other_providers(
+    echo: EchoServer, tmp_path: Path
+) -> None:
+    """The same escape hatches through requests (urllib3), aiohttp and the openai SDK (httpx2), for
+    Gemini- and OpenAI-shaped requests: the hook sees each request, ``key`` leaves Gemini's query
+    (no bare ``?`` left behind), a JSON field leaves the body, a health check is left out."""
+    import asyncio
+
+    aiohttp = pytest.importorskip("aiohttp")
+    requests = pytest.importorskip("requests")
+    openai = pytest.importorskip("openai")
+    chat = (b'data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,'
+            b'"delta":{"content":"Hello"},"finish_reason":null}]}\n\ndata: [DONE]\n\n')  # fmt: skip
+    echo.plan = {"status": 200, "headers": [("content-type", "text/event-stream")], "chunks": [chat]}
+    seen: list[str] = []
+
+    def before(request: Request) -> Request | None:
+        seen.append(request.url.replace(echo.base_url, ""))
+        return None if request.url.endswith("/health") else request
+
+    def louder(response: Response) -> Response:
+        return dataclasses.replace(response, body=response.body.replace(b"Hello", b"HELLO!"))
+
+    gemini = f"{echo.base_url}/v1beta/models/gemini-2.0-flash:streamGenerateContent"
+    key = "AIza" + "SyFilterTestFilterTest0123456789abcd"
+    options = {"filter_query_parameters": ["key"], "filter_post_data_parameters": ["metadata.user_id"],
+               "before_record_request": before, "before_record_response": louder}  # fmt: skip
+
+    async def with_aiohttp(user: str) -> bytes:
+        async with aiohttp.ClientSession() as session:
+            body = {"model": "m", "stream": True, "metadata": {"user_id": user}}
+            async with session.post(f"{echo.base_url}/v1/chat/completions", json=body) as response:
+                return await response.read()
+
+    def app(user: str) -> tuple[bytes, bytes, bytes, str, str]:
+        with openai.OpenAI(base_url=f"{echo.base_url}/v1", api_key="sk-proj-" + "x" * 24, max_retries=0) as client:
+            stream = client.chat.completions.create(model="m", stream=True, messages=[], metadata={"user_id": user})
+            text = "".join(chunk.choices[0].delta.content or "" for chunk in stream)
+        return (requests.post(f"{gemini}?alt=sse&key={key}", json={"contents": []}, timeout=5).content,
+                requests.post(f"{gemini}?key={key}", json={"contents": []}, timeout=5).content,
+                asyncio.run(with_aiohttp(user)), text, requests.get(f"{echo.base_url}/health", timeout=5).text)  # fmt: skip
+
+    path = tmp_path / "stacks.yaml"
+    with streamtape.use_cassette(path, record_mode="all", **options):  # type: ignore[arg-type]
+        live = app("u-1234")
+    assert live[3] == "Hello" and b"Hello" in live[0]  # the app reads the real response
+    saved = path.read_text()
+    assert key not in saved and "u-1234" not in saved and "/health" not in saved and "Hello" not in saved
+    urls = [item.request.url.replace(echo.base_url, "") for item in Cassette.load(path).interactions]
+    assert urls == ["/v1/chat/completions", "/v1beta/models/gemini-2.0-flash:streamGenerateContent?alt=sse",
+                    "/v1beta/models/gemini-2.0-flash:streamGenerateContent", "/v1/chat/completions"]  # fmt: skip
+    assert seen[-1] == "/health" and len(seen) == 5
+    # replayed: another user and key match, because the live requests are filtered the same way
+    with streamtape.use_cassette(path, **options) as tape:  # type: ignore[arg-type]
+        replayed = app("u-9999")
+    assert replayed[3] == "HELLO!" and b"HELLO!" in replayed[0] and b"HELLO!" in replayed[2]
+    assert [call.stack for call in tape.calls] == ["httpx2", "urllib3", "urllib3", "aiohttp"] and tape.all_played

@@ -524,3 +524,61 @@ def test_convert_names_the_interaction(tmp_path: Path) -> None:
     )
     with pytest.raises(CassetteFormatError, match=r"interaction #0: the request's uri 'not%20a%20url' is not an abs"):
         convert(path)
+
+
+class TestOtherProviders:
+    """vcrpy cassettes of the other providers' SDKs: an openai-shaped recording replays through the openai SDK,
+    and a Bedrock event stream vcrpy recorded through boto3 (a binary body) through boto3."""
+
+    @pytest.mark.parametrize("api, name", [("chat", "text_with_usage"), ("responses", "text")])
+    def test_openai_recorded_by_vcrpy_replays_through_the_openai_sdk(self, tmp_path: Path, api: str, name: str) -> None:
+        from tests.support import openai_sdk
+
+        with WireServer() as server:
+            server.queue(openai_sdk.transcript(api, name))
+            with vcr.use_cassette(str(tmp_path / "vcr.yaml"), record_mode="all"):
+                recorded = openai_sdk.consume(server.base_url, api)
+        assert recorded.error is None and recorded.text
+        conversion = import_cassette(tmp_path / "vcr.yaml", tmp_path / "tape.yaml")
+        assert "test-key-not-a-secret" in (tmp_path / "vcr.yaml").read_text()  # vcrpy kept the Bearer key
+        assert_no_secret(tmp_path / "tape.yaml", "test-key-not-a-secret")
+        assert "credentials removed, with their values wherever they appeared: the request header 'authorization'" in (
+            "\n".join(conversion.notes)
+        )
+        with streamtape.use_cassette(tmp_path / "tape.yaml", faults="rate_limit -> ok") as tape:
+            replayed = openai_sdk.consume(server.base_url, api, options={"max_retries": 1})
+        assert (replayed.text, replayed.events) == (recorded.text, recorded.events)
+        assert [call.outcome for call in tape.calls] == ["429, complete", "200, complete"]
+
+    def test_bedrock_event_stream_recorded_by_vcrpy_through_boto3(self, tmp_path: Path) -> None:
+        boto3 = pytest.importorskip("boto3")
+        from tests.support.eventstream_server import BedrockServer, converse_stream
+
+        def converse(base_url: str) -> list[Any]:
+            client = boto3.client("bedrock-runtime", endpoint_url=base_url, region_name="us-east-1",
+                                  aws_access_key_id="AKIAZ7STREAMTAPEVCR1",
+                                  aws_secret_access_key="vcrSecretKeyNotReal0123456789abcdefghijk")  # fmt: skip
+            try:
+                response = client.converse_stream(modelId="us.amazon.nova-micro-v1:0",
+                                                  messages=[{"role": "user", "content": [{"text": "Hi"}]}])  # fmt: skip
+                return list(response["stream"])
+            finally:
+                client.close()
+
+        with BedrockServer() as server:
+            server.queue(converse_stream())
+            with vcr.use_cassette(str(tmp_path / "vcr.yaml"), record_mode="all"):
+                recorded = converse(server.base_url)
+        assert "!!binary" in (tmp_path / "vcr.yaml").read_text() and len(recorded) > 3
+        conversion = import_cassette(tmp_path / "vcr.yaml", tmp_path / "tape.yaml")
+        text = (tmp_path / "tape.yaml").read_text()
+        assert "AKIAZ7STREAMTAPEVCR1" not in text and "encoding: eventstream" in text
+        assert "interaction #0 was recorded by boto3 (says its User-Agent); streamtape replays boto3 too" in (
+            "\n".join(conversion.notes)
+        )
+        assert ("interaction #0: the response body is an AWS event stream: stored one decoded frame per entry "
+                "(encoding: eventstream; still byte-exact)") in conversion.notes  # fmt: skip
+        assert not any("stored escaped" in note for note in conversion.notes)
+        with streamtape.use_cassette(tmp_path / "tape.yaml") as tape:
+            replayed = converse(server.base_url)
+        assert replayed == recorded and tape.all_played

@@ -395,3 +395,55 @@ def test_names_are_safe_for_every_filesystem() -> None:
 
     assert _safe('test_x[a/b:c*d?"e"<f>|g]') == "test_x[a-b-c-d--e--f--g]"  # as pytest-recording
     assert _safe("nul") == "_nul" and _safe("test. ") == "test" and len(_safe("x" * 300)) == 150
+
+
+def test_tape_faults_and_marker_mistakes_fail_their_test_in_one_sentence_and_collection_goes_on(
+    pytester: pytest.Pytester,
+) -> None:
+    """A mistake in a ``tape_faults`` sweep (its marker, its specs, a cassette it cannot read) fails that
+    test at setup with one sentence; it never aborts collection with pluggy frames, and the other tests run."""
+    (pytester.path / "cassettes").mkdir()
+    (pytester.path / "notes.yaml").write_text("just: notes\n")
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.tape_faults("disconnect:after=*")
+        @pytest.mark.tape("c.yaml", colour="red")
+        def test_unknown_keyword(tape_fault):
+            pass
+
+        @pytest.mark.tape_faults(3)
+        def test_not_a_spec(tape_fault):
+            pass
+
+        @pytest.mark.tape_faults("disconnect:after=*")
+        @pytest.mark.tape("notes.yaml")
+        def test_not_a_cassette(tape_fault):
+            pass
+
+        @pytest.mark.tape_faults("rechunk:every")
+        @pytest.mark.tape("cassettes")
+        def test_a_directory(tape_fault):
+            pass
+
+        @pytest.mark.tape("c.yaml", colour="red")
+        def test_plain_marker_mistake():
+            pass
+
+        def test_unaffected():
+            pass
+        """
+    )
+    result = pytester.runpytest("-p", "no:randomly")
+    result.assert_outcomes(passed=1, errors=5)
+    out = result.stdout.str()
+    assert "pluggy/" not in out and "streamtape/plugin.py" not in out and "Interrupted" not in out
+    assert "During handling of the above exception" not in out
+    result.stdout.fnmatch_lines([
+        "*test_unknown_keyword: @pytest.mark.tape takes at most one cassette path and the keywords*'colour'*",
+        "*test_not_a_spec: @pytest.mark.tape_faults takes one or more fault spec strings*got (3,)",
+        "*test_not_a_cassette: @pytest.mark.tape_faults: *notes.yaml: *",
+        "*test_a_directory: @pytest.mark.tape_faults: *cassettes: cannot read*",
+        "*test_plain_marker_mistake: @pytest.mark.tape takes at most one cassette path*'colour'*",
+    ])  # fmt: skip

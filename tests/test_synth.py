@@ -103,3 +103,11 @@ def test_the_command(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "give one --input per --tool" in bad.stderr
     empty = run(str(tmp_path / "y.yaml"))
     assert empty.returncode == 2 and "give at least --text, --thinking or --tool" in empty.stderr
+    again = run(str(out), "--text", "Replaced.")  # a cassette is replaced
+    assert again.returncode == 0 and "Replaced." in final_message(out).content[0].text
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine\n")
+    for target, said in [(notes, "exists and is not a streamtape cassette"), (notes / "z.yaml", "is a file, not a directory")]:
+        refused = run(str(target), "--text", "Hi")
+        assert refused.returncode == 2 and said in refused.stderr and refused.stderr.count("\n") == 1, refused.stderr
+    assert notes.read_text() == "mine\n"

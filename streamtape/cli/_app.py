@@ -53,6 +53,25 @@ def internal_error(exc: BaseException) -> str:
     )
 
 
+def writable_cassette(out: str, command: str) -> None:
+    """Say in one sentence, before any work, when ``out`` cannot be written or is a file that is not a
+    cassette (a command writing cassettes only ever replaces a cassette)."""
+    folder = Path(out).absolute().parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        fail(f"{out}: cannot write the cassette there: {folder} is a file, not a directory")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        fail(f"{out}: cannot write the cassette there: {folder} is not writable")
+    path = Path(out)
+    if path.exists() or path.is_symlink():
+        from ..importer import _is_streamtape_file
+
+        if not path.is_file() or not _is_streamtape_file(path):
+            fail(f"{out}: exists and is not a streamtape cassette; {command} only ever replaces a cassette: move it, "
+                 "or choose another name")  # fmt: skip
+
+
 def fault_spec(specs: tuple[str, ...]) -> str | None:
     """The ``--fault`` options as one spec (``+`` combines them), checked now: a typo is one sentence."""
     if not specs:

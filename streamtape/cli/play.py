@@ -61,8 +61,13 @@ def play(cassette: str, fault_specs: tuple[str, ...], speed: float, index: int) 
             tape = Tape(single, speed=speed, faults=fault_spec(fault_specs), match_on=["method", _path])
             with tape:
                 outcome = sdk.run(call, console, replay=True)
-        except StreamtapeError as exc:  # the harness, not the app: exit 2, and name the cassette
-            fail(f"{cassette}: {exc}")
+        except StreamtapeError as exc:  # the harness, not the app: exit 2, and name the cassette (not the copy)
+            said = str(exc).replace(f"cassette {single}", f"interaction #{index}").replace(str(single), cassette)
+            fail(f"{cassette}: {said}")
+    if not tape.calls and outcome.error is not None:  # nothing reached the tape: the SDK refused the request
+        said = sdk.invalid(outcome.error) or f"{type(outcome.error).__name__}: {outcome.error}"
+        fail(f"{cassette}: interaction #{index}: the {sdk.package} SDK will not send the recorded request ({said}); "
+             "play replays requests the SDK itself makes")  # fmt: skip
     if len(tape.calls) > 1 or any(made.faults for made in tape.calls):
         for line in attempts(tape.calls):
             console.print(f"streamtape: {line}", markup=False)

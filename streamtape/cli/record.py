@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from ..errors import RecordingFailedError, StreamtapeError
-from ._app import fail, main, make_console
+from ._app import fail, main, make_console, writable_cassette
 from ._sdks import DRIVERS
 
 
@@ -52,6 +52,7 @@ def record(out: str, provider: str, prompt: str | None, request_file: str | None
     sdk = DRIVERS[provider]
     if (prompt is None) == (request_file is None):
         fail("give --prompt TEXT or --request FILE.json (one of them)")
+    writable_cassette(out, "record")  # before the real call: a recording that cannot be saved is a call wasted
     _import_sdk(sdk.package)
     missing = sdk.key_error()
     if missing:
@@ -73,6 +74,8 @@ def record(out: str, provider: str, prompt: str | None, request_file: str | None
     except RecordingFailedError as exc:  # no response, or the key was refused: nothing is saved
         failed = str(exc)
     invalid = sdk.invalid(outcome.error) if outcome.error is not None and not tape.recorded else None
+    if outcome.error is not None and not tape.calls and not failed:  # nothing was sent: the SDK refused it
+        invalid = invalid or f"the {sdk.package} SDK will not send it ({type(outcome.error).__name__}: {outcome.error})"
     if invalid:  # the SDK refused the request before sending it
         fail(f"{request_file or '--prompt'}: {invalid}")
     recorded = tape.recorded

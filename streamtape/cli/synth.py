@@ -9,7 +9,7 @@ import click
 
 from ..cassette import Cassette
 from ..errors import StreamtapeError
-from ._app import EPILOG_EXIT, fail, main, make_console
+from ._app import EPILOG_EXIT, fail, main, make_console, writable_cassette
 from ._sdks import DRIVERS
 
 
@@ -40,6 +40,7 @@ def synth(out: str, provider: str, text: str | None, thinking: str | None, tools
     chunking and timing; its SDK gives back exactly what was asked for (`streamtape play` shows it)."""
     from ..synth import parse_timing, synthesize
 
+    writable_cassette(out, "synth")
     if len(tools) != len(inputs):
         fail(f"give one --input per --tool (got {len(tools)} tools and {len(inputs)} inputs)")
     calls = []
