@@ -18,6 +18,10 @@ method with what it found). It knows three kinds of secret:
 
 Redaction keeps a cassette consistent: JSON stays valid (a secret is replaced inside its string),
 chunk sizes still add up to the body, and a ``Content-Length`` header is adjusted by the same amount.
+An AWS event stream is cleaned frame by frame (header texts, payload, the base64 ``bytes`` of an
+``invoke-with-response-stream`` payload) and each changed frame is encoded again with valid CRCs.
+Without knowing them it also removes a credential query parameter's value, a URL's password and
+the token after ``Bearer``/``Basic`` wherever they are quoted.
 The lists are documented in docs/recording.md; ``add_secret_headers`` and ``add_secret_params``
 extend them for the whole process.
 """
@@ -66,6 +70,10 @@ SECRET_HEADERS: frozenset[str] = frozenset(
         # Anthropic, OpenAI, Azure
         "x-api-key",
         "api-key",
+        "apikey",  # Supabase, many gateways
+        "x-key",
+        "x-token",
+        "token",
         "anthropic-organization-id",
         "openai-organization",
         "openai-project",
@@ -99,6 +107,8 @@ SECRET_HEADER_SUFFIXES: tuple[str, ...] = (
     "-password",
     "-authorization",
     "-subscription-key",
+    "-token",  # x-api-token, x-service-token, x-vault-token...
+    "-client-secret",
 )
 #: Query parameters whose value is a credential (compared in lower case).
 SECRET_PARAMS: frozenset[str] = frozenset(
@@ -120,6 +130,17 @@ SECRET_PARAMS: frozenset[str] = frozenset(
         "x-amz-security-token",
         "x-goog-signature",
         "x-goog-credential",
+        "x-goog-api-key",
+        "access-token",
+        "accesstoken",
+        "session_token",
+        "refresh_token",
+        "id_token",
+        "private_token",  # GitLab
+        "secret",
+        "signature",
+        "subscription-key",  # Azure API Management
+        "jwt",
     }
 )
 #: Environment variables whose value is removed wherever it appears, besides ``*_API_KEY`` and the like.
@@ -150,6 +171,9 @@ KEY_SHAPES = re.compile(
     r"|gh[pousr]_[A-Za-z0-9]{30,}"  # GitHub
     r"|xox[abprs]-[A-Za-z0-9\-]{10,}"  # Slack
     r"|eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"  # a JWT
+    # hex keys and signatures (32, 40, 64... hex digits, letters and digits both, one case, a word alone)
+    r"|(?=[0-9a-f]{0,63}[a-f])(?=[0-9a-f]{0,63}[0-9])[0-9a-f]{32,}(?![A-Za-z0-9_\-])"
+    r"|(?=[0-9A-F]{0,63}[A-F])(?=[0-9A-F]{0,63}[0-9])[0-9A-F]{32,}(?![A-Za-z0-9_\-])"
     r"|(?i:bearer|basic|token|apikey|api-key)[ \t]+[A-Za-z0-9._~+/=\-]{16,}"
     r")"
 )
@@ -176,13 +200,18 @@ def add_secret_params(*names: str) -> None:
 
 
 def is_secret_header(name: str) -> bool:
-    name = name.lower()
+    """Whether a header of this name holds a credential (any casing; ``_`` and ``-`` alike)."""
+    name = name.strip().lower()
+    if name in _EXTRA_HEADERS:
+        return True
+    name = name.replace("_", "-")
     return name in SECRET_HEADERS or name in _EXTRA_HEADERS or name.endswith(SECRET_HEADER_SUFFIXES)
 
 
 def is_secret_param(name: str) -> bool:
-    name = unquote(name).lower()
-    return name in SECRET_PARAMS or name in _EXTRA_PARAMS
+    """Whether a query parameter of this name holds a credential (any casing and escaping; ``_`` and ``-`` alike)."""
+    name = unquote(name).strip().lower()
+    return any(form in SECRET_PARAMS or form in _EXTRA_PARAMS for form in (name, name.replace("-", "_"), name.replace("_", "-")))
 
 
 class Redactor:
@@ -231,7 +260,11 @@ class Redactor:
     def learn_url(self, url: str) -> None:
         for name, value in _query_pairs(url):
             if is_secret_param(name):
-                self.learn(value, unquote(value))
+                plain = unquote(value)
+                self.learn(value, plain)
+                if "/" in plain:  # X-Amz-Credential: AKIA.../DATE/REGION/SERVICE/aws4_request
+                    self.learn(plain.split("/")[0])
+        self.learn(*_userinfo_secrets(url))
 
     # --- removing it -----------------------------------------------------------------------------
 
@@ -242,7 +275,10 @@ class Redactor:
         return _replace(value, self._spans(bytes, value), REDACTED.encode())
 
     def headers(self, headers: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
-        """Credential headers dropped, every other value cleaned."""
+        """Credential headers dropped (their values learned first: a ``Set-Cookie`` or an organisation id
+        the body repeats), every other value cleaned."""
+        headers = tuple(headers)
+        self.learn_headers(headers)
         return tuple((name, self.text(value)) for name, value in headers if not is_secret_header(name))
 
     def request(self, request: Request) -> Request:
@@ -253,12 +289,16 @@ class Redactor:
         from .wire import Cut
 
         self.learn_headers(response.headers)  # a Set-Cookie value, an organisation id
-        spans = self._spans(bytes, response.body)
-        body = _replace(response.body, spans, REDACTED.encode())
+        if _is_event_stream(response.headers):
+            body, edits = self._event_stream(response.body)
+        else:
+            spans = self._spans(bytes, response.body)
+            body = _replace(response.body, spans, REDACTED.encode())
+            edits = [(start, end, len(REDACTED)) for start, end in spans]
         headers = self.headers(response.headers)
         timing = response.timing
-        if spans:
-            timing = _shift_timing(response.timing, spans)
+        if edits:
+            timing = _shift_timing(response.timing, edits)
             headers = _adjust_length(headers, len(body) - len(response.body))
         end = self.cut(response.end) if isinstance(response.end, Cut) else response.end
         return replace(response, headers=headers, body=body, timing=timing, reason=self.text(response.reason), end=end)
@@ -268,49 +308,53 @@ class Redactor:
 
     def interaction(self, item: Interaction) -> Interaction:
         """The exchange with every secret removed from every string that reaches a cassette."""
+        recorded = item.recorded
         if item.response is not None:
             response = self.response(item.response)  # first: it may teach values the request repeats
-            return replace(item, request=self.request(item.request), response=response)
-        assert item.error is not None
-        return replace(item, request=self.request(item.request), error=self.cut(item.error))
+            item = replace(item, request=self.request(item.request), response=response)
+        else:
+            assert item.error is not None
+            item = replace(item, request=self.request(item.request), error=self.cut(item.error))
+        if recorded is not None:  # the SDK's name and version come from the request's headers
+            cleaned = [None if value is None else self.text(value) for value in (recorded.sdk, recorded.stack)]
+            if cleaned != [recorded.sdk, recorded.stack]:
+                item = replace(item, recorded=replace(recorded, sdk=cleaned[0], stack=cleaned[1]))
+        return item
 
     # --- machinery -------------------------------------------------------------------------------
 
-    def _pattern(self, kind: type, *, values: bool = True) -> Any:
-        """One regex for everything to replace: a credential query parameter's value (group ``v``),
-        or (``values``) a known value in any of its encoded forms. Built when first needed."""
-        key = f"_pattern_{kind.__name__}" + ("" if values else "_query")
+    def _pattern(self, kind: type) -> Any:
+        """One regex for the known values, each in any of its encoded forms. Built when first needed."""
+        key = f"_pattern_{kind.__name__}"
         pattern = self.__dict__.get(key)
         if pattern is None:
-            names = sorted({*SECRET_PARAMS, *_EXTRA_PARAMS}, key=len, reverse=True)
-            source = rf"""[?&](?i:{'|'.join(map(re.escape, names))})=(?P<v>[^&#\s"'<>\\]+)"""
-            if values and self._values:
-                source += "|" + "|".join(map(_encoded_forms, self.secrets))
+            source = "|".join(map(_encoded_forms, self.secrets))
             pattern = re.compile(source.encode("utf-8") if kind is bytes else source)
             self.__dict__[key] = pattern
         return pattern
 
     def _spans(self, kind: type, value: Any) -> list[tuple[int, int]]:
         """Where ``value`` holds something to replace, in order, never overlapping."""
-        if kind is bytes and self._values and not _may_be_escaped(value, self._triggers):
+        if kind is bytes and not _may_be_escaped(value, self._triggers):
             return self._raw_spans(value)  # the common case, by memchr-speed search instead of a regex
-        return _match_spans(self._pattern(kind), value)
+        return self._regex_spans(kind, value)
+
+    def _regex_spans(self, kind: type, value: Any) -> list[tuple[int, int]]:
+        found = _unknown_spans(value)
+        if self._values:
+            found += _match_spans(self._pattern(kind), value)
+        return _leftmost_longest(found)
 
     def _raw_spans(self, value: bytes) -> list[tuple[int, int]]:
         """``_spans`` for a body in which no secret can be escaped: each value found as it is."""
-        found = _match_spans(self._pattern(bytes, values=False), value) if b"=" in value else []
+        found = _unknown_spans(value)
         for secret in self.secrets:
             raw = secret.encode("utf-8")
             start = value.find(raw)
             while start >= 0:
                 found.append((start, start + len(raw)))
                 start = value.find(raw, start + 1)
-        found.sort(key=lambda span: (span[0], span[0] - span[1]))  # leftmost, then longest, as the regex
-        spans: list[tuple[int, int]] = []
-        for span in found:
-            if not spans or span[0] >= spans[-1][1]:
-                spans.append(span)
-        return spans
+        return _leftmost_longest(found)
 
     @property
     def _triggers(self) -> tuple[bytes, ...]:
@@ -319,6 +363,72 @@ class Redactor:
         triggers = [b"\\u"]
         triggers += [form for char, form in (("/", b"\\/"), ("\\", b"\\\\"), ('"', b'\\"'), (" ", b"+")) if char in chars]
         return tuple(triggers)
+
+    def _event_stream(self, body: bytes) -> tuple[bytes, list[tuple[int, int, int]]]:
+        """An AWS event stream cleaned frame by frame: a frame's header texts, its payload and the text a
+        ``{"bytes": "<base64>"}`` payload carries, then the frame encoded again (lengths and both CRCs
+        recomputed, so it still decodes). What is not a valid frame (a bad CRC, the incomplete frame a
+        cut body ends with) is masked in place at its own length, keeping every frame boundary.
+        Returns the body and its edits: ``(start, end, new length)``, in order."""
+        from .framing.eventstream import FrameError, decode_frame, encode_frame, frame_spans
+
+        out: list[bytes] = []
+        edits: list[tuple[int, int, int]] = []
+        end = 0
+        for start, end in frame_spans(body):
+            frame = body[start:end]
+            try:
+                decoded = decode_frame(frame)
+                headers = [(name, self._header_value(value)) for name, value in decoded.headers]
+                payload = self._frame_payload(decoded.payload)
+                new = frame if (headers == list(decoded.headers) and payload == decoded.payload) \
+                    else encode_frame(headers, payload)  # fmt: skip
+            except FrameError:
+                new = self._masked(frame)
+            out.append(new)
+            if new != frame:
+                edits += [(start + a, start + b, size) for a, b, size in _frame_edits(frame, new)]
+        if end < len(body):
+            tail = self._masked(body[end:])
+            out.append(tail)
+            edits += [(end + a, end + b, b - a) for a, b in self._spans(bytes, body[end:])]
+        return b"".join(out), edits
+
+    def _masked(self, data: bytes) -> bytes:
+        """``data`` with each secret overwritten at its own length (``REDACTEDREDA``...)."""
+        out, last = [], 0
+        for start, end in self._spans(bytes, data):
+            out += [data[last:start], (REDACTED.encode() * (1 + (end - start) // len(REDACTED)))[: end - start]]
+            last = end
+        out.append(data[last:])
+        return b"".join(out)
+
+    def _header_value(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, bytes):
+            return self.body(value)
+        return value
+
+    def _frame_payload(self, payload: bytes) -> bytes:
+        """A frame's payload cleaned; in a ``{"bytes": "<base64>"}`` payload (``invoke-with-response-stream``)
+        the model's event inside the base64 too, the payload's own layout kept."""
+        out = self._parsed_json(self.body(payload))
+        if b'"bytes"' not in out:
+            return out
+        try:
+            value = json.loads(out)
+            inner = base64.b64decode(value["bytes"], validate=True)
+        except (ValueError, KeyError, TypeError, binascii.Error, RecursionError):
+            return out
+        cleaned = self._parsed_json(self.body(inner))
+        if cleaned == inner:
+            return out
+        encoded = base64.b64encode(cleaned).decode("ascii")
+        old = value["bytes"].encode("ascii")
+        if out.count(old) == 1:
+            return out.replace(old, encoded.encode("ascii"))
+        return json.dumps({**value, "bytes": encoded}, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
     def _parsed_json(self, body: bytes) -> bytes:
         """After unescaping: a JSON body whose parsed strings still hold a secret (an encoding the
@@ -335,16 +445,84 @@ class Redactor:
         return json.dumps(cleaned, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
+def _leftmost_longest(found: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    found.sort(key=lambda span: (span[0], span[0] - span[1]))
+    spans: list[tuple[int, int]] = []
+    for span in found:
+        if not spans or span[0] >= spans[-1][1]:
+            spans.append(span)
+    return spans
+
+
+def _unknown_spans(value: Any) -> list[tuple[int, int]]:
+    """What is a credential without being known: a credential query parameter's value, a URL's
+    password, the token after ``Bearer``/``Basic``. Each regex runs only where a substring search
+    says it can match (a regex over a whole body is far slower than ``in``)."""
+    text = isinstance(value, str)
+    found: list[tuple[int, int]] = []
+    if ("=" if text else b"=") in value:
+        found += _match_spans(_query_pattern(text), value)
+    if ("@" if text else b"@") in value:
+        found += _match_spans(_UNKNOWN_PATTERNS["userinfo", text], value)
+    lowered = value.lower()
+    if ("bearer" if text else b"bearer") in lowered or ("basic" if text else b"basic") in lowered:
+        found += _match_spans(_UNKNOWN_PATTERNS["scheme", text], value)
+    return found
+
+
+_QUERY_PATTERNS: dict[tuple[frozenset[str], bool], Any] = {}
+
+
+def _query_pattern(text: bool) -> Any:
+    extra = frozenset(_EXTRA_PARAMS)
+    pattern = _QUERY_PATTERNS.get((extra, text))
+    if pattern is None:
+        names = {*SECRET_PARAMS, *extra}
+        names = names | {n.replace("_", "-") for n in names} | {n.replace("-", "_") for n in names}
+        ordered = sorted(names, key=len, reverse=True)
+        source = rf"""[?&#;](?i:{"|".join(map(re.escape, ordered))})=(?P<v>[^&#;\s"'<>\\]+)"""
+        pattern = _QUERY_PATTERNS[extra, text] = re.compile(source if text else source.encode("utf-8"))
+    return pattern
+
+
 def _match_spans(pattern: Any, value: Any) -> list[tuple[int, int]]:
     spans = []
     for match in pattern.finditer(value):
-        span = match.span("v") if match.start("v") >= 0 else match.span()
+        group = match.lastgroup or 0  # a named group (``v``, ``u``, ``b``): the secret part of the match
+        span = match.span(group)
         if value[span[0] : span[1]] not in (REDACTED, REDACTED.encode()):
             spans.append(span)
     return spans
 
 
 _PERCENT_ESCAPE = re.compile(rb"%[0-9A-Fa-f]{2}")
+#: the password of a URL's ``user:password@`` (a proxy URL, a database URL in an error text)
+_USERINFO = r"""://[^/\s:@"'<>\\]*:(?P<u>[^@/\s"'<>\\]+)(?=@)"""
+#: the token after ``Bearer`` or ``Basic`` anywhere (an error text quoting a header below the SDK, a
+#: proxy's own ``Proxy-Authorization`` the recorder never saw): 16 or more token characters, not a word
+_SCHEME_TOKEN = r"""(?i:\b(?:bearer|basic)[ \t]+)(?P<b>(?=[A-Za-z0-9._~+/\-]*[0-9._~+/=\-])[A-Za-z0-9._~+/\-]{16,}=*)"""
+
+
+_UNKNOWN_PATTERNS = {
+    (name, text): re.compile(source if text else source.encode("utf-8"))
+    for name, source in (("userinfo", _USERINFO), ("scheme", _SCHEME_TOKEN))
+    for text in (True, False)
+}
+
+
+_PROXY_ENVIRONMENT = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
+
+
+def _userinfo_secrets(url: str) -> list[str]:
+    """A URL's ``user:password`` and its password, raw and unescaped."""
+    match = re.search(_USERINFO, url)
+    if match is None:
+        return []
+    userinfo = url[match.start() + 3 : match.end()]
+    password = match.group("u")
+    if password == REDACTED:
+        return []
+    return [userinfo, unquote(userinfo), password, unquote(password)]
 
 
 def _may_be_escaped(value: bytes, triggers: tuple[bytes, ...]) -> bool:
@@ -386,7 +564,7 @@ def _credential_values(name: str, value: str) -> list[str]:
     return values
 
 
-_NOT_SECRET_PARAMS = {"uri", "realm", "algorithm", "qop", "nc", "signedheaders", "username"}
+_NOT_SECRET_PARAMS = {"uri", "realm", "algorithm", "qop", "nc", "signedheaders"}
 
 
 def _basic_credentials(token: str) -> list[str]:
@@ -395,7 +573,7 @@ def _basic_credentials(token: str) -> list[str]:
     except (binascii.Error, UnicodeDecodeError, ValueError):
         return []
     user, _, password = decoded.partition(":")
-    return [decoded, password] if password else [decoded, user]
+    return [decoded, user, password]  # a key may be either (``KEY:`` or ``KEY:X``); short ones are not learned
 
 
 def _query_pairs(url: str) -> Iterator[tuple[str, str]]:
@@ -407,46 +585,77 @@ def _query_pairs(url: str) -> Iterator[tuple[str, str]]:
 
 
 def _encoded_forms(secret: str) -> str:
-    """A regex matching ``secret`` with any of its characters written as JSON or URL escapes."""
+    """A regex matching ``secret`` with any of its characters written as JSON or URL escapes, or
+    those nested once (URL-escaped twice, a JSON escape URL-escaped, a URL escape JSON-escaped).
+    Each character's forms are grouped by their first character, which keeps the search fast."""
     parts = []
     for char in secret:
         code = ord(char)
-        forms = [re.escape(char)]
+        first, *rest = char.encode("utf-8")
+        after_backslash = [rf"u(?i:{code:04x})"] if code < 0x10000 else []
+        after_backslash.append(rf"u0025(?i:{first:02x})" + "".join(rf"\\u0025(?i:{b:02x})" for b in rest))
+        after_percent = [
+            rf"(?i:{first:02x})" + "".join(rf"%(?i:{b:02x})" for b in rest),
+            rf"25(?i:{first:02x})" + "".join(rf"%25(?i:{b:02x})" for b in rest),  # URL-escaped twice
+        ]
         if code < 0x10000:
-            forms.append(rf"\\u(?i:{code:04x})")
-        forms.append("".join(f"%(?i:{byte:02x})" for byte in char.encode("utf-8")))
-        if char == "/":
-            forms.append(r"\\/")
-        elif char == "\\":
-            forms.append(r"\\\\")
-        elif char == '"':
-            forms.append(r'\\"')
-        elif char == " ":
+            after_percent.append(rf"5[cC]u(?i:{code:04x})")  # a JSON escape, URL-escaped
+        if char in '/"\\':
+            after_backslash.append(re.escape(char))  # \/ \" \\\\
+        forms = [re.escape(char), rf"\\(?:{'|'.join(after_backslash)})", f"%(?:{'|'.join(after_percent)})"]
+        if char == " ":
             forms.append(r"\+")
         parts.append(f"(?:{'|'.join(forms)})")
     return "".join(parts)
 
 
-def _shift_timing(timing: tuple[tuple[float, int], ...], spans: list[tuple[int, int]]) -> tuple[tuple[float, int], ...]:
-    """Chunk sizes after the ``spans`` were replaced by REDACTED: each chunk boundary moves with the
-    text before it (a boundary inside a secret moves to the end of its replacement)."""
-    delta = len(REDACTED)
+def _shift_timing(
+    timing: tuple[tuple[float, int], ...], edits: list[tuple[int, int, int]]
+) -> tuple[tuple[float, int], ...]:
+    """Chunk sizes after each edit ``(start, end, new length)`` replaced ``[start, end)``: each chunk
+    boundary moves with the text before it; one inside an edit keeps its place in a replacement of the
+    same length (a frame's prelude, its CRC) and moves to the end of any other (a secret)."""
     shifted, offset, index, moved = [], 0, 0, 0
     new_end_prev = 0
     for at, size in timing:
         offset += size  # the chunk's old end
-        while index < len(spans) and spans[index][1] <= offset:
-            moved += delta - (spans[index][1] - spans[index][0])
+        while index < len(edits) and edits[index][1] <= offset:
+            moved += edits[index][2] - (edits[index][1] - edits[index][0])
             index += 1
-        if index < len(spans) and spans[index][0] < offset:  # inside a secret: after its replacement
-            start, end = spans[index]
-            new_end = start + moved + delta
+        if index < len(edits) and edits[index][0] < offset:  # inside an edit
+            start, end, length = edits[index]
+            new_end = start + moved + (offset - start if length == end - start else length)
         else:
             new_end = offset + moved
         if new_end > new_end_prev:
             shifted.append((at, new_end - new_end_prev))
             new_end_prev = new_end
     return tuple(shifted)
+
+
+def _frame_edits(old: bytes, new: bytes) -> list[tuple[int, int, int]]:
+    """``old`` -> ``new`` (one event-stream frame encoded again) as edits: the prelude, the changed middle
+    of the headers and payload, the message CRC."""
+    middle_old, middle_new = old[12:-4], new[12:-4]
+    limit = min(len(middle_old), len(middle_new))
+    prefix = 0
+    while prefix < limit and middle_old[prefix] == middle_new[prefix]:
+        prefix += 1
+    suffix = 0
+    while suffix < limit - prefix and middle_old[-1 - suffix] == middle_new[-1 - suffix]:
+        suffix += 1
+    edits = [(0, 12, 12)]
+    if len(middle_old) - suffix > prefix or len(middle_new) - suffix > prefix:
+        edits.append((12 + prefix, 12 + len(middle_old) - suffix, len(middle_new) - prefix - suffix))
+    edits.append((len(old) - 4, len(old), 4))
+    return edits
+
+
+def _is_event_stream(headers: Iterable[tuple[str, str]]) -> bool:
+    from .framing import stream_framer
+
+    framer = stream_framer(headers)
+    return framer is not None and framer.name == "eventstream"
 
 
 def _adjust_length(headers: tuple[tuple[str, str], ...], change: int) -> tuple[tuple[str, str], ...]:
@@ -474,7 +683,7 @@ _MIN_GUESSED_LENGTH = 16  # a variable only named like a credential: its value m
 def _environment_keys() -> list[str]:
     """The provider key variables' values, and those of variables named like credentials whose value
     is long enough to be one (``DJANGO_SECRET=development`` must not redact the word everywhere)."""
-    return [
+    values = [
         value
         for name, value in os.environ.items()
         if value
@@ -483,6 +692,9 @@ def _environment_keys() -> list[str]:
             or (name.upper().endswith(_ENVIRONMENT_SUFFIXES) and len(value.strip()) >= _MIN_GUESSED_LENGTH)
         )
     ]
+    for name in _PROXY_ENVIRONMENT:  # a proxy's password: it may be repeated in an error text
+        values += _userinfo_secrets(os.environ.get(name, ""))
+    return values
 
 
 def assigned_values(text: str) -> list[str]:
@@ -498,6 +710,33 @@ def _unescaped(text: str) -> str:
     if "\\" in text:
         text = re.sub(r"\\u([0-9a-fA-F]{4})", lambda m: chr(int(m[1], 16)), text).replace("\\/", "/")
     return unquote(text) if "%" in text else text
+
+
+_HEX = re.compile(r"[0-9a-fA-F]+")
+#: headers whose hex values are ids, not keys
+_ID_HEADER = re.compile(r"(?i:[^']*(?:trace|request|etag|ray|hash|digest|correlation|span|version)[^']*|[^']*id(?:-2)?)$")
+
+
+def _event_texts(body: bytes) -> list[str]:
+    """The texts inside an AWS event stream's frames: header values, each payload, and the text of a
+    ``{"bytes": "<base64>"}`` payload (stored decoded in the cassette, so not found in the raw body)."""
+    from .framing.eventstream import FrameError, decode_frame, frame_spans
+
+    texts: list[str] = []
+    for start, end in frame_spans(body):
+        try:
+            frame = decode_frame(body[start:end], check=False)
+        except FrameError:
+            continue
+        texts += [value for _, value in frame.headers if isinstance(value, str)]
+        texts.append(frame.payload.decode("utf-8", "replace"))
+        if b'"bytes"' in frame.payload:
+            try:
+                inner = base64.b64decode(json.loads(frame.payload)["bytes"], validate=True)
+            except (ValueError, KeyError, TypeError, binascii.Error, RecursionError):
+                continue
+            texts.append(inner.decode("utf-8", "replace"))
+    return texts
 
 
 def scan(item: Interaction, redactor: Redactor | None = None) -> list[tuple[str, str | None]]:
@@ -525,19 +764,33 @@ def scan(item: Interaction, redactor: Redactor | None = None) -> list[tuple[str,
         for name, value in _query_pairs(url):
             if is_secret_param(name) and value != REDACTED:
                 found.append((f"the URL's query parameter {name!r} holds a credential", value))
+                plain = unquote(value)
+                found += [(f"the URL's query parameter {name!r} holds a credential", v)
+                          for v in (plain, plain.split("/")[0]) if len(v) >= MIN_SECRET_LENGTH]  # fmt: skip
+        found += [("the URL holds a password (user:password@)", v) for v in _userinfo_secrets(url)]
         kept = [(f"header {n!r}", v) for n, v in headers if not is_secret_header(n)]  # the rest are dropped whole
+        ids = {v for n, v in headers if _ID_HEADER.match(n) and not is_secret_header(n)}
         texts = [("URL", url), *kept, ("body", body.decode("utf-8", "replace"))]
+        if side == "response" and item.response is not None and _is_event_stream(item.response.headers):
+            texts += [("event-stream frame", text) for text in _event_texts(body)]
         texts += [("error message", message) for message in messages]
         for where, text in texts:
             if not text:
                 continue
             for form in {text, _unescaped(text)}:
                 for match in KEY_SHAPES.finditer(form):
+                    if form in ids and _HEX.fullmatch(match.group()) \
+                            and form.strip().removeprefix("W/").strip('"').startswith(match.group()):  # fmt: skip
+                        continue  # the whole value of a request id, trace id or ETag header: hex, not a key
                     found.append((f"the {side} {where} holds something shaped like an API key", match.group()))
                 for value in assigned_values(form):
                     found.append((f"the {side} {where} assigns a credential-like name", value))
                 for value in known:
                     if value in form:
                         found.append((f"the {side} {where} holds the value of an API key variable", value))
+    recorded = item.recorded.sdk if item.recorded is not None else None
+    for form in {recorded, _unescaped(recorded)} if recorded else ():
+        found += [("the recorded SDK holds something shaped like an API key", m.group()) for m in KEY_SHAPES.finditer(form)]
+        found += [("the recorded SDK holds the value of an API key variable", v) for v in known if v in form]
     unique: dict[tuple[str, str | None], None] = dict.fromkeys(found)
     return list(unique)

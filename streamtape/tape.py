@@ -45,7 +45,7 @@ from .guard import AllowList
 from .hooks import Hooks
 from .matching import Matcher, resolve_matchers
 from .providers import PLACEHOLDER_KEY, placeholder_keys
-from .redact import MIN_USER_SECRET_LENGTH
+from .redact import MIN_USER_SECRET_LENGTH, Redactor
 from .wire import Action, describe
 
 if TYPE_CHECKING:
@@ -272,7 +272,7 @@ class Tape:
         with self._lock:
             if not self._recordings:
                 return None
-            snapshots = [recording.snapshot() for recording in self._recordings]
+            snapshots = self._redacted_across([recording.snapshot() for recording in self._recordings])
             self._note_recorded_outcomes(snapshots)
             new = [item for item in snapshots if item is not None]
             if not new:  # before_record_response dropped every one
@@ -291,6 +291,19 @@ class Tape:
                     kept, new = self._rewritten(kept, snapshots)
                 self.cassette = Cassette([*kept, *new], path=self.path)
                 return self.cassette.save(self.path)
+
+    def _redacted_across(self, snapshots: list[Interaction | None]) -> list[Interaction | None]:
+        """Each exchange's secrets removed from every other exchange of the run too: a cookie or an
+        organisation id one response set, repeated in another exchange that never carried it."""
+        known = [set(recording.redactor.secrets) for recording in self._recordings]
+        every = set().union(*known)
+        cleaned: list[Interaction | None] = []
+        for item, own in zip(snapshots, known, strict=True):
+            missing = every - own
+            if item is not None and missing:
+                item = Redactor(extra_secrets=missing, environment=False).interaction(item)
+            cleaned.append(item)
+        return cleaned
 
     def _rewritten(
         self, current: list[Interaction], snapshots: list[Interaction | None]

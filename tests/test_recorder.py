@@ -159,3 +159,45 @@ class TestSecrets:
                 http.post(f"{server.base_url}/v1/messages", json={"note": SECRET})
         assert SECRET not in (tmp_path / "c.yaml").read_text()
         assert os.environ["ANTHROPIC_API_KEY"] == SECRET
+
+
+@pytest.mark.parametrize("accepted", ["gzip, deflate, br", "gzip, deflate"])
+def test_a_brotli_body_the_client_asked_for_is_stored_decoded_and_redacted(
+    monkeypatch: pytest.MonkeyPatch, accepted: str
+) -> None:
+    """Brotli is decoded (so redacted) when the client offered ``br``, as httpx, urllib3 and aiohttp do
+    exactly when a brotli library is installed. The library here is a stand-in with brotli's interface
+    (``Decompressor().process``) over raw deflate; the real one was checked by hand (brotli 1.2.1)."""
+    import json
+    import sys
+    import types
+    import zlib
+
+    from streamtape.cassette import Request
+    from streamtape.intercept.recorder import Recording
+    from streamtape.redact import Redactor
+
+    class Decompressor:
+        def __init__(self) -> None:
+            self.inner = zlib.decompressobj(-zlib.MAX_WBITS)
+
+        def process(self, data: bytes) -> bytes:
+            return self.inner.decompress(data)
+
+    monkeypatch.setitem(sys.modules, "brotli", types.SimpleNamespace(Decompressor=Decompressor))
+    key = "sk-ant-api03-" + "Zq8" * 20
+    squeeze = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    wire = squeeze.compress(json.dumps({"echo": key}).encode()) + squeeze.flush()
+    headers = (("x-api-key", key), ("accept-encoding", accepted))
+    recording = Recording(Request("POST", "https://api.example/v1/x", headers, b"{}"), Redactor(headers))
+    recording.respond(200, b"OK", [(b"content-encoding", b"br"), (b"content-length", b"%d" % len(wire))])
+    recording.chunk(wire[:7])
+    recording.chunk(wire[7:])
+    recording.finish(lambda exc: None, None)  # type: ignore[arg-type, return-value]
+    item = recording.snapshot()
+    assert item is not None and item.response is not None
+    if "br" in accepted:
+        assert json.loads(item.response.body) == {"echo": "REDACTED"}
+        assert [name for name, _ in item.response.headers] == []  # encoding and length describe other bytes
+    else:  # the client could not have decoded it: the bytes are kept as they came
+        assert item.response.body == wire and ("content-encoding", "br") in item.response.headers

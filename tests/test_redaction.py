@@ -84,10 +84,14 @@ def secrets_(draw: Any) -> str:
 _CARRIERS = [
     "bearer", "basic", "token", "digest", "apikey-scheme", "x-api-key", "x-goog-api-key", "api-key",
     "x-auth-token", "custom-suffix", "cookie", "query-key", "query-api_key", "environment", "user-secret",
+    "basic-user", "digest-username", "bare-authorization", "sigv4", "x-amz-security-token", "apikey",
+    "x-api-token", "x_api_key", "openai-organization", "openai-project", "proxy-authorization",
+    "query-X-Amz-Signature", "query-x-goog-api-key", "query-access-token", "proxy-environment",
 ]  # fmt: skip
 _PLACES = [
     "url-path", "other-header", "body-raw", "body-json-escaped", "body-url-escaped", "response-body",
     "response-body-escaped", "response-event-split", "response-header", "error-body", "response-cookie",
+    "body-url-escaped-twice", "body-url-of-json-escape", "stainless-version", "response-bearer-quote",
 ]  # fmt: skip
 
 
@@ -109,15 +113,30 @@ def _carry(carrier: str, secret: str, rng: random.Random) -> tuple[dict[str, str
         headers[_casing("authorization", rng)] = f"Basic{space}{token}"
     elif carrier == "digest":
         headers["Authorization"] = f'Digest username="bob", realm="api", uri="/v1/x", response="{secret}"'
+    elif carrier == "digest-username":
+        headers["Authorization"] = f'Digest username="{secret}", realm="api", uri="/v1/x", response="0a1b"'
+    elif carrier == "basic-user":  # the key as the user name, a dummy password (``KEY:X``)
+        token = base64.b64encode(f"{secret}:{rng.choice(['', 'X'])}".encode()).decode()
+        headers[_casing("authorization", rng)] = f"Basic{space}{token}"
+    elif carrier == "bare-authorization":
+        headers[_casing("authorization", rng)] = secret
+    elif carrier == "sigv4":
+        credential = f"{secret}/20260101/us-east-1/bedrock/aws4_request"
+        headers["Authorization"] = (f"AWS4-HMAC-SHA256 Credential={credential}, SignedHeaders=host;x-amz-date, "
+                                    f"Signature={'0a1b2c3d' * 8}")  # fmt: skip
+    elif carrier == "proxy-authorization":
+        headers["Proxy-Authorization"] = "Basic " + base64.b64encode(f"u:{secret}".encode()).decode()
     elif carrier == "custom-suffix":
         headers[_casing("x-acme-api-key", rng)] = secret
     elif carrier == "cookie":
         headers["Cookie"] = f"theme=dark; session={secret}"
     elif carrier.startswith("query-"):
         query[carrier.removeprefix("query-")] = secret
-    elif carrier not in ("environment", "user-secret"):
+    elif carrier not in ("environment", "user-secret", "proxy-environment"):
         headers[_casing(carrier, rng)] = secret
     environment = {"ACME_SERVICE_API_KEY": secret} if carrier == "environment" else {}
+    if carrier == "proxy-environment":  # the proxy is not used (no_proxy), but its password is known
+        environment = {"HTTPS_PROXY": f"http://me:{quote(secret, safe='')}@127.0.0.1:9", "NO_PROXY": "*"}
     return headers, query, environment, [secret] if carrier == "user-secret" else []
 
 
@@ -133,6 +152,12 @@ def _plan(places: list[str], secret: str, rng: random.Random) -> tuple[str, dict
         raw = raw.replace('"m"', f'"{_json_escaped(secret, rng)}"')
     if "body-url-escaped" in places:
         raw = raw.replace('"user"', f'"user?next={_url_escaped(secret, rng)}"')
+    if "body-url-escaped-twice" in places:
+        raw = raw.replace('"messages"', f'"messages", "u": "{quote(_url_escaped(secret, rng), safe="")}"')
+    if "body-url-of-json-escape" in places:
+        raw = raw.replace('"messages"', f'"messages", "v": "{quote(_json_escaped(secret, rng), safe="")}"')
+    if "stainless-version" in places:
+        extra["x-stainless-package-version"] = secret
     status, headers, payload = 200, [("content-type", "text/event-stream")], b""
     events = [{"type": "message_start"}, {"type": "content_block_delta", "text": "Hello"}]
     if "response-body" in places:
@@ -146,6 +171,8 @@ def _plan(places: list[str], secret: str, rng: random.Random) -> tuple[str, dict
     if "error-body" in places:
         status, headers = 401, [("content-type", "application/json")]
         payload = json.dumps({"type": "error", "error": {"message": f"bad key: {secret}"}}).encode()
+    if "response-bearer-quote" in places:
+        events.append({"type": "error", "error": {"message": f"rejected header Authorization: Bearer {secret}"}})
     if "response-header" in places:
         headers.append(("x-echo", f"you sent {secret}"))
     if "response-cookie" in places:
@@ -370,12 +397,101 @@ def test_the_fast_path_finds_what_the_full_pattern_finds(secrets: list[str], pie
     """Bodies with no escape in them are searched by plain substring search; same spans as the regex."""
     body = "".join(secrets[p % len(secrets)] if isinstance(p, int) else p for p in pieces).encode()
     redactor = Redactor(extra_secrets=secrets, environment=False)
-    from streamtape.redact import _match_spans
-
-    assert redactor._raw_spans(body) == _match_spans(redactor._pattern(bytes), body)
+    assert redactor._raw_spans(body) == redactor._regex_spans(bytes, body)
 
 
 def test_a_variable_only_named_like_a_credential_needs_a_key_like_value(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DJANGO_SECRET", "development")  # a setting, not a key: the word stays
     monkeypatch.setenv("ACME_API_KEY", "acme-4f9b2c7d1e8a6b3c")
     assert Redactor().text("development acme-4f9b2c7d1e8a6b3c") == f"development {REDACTED}"
+
+
+# --- what the stacks and providers added: AWS, URL passwords, quoted tokens, nested escapes ---------
+
+
+def test_a_presigned_credential_teaches_the_access_key_id() -> None:
+    access = "AKIA" + "PRESIGNEDKEY1234"
+    url = f"https://b.example/o?X-Amz-Credential={access}%2F20260101%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Signature=ab12"
+    redactor = Redactor(url=url, environment=False)
+    assert redactor.text(f'{{"AccessKeyId": "{access}"}}') == f'{{"AccessKeyId": "{REDACTED}"}}'
+    assert redactor.text(url) == f"https://b.example/o?X-Amz-Credential={REDACTED}&X-Amz-Signature={REDACTED}"
+
+
+def test_url_passwords_are_removed_known_or_not(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://me:s3cr3t-proxy-pw@proxy.example:3128")
+    redactor = Redactor(url="http://bob:Hunter2Hunter2@api.example/v1")
+    assert redactor.text("Hunter2Hunter2 and s3cr3t-proxy-pw") == f"{REDACTED} and {REDACTED}"
+    unknown = Redactor(environment=False).text("Cannot connect to proxy http://u:0therPassw0rd@10.0.0.1:8080/")
+    assert unknown == f"Cannot connect to proxy http://u:{REDACTED}@10.0.0.1:8080/"
+
+
+def test_a_bearer_or_basic_token_is_removed_wherever_it_is_quoted() -> None:
+    redactor = Redactor(environment=False)
+    token = base64.b64encode(b"proxyuser:proxy-password-1").decode()
+    assert redactor.body(f'{{"echo": "Basic {token}"}}'.encode()) == b'{"echo": "Basic REDACTED"}'
+    assert redactor.text("upstream said: authorization: bearer tok_9f8e7d6c5b4a3210") == \
+        f"upstream said: authorization: bearer {REDACTED}"  # fmt: skip
+    plain = "the bearer of responsibilities, Basic authentication, Bearer tokens"
+    assert redactor.text(plain) == plain  # words, not tokens
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        quote(quote(KEY, safe=""), safe="").replace("-", "%252D"),  # URL-escaped twice
+        "%5Cu0073" + KEY[1:],  # a JSON escape, URL-escaped
+        "\\u002573" + KEY[1:],  # a URL escape, JSON-escaped
+    ],
+)
+def test_nested_escapes_are_found(form: str) -> None:
+    assert Redactor([("x-api-key", KEY)], environment=False).text(f"[{form}]") == f"[{REDACTED}]"
+
+
+def test_the_recorded_sdk_is_cleaned_too() -> None:
+    from streamtape.age import Recorded
+
+    item = Interaction(Request("GET", "http://x/"), error=Cut("ReadError", "x"),
+                       recorded=Recorded("2026-01-01T00:00:00Z", f"stainless-sdk {KEY}", "httpx2"))  # fmt: skip
+    cleaned = Redactor([("x-api-key", KEY)], environment=False).interaction(item)
+    assert cleaned.recorded is not None and cleaned.recorded.sdk == f"stainless-sdk {REDACTED}"
+    assert scan(item) and not scan(cleaned)
+
+
+@pytest.mark.parametrize("name", ["x_api_key", "APIKEY", "X-Vault-Token", "x-api-token", "Token"])
+def test_credential_header_names_in_either_spelling(name: str) -> None:
+    redactor = Redactor([(name, KEY)], environment=False)
+    assert redactor.headers([(name, KEY), ("x-note", KEY)]) == (("x-note", REDACTED),)
+
+
+@pytest.mark.parametrize("param", ["access-token", "Access_Token", "x-goog-api-key", "signature", "%6Bey"])
+def test_credential_parameters_in_either_spelling(param: str) -> None:
+    redactor = Redactor(url=f"http://x/v1?{param}={KEY}", environment=False)
+    assert KEY not in redactor.text(f"http://x/v1?{param}={KEY} {KEY}")
+
+
+@pytest.mark.parametrize("userinfo", [f"{KEY}:", f"{KEY}:X", f"api:{KEY}"])
+def test_either_half_of_basic_credentials(userinfo: str) -> None:
+    token = base64.b64encode(userinfo.encode()).decode()
+    assert Redactor([("Authorization", f"Basic {token}")], environment=False).text(KEY) == REDACTED
+
+
+def test_a_digest_username_is_a_value_too() -> None:
+    redactor = Redactor([("Authorization", f'Digest username="{KEY}", realm="api", uri="/v1/messages"')],
+                        environment=False)  # fmt: skip
+    assert redactor.text(f"/v1/messages {KEY} api") == f"/v1/messages {REDACTED} api"
+
+
+def test_a_secret_one_exchange_taught_is_removed_from_the_others(echo: EchoServer, tmp_path: Path) -> None:
+    """A session cookie the first response set, repeated by the app in a later request that never
+    carried it as a cookie, and echoed back: the run's redaction knows it in every exchange."""
+    session = "sess-" + "q7Wz3kLm9PxR2vTn8YbC4dFh"
+    path = tmp_path / "c.yaml"
+    with streamtape.use_cassette(path, record_mode="all", match_on=["method", "path", "body"]):
+        echo.plan = {"status": 200, "headers": [("set-cookie", f"session={session}; HttpOnly")], "chunks": [b"ok"]}
+        httpx2.post(f"{echo.base_url}/login", content=b"{}")
+        echo.plan = {"status": 200, "headers": [("content-type", "application/json")],
+                     "chunks": [json.dumps({"you_sent": session}).encode()]}  # fmt: skip
+        httpx2.post(f"{echo.base_url}/v1/messages", json={"note": f"my session is {session}"})
+    text = path.read_text()
+    assert session not in text and session not in unquote(text) and text.count(REDACTED) >= 2
+    assert [item.response.status for item in Cassette.load(path).interactions if item.response] == [200, 200]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import threading
 import time
 import zlib
@@ -45,12 +46,39 @@ def prepare_request(
         request = tape.hooks.request(request)
     return (None if request is None else redactor.request(request)), redactor
 
+
 _DECODABLE = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 _DROP_WHEN_DECODED = {"content-encoding", "content-length"}
 
 #: how long, and how much, the recorder reads on its own after the app closed a stream early
 DRAIN_SECONDS = 120.0
 DRAIN_BYTES = 64 * 1024 * 1024
+
+
+def _decoder(encoding: str, accepted: str = "") -> Any | None:
+    """A fresh incremental decoder (``.decompress(bytes) -> bytes``) for a ``Content-Encoding``, or
+    ``None`` (the body is stored as it came). Brotli is decoded when the client asked for it
+    (``accepted``: the request's ``Accept-Encoding``; httpx, urllib3 and aiohttp offer ``br`` only when
+    they can decode it) and a brotli library is installed. Stored decoded, the cassette is readable
+    and a key the body repeats is found by the redactor, as in a gzip body. zstd is kept as it came:
+    whether a client decodes it depends on more than an installed library."""
+    if encoding in _DECODABLE:
+        return zlib.decompressobj(_DECODABLE[encoding])
+    if encoding == "br" and "br" in [part.split(";")[0].strip() for part in accepted.lower().split(",")]:
+        for name in ("brotli", "brotlicffi"):
+            try:
+                module = importlib.import_module(name)
+            except ImportError:
+                continue
+            return _Brotli(module.Decompressor())
+    return None
+
+
+class _Brotli:
+    """brotli's decompressor under zlib's method name (brotli calls it ``process``; brotlicffi has both)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.decompress = getattr(inner, "process", None) or inner.decompress
 
 
 class Recording:
@@ -71,7 +99,8 @@ class Recording:
         self.chunks: list[tuple[float, bytes]] = []
         self.end: End | Cut | None = None
         self.error: Cut | None = None
-        self._wbits: int | None = None  # set when the body is gzip/deflate encoded
+        self._encoding = ""  # the body's Content-Encoding, when streamtape can decode it
+        self._accepted = ""  # the request's Accept-Encoding
         self._lock = threading.Lock()
         self.stream: RecordingStream | None = None
         #: the background read of what the app did not read (a thread or an asyncio task), if any
@@ -98,7 +127,9 @@ class Recording:
         self.status, self.reason = status, reason.decode("latin-1")
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw_headers]
         encoding = next((v.strip().lower() for k, v in headers if k.lower() == "content-encoding"), "")
-        self._wbits = _DECODABLE.get(encoding)
+        accepted = ",".join(v for k, v in self.request.headers if k.lower() == "accept-encoding")
+        self._accepted = accepted
+        self._encoding = encoding if _decoder(encoding, accepted) is not None else ""
         self.headers = self.redactor.headers(headers)
 
     def chunk(self, data: bytes) -> None:
@@ -177,13 +208,13 @@ class Recording:
         self, chunks: list[tuple[float, bytes]]
     ) -> tuple[tuple[tuple[str, str], ...], list[tuple[float, bytes]]]:
         """Store what the app reads, not compressed wire bytes, so the cassette stays readable."""
-        if self._wbits is None:
+        decoder = _decoder(self._encoding, self._accepted) if self._encoding else None
+        if decoder is None:
             return self.headers, chunks
-        decoder = zlib.decompressobj(self._wbits)
         try:
             decoded = [(at, decoder.decompress(data)) for at, data in chunks]
-        except zlib.error:
-            return self.headers, chunks  # not what the header said: keep the bytes as they came
+        except Exception:  # noqa: BLE001 - zlib.error, brotli.error, ZstdError: not what the header said
+            return self.headers, chunks  # keep the bytes as they came
         return tuple((k, v) for k, v in self.headers if k.lower() not in _DROP_WHEN_DECODED), decoded
 
 
