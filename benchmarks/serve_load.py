@@ -15,21 +15,31 @@ sockets driven by one selector loop in this process, so they cost the server not
 2. **slow clients**: N connections send half a request head, then one more byte a second, forever
    (slowloris); each must get a 408 after the request timeout. While they hang on, one normal
    request must be answered, and once the connection cap is full, more connections get a 503.
-3. **large requests**: three requests announcing 256 MiB bodies (413, not read), three of 30 MiB
-   (read, unmatched: 404).
-4. **descriptor exhaustion**: a second server whose descriptor limit (RLIMIT_NOFILE, set from
+3. **slow readers**: N connections ask for a 4 MiB stream (64 events of 64 KiB, 5 ms apart) and
+   never read it. What the server holds for them must stay bounded (a piece each, and a fixed kernel
+   send buffer), a normal request must be answered meanwhile in its recorded time, and once they
+   close, memory must come back.
+4. **large requests**: three requests announcing 256 MiB bodies (413, not read), three of 30 MiB
+   (read, unmatched: 404), then 30 of 30 MiB at once: the bodies received at once are bounded (256
+   MiB, ``max_pending_bytes``), so the ones beyond it get a 503 to retry.
+5. **descriptor exhaustion**: a second server whose descriptor limit (RLIMIT_NOFILE, set from
    outside with prlimit) leaves room for 64 connections gets N concurrent streams: accept() fails
    with EMFILE, the server backs off and keeps accepting, and every stream must complete.
+6. **exhausted, then freed**: servers started with RLIMIT_NOFILE 256 (``--workers 1`` and ``2``)
+   get idle connections until they can accept no more; those are closed, and a normal request must
+   be answered again at once (the time from the close to its answer is printed; served at speed 0,
+   so that time is the recovery's, not the stream's).
 
-After each phase, a normal request must be answered, and the server's RSS, threads and open
-descriptors are printed next to their values before the phase. The script exits 1 if any answer
-was wrong, 0 otherwise. The functions here are also the load generators of
+After each phase, a normal request must be answered, and the server's RSS (before, peak during,
+and after), threads and open descriptors are printed. The script exits 1 if any answer was wrong,
+0 otherwise. The functions here are also the load generators of
 ``tests/test_server_hardening.py``, which runs them scaled down.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import json
 import os
@@ -71,6 +81,20 @@ def stream_cassette(events: int = EVENTS, gap: float = GAP) -> streamtape.Casset
     timing = tuple((0.01 + gap * i, len(piece)) for i, piece in enumerate(chosen))
     request = streamtape.Request("POST", "http://serve-load/v1/messages", (), BODY)
     response = streamtape.Response(200, (("content-type", "text/event-stream"),), b"".join(chosen), timing, "OK", 0.01)
+    return streamtape.Cassette([streamtape.Interaction(request, response)])
+
+
+BIG_PATH = "/v1/big"
+
+
+def big_cassette(pieces: int = 64, size: int = 64 << 10, gap: float = 0.005) -> streamtape.Cassette:
+    """One interaction: ``POST /v1/big`` answered by a chunked event stream of ``pieces`` events of
+    ``size`` bytes, ``gap`` seconds apart (by default 4 MiB: more than the server keeps framed for the
+    next client, so each connection frames it as it goes)."""
+    piece = b"data: " + b"x" * (size - 8) + b"\n\n"
+    timing = tuple((gap * i, len(piece)) for i in range(pieces))
+    request = streamtape.Request("POST", f"http://serve-load{BIG_PATH}", (), BODY)
+    response = streamtape.Response(200, (("content-type", "text/event-stream"),), piece * pieces, timing, "OK", 0.0)
     return streamtape.Cassette([streamtape.Interaction(request, response)])
 
 
@@ -266,14 +290,24 @@ class ServeProcess:
     def url(self) -> str:
         return f"http://{self.address[0]}:{self.address[1]}"
 
+    def pids(self) -> list[int]:
+        """The server's process, and its workers' (``--workers``)."""
+        try:
+            children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()
+        except OSError:
+            children = []
+        return [self.process.pid, *map(int, children)]
+
     def status(self) -> dict[str, int]:
-        """RSS and peak RSS (KiB), threads, and open descriptors, from /proc."""
-        fields = {}
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            name, _, value = line.partition(":")
-            if name in ("VmRSS", "VmHWM", "Threads"):
-                fields[name] = int(value.split()[0])
-        fields["fds"] = len(os.listdir(f"/proc/{self.process.pid}/fd"))
+        """RSS and peak RSS (KiB), threads, and open descriptors, from /proc (workers included)."""
+        fields = {"VmRSS": 0, "VmHWM": 0, "Threads": 0, "fds": 0}
+        for pid in self.pids():
+            with contextlib.suppress(OSError):
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    name, _, value = line.partition(":")
+                    if name in ("VmRSS", "VmHWM", "Threads"):
+                        fields[name] += int(value.split()[0])
+                fields["fds"] += len(os.listdir(f"/proc/{pid}/fd"))
         return fields
 
     def limit_descriptors(self, room: int) -> int:
@@ -291,15 +325,25 @@ class ServeProcess:
 
 
 @contextmanager
-def serve(cassette_path: Path, *args: str) -> Iterator[ServeProcess]:
+def serve(cassette_path: Path, *args: str, nofile: int | None = None, drain: bool = False) -> Iterator[ServeProcess]:
+    """``streamtape serve`` in its own process; ``nofile``: its RLIMIT_NOFILE (from its start);
+    ``drain``: read what it prints from a thread (else the caller reads it)."""
     command = [sys.executable, "-m", "streamtape", "serve", str(cassette_path), *args]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=_ROOT)
+
+    def limit() -> None:
+        if nofile is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=_ROOT,
+                               preexec_fn=limit if nofile is not None else None)  # fmt: skip
     line = process.stdout.readline() if process.stdout else ""
     if " at http://" not in line:
         process.kill()
         raise RuntimeError(f"streamtape serve did not start: {line!r} {process.communicate()[1]}")
     host, port = line.rsplit(" at http://", 1)[1].strip().rsplit(":", 1)
     server = ServeProcess(process, (host, int(port)))
+    if drain:  # a pipe nobody reads fills up: its log thread would then hold the lines, and the RSS count them
+        threading.Thread(target=lambda: [None for _ in process.stdout or ()], daemon=True).start()
     try:
         yield server
     finally:
@@ -326,6 +370,7 @@ class Phase:
     after: dict[str, int]
     normal_after: int  # the status of a normal request once the phase is over
     note: str = ""
+    peak_rss: int = 0  # KiB, sampled during the phase
 
     @property
     def ok(self) -> bool:
@@ -347,13 +392,36 @@ def tally(replies: Sequence[Reply], body: bytes | None = None) -> dict[str, int]
 def settle(server: ServeProcess, fds: int = 1 << 30, timeout: float = 15.0) -> dict[str, int]:
     """The server's status once it is idle again: back to its idle threads (however many
     connections it served: it has no thread per connection) and at most ``fds`` open descriptors
-    (after ``timeout`` regardless: then the numbers show what it still holds)."""
+    (after ``timeout`` regardless: then the numbers show what it still holds), and a moment more
+    for the memory freed to be given back (the server trims its heap a second after connections close)."""
     deadline = time.monotonic() + timeout
     while True:
         now = server.status()
-        if (now["Threads"] <= IDLE_THREADS and now["fds"] <= fds) or time.monotonic() > deadline:
-            return now
+        if (now["Threads"] <= IDLE_THREADS * len(server.pids()) and now["fds"] <= fds) or time.monotonic() > deadline:
+            time.sleep(1.2)
+            return server.status()
         time.sleep(0.05)
+
+
+@contextmanager
+def sampling(server: ServeProcess) -> Iterator[list[int]]:
+    """The server's peak RSS (KiB) while the block runs, sampled every 20 ms: ``[peak]``."""
+    peak = [0]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            with contextlib.suppress(OSError):
+                peak[0] = max(peak[0], server.status()["VmRSS"])
+            done.wait(0.02)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        yield peak
+    finally:
+        done.set()
+        sampler.join()
 
 
 def normal(server: ServeProcess) -> int:
@@ -365,11 +433,12 @@ def measure(server: ServeProcess, name: str, wanted: dict[str, int], load: Any, 
     """Run ``load()`` (which returns replies, or replies and a note) against an idle server."""
     before = settle(server)
     start = time.monotonic()
-    result = load()
+    with sampling(server) as peak:
+        result = load()
     replies, note = result if isinstance(result, tuple) else (result, "")
     seconds = time.monotonic() - start
     after = settle(server, before["fds"])
-    return Phase(name, wanted, tally(replies, body), seconds, before, after, normal(server), note)
+    return Phase(name, wanted, tally(replies, body), seconds, before, after, normal(server), note, peak[0])
 
 
 def phase_streams(server: ServeProcess, clients: int, body: bytes) -> Phase:
@@ -411,11 +480,93 @@ def phase_bodies(server: ServeProcess) -> Phase:
     huge, big = b"x" * (256 << 20), b"y" * (30 << 20)
     announced = request_bytes(huge)  # a head announcing 256 MiB, then the body
 
-    def load() -> tuple[list[Reply], str]:
-        replies = exchange(server.address, [Client(announced)] * 3 + [Client(request_bytes(big))] * 3)
-        return replies, f"peak RSS {server.status()['VmHWM'] / 1024:.0f} MB"
+    def load() -> list[Reply]:
+        return exchange(server.address, [Client(announced)] * 3 + [Client(request_bytes(big))] * 3)
 
     return measure(server, "3 x 256 MiB and 3 x 30 MiB request bodies", {"413": 3, "404": 3}, load)
+
+
+def phase_many_bodies(server: ServeProcess, count: int = 30) -> Phase:
+    """``count`` requests of 30 MiB at once: as many as fit in 256 MiB (``max_pending_bytes``) are read
+    (unmatched: 404), the others get a 503 to retry; none is lost or reset."""
+    big = request_bytes(b"y" * (30 << 20))
+    fits = (256 << 20) // len(b"y" * (30 << 20))
+
+    def load() -> tuple[list[Reply], str]:
+        replies = exchange(server.address, [Client(big)] * count)
+        got = tally(replies)
+        ok = set(got) <= {"404", "503"} and got.get("404", 0) >= fits
+        return replies, f"{got.get('404', 0)} read (at least {fits} fit at once), {got.get('503', 0)} told to retry" + (
+            "" if ok else "  <- FAIL")  # fmt: skip
+
+    phase = measure(server, f"{count} x 30 MiB request bodies at once", {}, load)
+    phase.wanted = {key: phase.got[key] for key in phase.got if key in ("404", "503")} or {"404": count}
+    if "FAIL" in phase.note:
+        phase.got = {**phase.got, "bounded": 0}
+    return phase
+
+
+def slow_readers(server: ServeProcess, count: int) -> tuple[list[socket.socket], str]:
+    """``count`` connections that ask for the 4 MiB stream and never read it (a receive buffer of 4
+    KiB); returns them (open) and what a normal request met meanwhile."""
+    readers = []
+    for _ in range(count):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(server.address)
+        sock.sendall(request_bytes(path=BIG_PATH))
+        readers.append(sock)
+    time.sleep(1.0)  # each has been sent what its buffers take
+    start = time.monotonic()
+    status = normal(server)
+    took = (time.monotonic() - start) * 1000
+    return readers, f"meanwhile a normal request ({EVENTS * GAP * 1000:.0f} ms recorded) got {status} in {took:.0f} ms"
+
+
+def phase_slow_readers(server: ServeProcess, count: int) -> Phase:
+    def load() -> tuple[list[Reply], str]:
+        readers, note = slow_readers(server, count)
+        held = server.status()
+        for sock in readers:
+            sock.close()
+        note += f"; while they waited: RSS {held['VmRSS'] / 1024:.1f} MB, {held['fds']} descriptors"
+        return [Reply(b"", None)] * count, note
+
+    phase = measure(server, f"{count:,} slow readers of a 4 MiB stream", {"no answer": count}, load)
+    if " got 200 " not in phase.note:
+        phase.got = {**phase.got, "meanwhile": 0}
+    return phase
+
+
+def exhaust_and_free(path: Path, workers: int, nofile: int = 256) -> Phase:
+    """A server (``workers`` processes) with RLIMIT_NOFILE ``nofile`` gets idle connections until it
+    accepts no more; they are closed, and a normal request must be answered again at once."""
+    with serve(
+        path, "--speed", "0", "--workers", str(workers), nofile=nofile, drain=True
+    ) as server:  # the answer: at once
+        if normal(server) != 200:
+            raise RuntimeError("the server does not answer a normal request")
+        before = settle(server)
+        held = []
+        with sampling(server) as peak:
+            for _ in range(nofile * workers + 200):  # more than it can hold: the rest wait in the backlog
+                held.append(socket.create_connection(server.address))
+            full = server.status()
+            stuck = exchange(server.address, [Client(request_bytes())], timeout=0.5)[0].error
+            start = time.monotonic()
+            for sock in held:
+                sock.close()
+            status, waited = 0, 0.0
+            while status != 200 and time.monotonic() - start < 30:
+                status = normal(server)
+                waited = time.monotonic() - start
+        after = settle(server, before["fds"])
+        note = (f"{len(held)} idle connections: {full['fds']} descriptors held, a normal request meanwhile: "
+                f"{stuck or 'answered'}; closed: a normal request answered again {waited * 1000:.0f} ms later")  # fmt: skip
+        phase = Phase(f"descriptors exhausted then freed (RLIMIT_NOFILE {nofile}, --workers {workers})",
+                      {"200": 1}, {str(status): 1}, waited, before, after, normal(server), note, peak[0])  # fmt: skip
+        server.stop()
+        return phase
 
 
 def phase_exhaustion(server: ServeProcess, clients: int, body: bytes) -> Phase:
@@ -437,26 +588,30 @@ def run(clients: int, slow: int, rounds: int, out: Path | None) -> int:
         return 2
     cassette = stream_cassette()
     body = body_of(cassette)
+    served = streamtape.Cassette([*cassette.interactions, *big_cassette().interactions])
     phases: list[Phase] = []
     stderr: list[str] = []
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="serve-load-") as tmp:
-        path = cassette.save(Path(tmp) / "stream.yaml")
-        with serve(path, "--speed", "1") as server:
+        path = served.save(Path(tmp) / "stream.yaml")
+        with serve(path, "--speed", "1", drain=True) as server:
             if normal(server) != 200:
                 raise RuntimeError("the server does not answer a normal request")
             first = settle(server)
             for number in range(1, rounds + 1):
-                for phase in (phase_streams(server, clients, body), phase_slow(server, slow), phase_bodies(server)):
+                for phase in (phase_streams(server, clients, body), phase_slow(server, slow),
+                              phase_slow_readers(server, slow), phase_bodies(server), phase_many_bodies(server)):  # fmt: skip
                     phase.name = f"round {number}: {phase.name}"
                     phases.append(phase)
             last = settle(server)
             stderr.append(server.stop())
-        with serve(path, "--speed", "1") as server:
+        with serve(path, "--speed", "1", drain=True) as server:
             if normal(server) != 200:
                 raise RuntimeError("the second server does not answer a normal request")
             phases.append(phase_exhaustion(server, clients, body))
             stderr.append(server.stop())
+        for workers in (1, 2):
+            phases.append(exhaust_and_free(path, workers))
 
     print("streamtape serve under load")
     print(
@@ -471,14 +626,14 @@ def run(clients: int, slow: int, rounds: int, out: Path | None) -> int:
         if phase.note:
             print(f"      {phase.note}")
         b, a = phase.before, phase.after
-        print(f"      server RSS {b['VmRSS'] / 1024:.1f} -> {a['VmRSS'] / 1024:.1f} MB, threads {b['Threads']} -> "
-              f"{a['Threads']}, open descriptors {b['fds']} -> {a['fds']}; a normal request afterwards: "
-              f"{phase.normal_after}")  # fmt: skip
+        print(f"      server RSS {b['VmRSS'] / 1024:.1f} -> peak {phase.peak_rss / 1024:.1f} -> {a['VmRSS'] / 1024:.1f} MB, "
+              f"threads {b['Threads']} -> {a['Threads']}, open descriptors {b['fds']} -> {a['fds']}; a normal request "
+              f"afterwards: {phase.normal_after}")  # fmt: skip
     print()
     print(f"  first server, idle: RSS {first['VmRSS'] / 1024:.1f} MB at the start, {last['VmRSS'] / 1024:.1f} MB "
           f"after {rounds} round(s); threads {first['Threads']} -> {last['Threads']}, descriptors {first['fds']} -> "
           f"{last['fds']}")  # fmt: skip
-    for which, err in zip(("first", "second"), stderr, strict=True):
+    for which, err in zip(("first", "second"), stderr, strict=True):  # the last phases' servers: in their notes
         lines = [line for line in err.splitlines() if line.strip()]
         print(f"  stderr of the {which} server ({len(lines)} line(s)): {lines}")
     tracebacks = sum("Traceback" in err for err in stderr)

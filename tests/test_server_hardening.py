@@ -24,9 +24,11 @@ import pytest
 
 import streamtape
 from benchmarks.serve_load import (
+    BIG_PATH,
     SLOW_HEAD,
     Client,
     Reply,
+    big_cassette,
     body_of,
     exchange,
     request_bytes,
@@ -35,6 +37,7 @@ from benchmarks.serve_load import (
     stream_cassette,
     streams,
 )
+from streamtape import server as server_module
 from streamtape.errors import ConfigError
 from streamtape.server import ReplayServer
 from tests.support import sdk
@@ -375,3 +378,237 @@ def test_serve_takes_the_limits_as_options(tmp_path: Path, hold: Callable[..., l
         eventually(lambda: streams(server.address, 1)[0].parse()[2] == BODY, "the slot freed, and a normal answer")
         err = server.stop()
     assert "1 connections open (max_connections, --max-connections)" in err and "Traceback" not in err
+
+
+# --- what a client can make it hold, all clients together ------------------------------------------
+
+
+def big_stream(size: int = 6 << 20, piece: int = 64 << 10) -> streamtape.Cassette:
+    """A chunked stream larger than the server keeps framed for the next client (4 MiB)."""
+    return big_cassette(pieces=size // piece, size=piece, gap=0.0)
+
+
+def stalled(to: tuple[str, int], count: int, path: str = BIG_PATH) -> list[socket.socket]:
+    """Connections that ask for ``path`` and never read the answer."""
+    socks = []
+    for _ in range(count):
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(to)
+        sock.sendall(request_bytes(path=path))
+        socks.append(sock)
+    return socks
+
+
+def test_clients_that_stop_reading_a_large_stream_hold_a_piece_each_not_the_recording() -> None:
+    """Measured before: each such client framed the whole 6 MiB run for itself (60 MiB for 10)."""
+    with ReplayServer(big_stream(), speed=0, match_on=["method", "path"]) as server:
+        exchange(address(server), [Client(request_bytes(path=BIG_PATH))])  # warm
+        eventually(lambda: idle(server), "warm-up done")
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            socks = stalled(address(server), 10)
+            eventually(lambda: server.request_count == 11 and all(conn.out for conn in list(server._conns)),
+                       "every response stalled on a full socket")  # fmt: skip
+            held = tracemalloc.get_traced_memory()[0] - before
+        finally:
+            tracemalloc.stop()
+        if sys.platform.startswith("linux"):  # the kernel's buffer is fixed too (Linux reports it doubled)
+            assert {conn.sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) for conn in server._conns} == {
+                2 * server_module._SEND_BUFFER
+            }  # fmt: skip
+        for sock in socks:
+            sock.close()
+        eventually(lambda: idle(server), "the stalled connections released")
+    assert held < 10 * (64 << 10) + (1 << 20), held  # at most about a piece each
+
+
+def test_a_stalled_large_stream_is_still_whole_when_the_client_reads_it() -> None:
+    cassette = big_stream()
+    with ReplayServer(cassette, speed=0, match_on=["method", "path"]) as server:
+        (sock,) = stalled(address(server), 1)
+        eventually(lambda: bool(server._conns) and all(conn.out for conn in list(server._conns)), "stalled")
+        with sock:
+            reply = Reply(read_until_closed(sock))
+    assert reply.parse()[2] == body_of(cassette)
+
+
+def test_request_bodies_received_at_once_are_bounded_and_the_rest_told_to_retry() -> None:
+    """``max_pending_bytes`` (256 MiB by default) bounds the bodies being received, all connections
+    together: 30 clients sending 30 MiB at once held 1 GB before."""
+    with ReplayServer(CASSETTE, speed=0, max_body_bytes=600, max_pending_bytes=1000, request_timeout=30,
+                      match_on=["method", "path"]) as server:  # fmt: skip
+        head = request_bytes(b"x" * 600).split(b"\r\n\r\n")[0] + b"\r\n\r\n"
+        with socket.create_connection(address(server)) as first:
+            first.sendall(head + b"x" * 100)  # 600 announced: counted whole, though 100 came so far
+            eventually(lambda: server._pending_bytes == 600, "the first body counted")
+            busy = exchange(address(server), [Client(request_bytes(b"y" * 600))])[0]
+            status, headers, _ = busy.parse()
+            assert (status, headers["retry-after"], headers["x-should-retry"]) == (503, "1", "true")
+            assert "(max_pending_bytes), so this one was not read; retry in a second" in error_message(busy)
+            chunked = h11.Connection(our_role=h11.CLIENT)
+            events = (h11.Request(method="POST", target="/v1/messages", headers=[("host", "x"),
+                      ("transfer-encoding", "chunked")]), *[h11.Data(data=b"z" * 100)] * 5, h11.EndOfMessage())  # fmt: skip
+            assert (
+                exchange(address(server), [Client(b"".join(chunked.send(e) or b"" for e in events))])[0].status == 503
+            )
+            assert exchange(address(server), [Client(request_bytes(b"w" * 300))])[0].parse()[2] == BODY  # 900: fits
+            first.sendall(b"x" * 500)
+            assert Reply(read_until_closed(first)).parse()[2] == BODY
+        assert exchange(address(server), [Client(request_bytes(b"v" * 600))])[0].parse()[2] == BODY
+        eventually(lambda: idle(server), "the connections released")
+        assert server._pending_bytes == 0
+
+
+@pytest.mark.parametrize("how", ["answered", "413", "408", "client gone", "400"])
+def test_the_count_of_bodies_being_received_comes_back_to_zero(how: str) -> None:
+    with ReplayServer(CASSETTE, speed=0, max_body_bytes=1000, request_timeout=0.2) as server:
+        half = request_bytes(b"x" * 500).split(b"\r\n\r\n")[0] + b"\r\n\r\nxx"
+        send = {"answered": request_bytes(), "413": request_bytes(b"x" * 2000), "408": half, "client gone": half,
+                "400": half.replace(b"\r\n\r\n", b"\r\nTransfer-Encoding: chunked\r\n\r\n")}[how]  # fmt: skip
+        if how == "client gone":
+            with socket.create_connection(address(server)) as sock:
+                sock.sendall(send)
+                eventually(lambda: server._pending_bytes == 500, "the body counted")
+        else:
+            exchange(address(server), [Client(send)])
+        eventually(lambda: idle(server), "the connection released")
+        assert server._pending_bytes == 0
+
+
+def test_a_connection_keeps_no_request_body_while_its_answer_plays() -> None:
+    cassette = stream_cassette(events=10, gap=0.05)
+    with ReplayServer(cassette, speed=1, match_on=["method", "path"], history=0) as server:
+        with socket.create_connection(address(server)) as sock:
+            sock.sendall(request_bytes(b"x" * (1 << 20)))
+            eventually(lambda: server.request_count == 1 and any(conn.request for conn in list(server._conns)),
+                       "the answer playing")  # fmt: skip
+            assert [conn.request.body for conn in server._conns if conn.request] == [b""]
+            assert Reply(read_until_closed(sock)).parse()[2] == body_of(cassette)
+
+
+@pytest.mark.parametrize(
+    ("path", "provider"),
+    [("/v1/messages", "anthropic"), ("/v1/chat/completions", "openai"), ("/v1/responses", "openai-responses"),
+     ("/v1beta/models/gemini-2.0-flash:streamGenerateContent?alt=sse", "gemini"),
+     ("/model/anthropic.claude-3-5-sonnet/converse-stream", "bedrock"), (None, None)],
+)  # fmt: skip
+def test_the_503_over_the_cap_has_the_shape_of_the_requests_provider(
+    path: str | None, provider: str | None, hold: Callable[..., list[socket.socket]]
+) -> None:
+    """Each SDK reads (and retries) its own provider's error: boto3 wants ``x-amzn-ErrorType``,
+    google-genai a ``code``. A client that sends nothing at once gets the default (Anthropic's)."""
+    from streamtape.providers import error_response, get
+
+    with ReplayServer(CASSETTE, speed=0, max_connections=2) as server:
+        hold(address(server), 2)
+        eventually(lambda: server.connections == 2, "the connections admitted")
+        reply = exchange(address(server), [Client(b"" if path is None else request_bytes(path=path))])[0]
+        status, headers, body = reply.parse()
+        expected_headers, expected_body = error_response(
+            503, "overloaded_error", json.loads(body).get("error", {}).get("message") or json.loads(body)["message"],
+            retry=True, close=True, provider=None if provider is None else get(provider),
+        )  # fmt: skip
+        assert status == 503 and body == expected_body
+        assert headers == {k.lower(): v for k, v in expected_headers}
+        assert "2 connections are already open" in body.decode()
+        assert server.connections == 2 and server.request_count == 0
+
+
+def test_closing_a_connection_resumes_accepting_at_once_after_descriptors_ran_out(
+    monkeypatch: pytest.MonkeyPatch, hold: Callable[..., list[socket.socket]], capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The back-off (up to 1 s) is not waited out when a descriptor is freed meanwhile."""
+    server = ReplayServer(CASSETTE, speed=0)
+    real_accept = server._accept
+    failing = [True]
+
+    def accept() -> tuple[socket.socket, object]:
+        if failing[0]:
+            raise OSError(errno.EMFILE, "simulated")
+        return real_accept()
+
+    monkeypatch.setattr(server, "_accept", accept)
+    with server:
+        failing[0] = False
+        (held,) = hold(address(server), 1)
+        eventually(lambda: server.connections == 1, "one connection admitted")
+        failing[0] = True
+        waiting = socket.create_connection(address(server))  # accept() fails: paused for the back-off
+        eventually(lambda: server._resume is not None, "accepting paused")
+        server._resume.cancel()  # a back-off that would never end: only the freed descriptor resumes it
+        failing[0] = False
+        held.close()
+        with waiting:
+            waiting.settimeout(10)  # a hang guard: without the resume, nothing would ever answer
+            waiting.sendall(request_bytes())
+            assert Reply(read_until_closed(waiting)).parse()[2] == BODY
+    assert "cannot accept connections (simulated)" in capfd.readouterr().err
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_NOFILE and --workers: Linux")
+@pytest.mark.parametrize("workers", [1, 2])
+def test_serve_out_of_descriptors_answers_again_once_they_are_freed(tmp_path: Path, workers: int) -> None:
+    """`streamtape serve` started with RLIMIT_NOFILE 64 gets idle connections until it accepts no
+    more, then they close: a normal request is answered again (before: never, the port listening)."""
+    path = CASSETTE.save(tmp_path / "stream.yaml")
+    with serve(path, "--speed", "0", "--workers", str(workers), nofile=64, drain=True) as server:
+        held = [socket.create_connection(server.address) for _ in range(64 * workers + 50)]
+        eventually(lambda: server.status()["fds"] >= 60 * workers, "the descriptors used up")
+        for sock in held:
+            sock.close()
+        eventually(lambda: streams(server.address, 1, timeout=5)[0].parse()[2] == BODY, "a normal answer again")
+        assert [reply.parse()[2] == BODY for reply in streams(server.address, 20)] == [True] * 20
+        err = server.stop()
+    assert "cannot accept connections (Too many open files)" in err and "Traceback" not in err, err
+
+
+# --- what HTTP/1.1 cannot carry ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("request_", "status", "words"),
+    [(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505, "is not HTTP/1.1"),
+     (b"GET / HTTP/3.0\r\nHost: x\r\n\r\n", 505, "is not HTTP/1.1"),
+     (b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", 400, "it is not a proxy"),
+     (b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n", 400, "it is not a proxy"),
+     (b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0"
+      b"\r\n\r\n", 400, "both Transfer-Encoding and Content-Length"),
+     (b"P@ST /v1/messages HTTP/1.1\r\nHost: x\r\n\r\n", 400, "not valid HTTP/1.1"),
+     (b"GET /v1/\xc3\xa9 HTTP/1.1\r\nHost: x\r\n\r\n", 400, "not valid HTTP/1.1")],
+    ids=["http2-preface", "http3", "connect", "options-asterisk", "te-and-cl", "bad-method", "non-ascii-path"],
+)  # fmt: skip
+def test_what_http_1_1_cannot_carry_is_refused_in_one_sentence(
+    request_: bytes, status: int, words: str, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    with ReplayServer(CASSETTE, speed=0) as server:
+        reply = exchange(address(server), [Client(request_)])[0]
+        assert reply.status == status and reply.error is None
+        assert words in error_message(reply)
+        assert server.request_count == 0
+        eventually(lambda: idle(server), "the connection released")
+    assert "Traceback" not in capfd.readouterr().err and not caplog.records  # the loop reports its errors by logging
+
+
+def test_an_absolute_form_target_is_served_as_its_path() -> None:
+    """What a client sends to a proxy, and an HTTP/1.1 server must accept (the host is not matched)."""
+    with ReplayServer(CASSETTE, speed=0) as server:
+        request = request_bytes().replace(b"POST /v1/messages ", b"POST http://elsewhere.example/v1/messages ")
+        assert exchange(address(server), [Client(request)])[0].parse()[2] == BODY
+        assert server.requests[-1].url == "http://elsewhere.example/v1/messages"
+
+
+@pytest.mark.parametrize("announced", [None, "999999999999"])
+def test_a_head_request_gets_error_answers_without_a_body(
+    announced: str | None, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Before: an unmatched HEAD was a traceback (h11 refuses a body there), an oversized one no answer."""
+    length = b"" if announced is None else b"Content-Length: %s\r\n" % announced.encode()
+    with ReplayServer(CASSETTE, speed=0) as server:
+        reply = exchange(address(server), [Client(b"HEAD /v1/messages HTTP/1.1\r\nHost: x\r\n%bConnection: close\r\n"
+                                                  b"\r\n" % length)])[0]  # fmt: skip
+        head, _, rest = reply.raw.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 404 " if announced is None else b"HTTP/1.1 413 ") and rest == b""
+        eventually(lambda: idle(server), "the connection released")
+    assert "Traceback" not in capfd.readouterr().err and not caplog.records  # the loop reports its errors by logging

@@ -246,3 +246,25 @@ def test_the_scale_benchmark_runs_and_reports_every_figure() -> None:
     assert row["streamtape"]["errors"] == row["baseline"]["errors"] == 0
     assert {"p99_ratio", "throughput_ratio", "cpu_ratio"} <= set(row) and result["memory_kb"]["idle_after"] > 0
     assert "p99 jitter streamtape / baseline" in report(result)
+
+
+@pytest.mark.parametrize("framing", ["chunked", "content-length"])
+def test_a_run_too_large_to_keep_is_framed_as_it_goes_byte_for_byte(framing: str) -> None:
+    """A run over 4 MiB is not kept framed for the next client: each connection frames a piece when
+    it is due (small pieces copied with their framing, large ones sent as views of the recording). A
+    Content-Length body is handed over piece by piece by the playback itself: the same bytes either way."""
+    sizes = [3000, 20_000, 0, 70_000, 1] * 80  # 7.4 MiB, chunks on both sides of the copy threshold
+    data = bytes(i % 251 for i in range(sum(sizes)))
+    headers = [("content-type", "application/octet-stream")]
+    if framing == "content-length":
+        headers.append(("content-length", str(len(data))))
+    response = streamtape.Response(200, tuple(headers), data, tuple((0.0, size) for size in sizes))
+    request = streamtape.Request("POST", "http://h/v1/messages", (), b"{}")
+    cassette = streamtape.Cassette([streamtape.Interaction(request, response)])
+    wire = request_bytes()
+    plan = wire_plan(cassette, wire)
+    with ReplayServer(cassette, speed=0, match_on=["method", "path"]) as server:
+        first, second = (exchange(address(server), [Client(wire)])[0] for _ in range(2))
+        assert len(server._runs) == 0  # too large to keep
+    assert first.raw == second.raw == b"".join(piece for _, piece in plan)
+    assert first.parse()[2] == data
