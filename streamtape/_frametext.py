@@ -150,11 +150,13 @@ def _frame_in(item: Any, place: str, fail: Fail) -> bytes:
         raise fail(place, "expected a frame: a mapping with 'headers' and 'payload', or 'raw'")
     unknown = [key for key in item if key not in _KEYS]
     if unknown:
-        raise fail(f"{place}.{unknown[0]}", f"unknown field; a frame has {', '.join(_KEYS)}")
+        raise fail(f"{place}.{_key(unknown[0])}", f"unknown field; a frame has {', '.join(_KEYS)}")
     if "raw" in item:
         extra = [key for key in item if key not in ("raw", "note")]
         if extra:
-            raise fail(f"{place}.{extra[0]}", "a raw frame holds only 'raw' (and a 'note'): its bytes as recorded")
+            raise fail(
+                f"{place}.{_key(extra[0])}", "a raw frame holds only 'raw' (and a 'note'): its bytes as recorded"
+            )
         return _base64(item["raw"], f"{place}.raw", fail)
     forms = [key for key in ("payload", "bytes", "payload_base64") if key in item]
     if len(forms) > 1:
@@ -175,7 +177,21 @@ def _headers_in(raw: Any, place: str, fail: Fail) -> list[tuple[str, HeaderValue
         return []
     if not isinstance(raw, dict):
         raise fail(place, "expected a mapping of header names to values")
-    return [(str(name), _value_in(value, f"{place}.{name}", fail)) for name, value in raw.items()]
+    return [
+        (_header_name(name, place, fail), _value_in(value, f"{place}.{_key(name)}", fail))
+        for name, value in raw.items()
+    ]
+
+
+def _key(key: Any) -> str:
+    """A mapping key as an error's place shows it: as it is, or quoted when it is not printable text."""
+    return key if isinstance(key, str) and key.isprintable() and key else repr(key)[:60]
+
+
+def _header_name(name: Any, place: str, fail: Fail) -> str:
+    if not isinstance(name, str):  # an unquoted 5, true or null: not what the frame's header was named
+        raise fail(place, f"the header name {_key(name)} is not text; quote it if that is its name")
+    return name
 
 
 def _value_in(value: Any, place: str, fail: Fail) -> HeaderValue:

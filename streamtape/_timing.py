@@ -175,6 +175,11 @@ def parse_packed(text: str, limit: float) -> CompactTiming | str:
             f"expected 'packed N DATA' (N chunks, DATA their packed timing in base64), found {_start(text)}; "
             "was it edited by hand?"
         )
+    if len(count) > 15:  # more chunks than any file holds (and more digits than int() may read)
+        return (
+            f"the packed timing claims {_start(count)} chunks, more than a cassette can hold: it was edited by "
+            "hand or damaged; re-record the cassette, or restore it from version control"
+        )
     n = int(count)
     try:
         raw = binascii.a2b_base64(data, strict_mode=True)

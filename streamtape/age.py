@@ -78,11 +78,11 @@ def parse_time(text: str) -> datetime | None:
         value = value[:-1] + "+00:00"
     try:
         moment = datetime.fromisoformat(value)
-    except ValueError:
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return moment.astimezone(UTC)
+    except (ValueError, OverflowError):  # not a time stamp, or a zone offset beyond year 1 or 9999
         return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
 
 
 def format_time(moment: datetime) -> str:

@@ -894,6 +894,7 @@ _TOKEN = re.compile(r"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
 _FIELD_VALUE = re.compile(r"(?:[^\x00\s]+(?:[ \t]+[^\x00\s]+)*)?", re.ASCII)
 _REASON = re.compile(r"[^\x00\n\r\f\v]*")
 _URL_FORBIDDEN = re.compile(r"[\x00-\x20\x7f]")
+_MAX_URL = 65536  # httpx's limit
 
 
 def _parse_request(r: _Reader, raw: dict[str, Any], place: str) -> Request:
@@ -911,10 +912,19 @@ def _check_url(r: _Reader, url: str, place: str) -> None:
     found = _URL_FORBIDDEN.search(url)
     if found:
         raise r.fail(place, f"the URL holds {found.group()!r}, which a URL cannot; percent-encode it ({_show(url)})")
+    if len(url) > _MAX_URL:
+        raise r.fail(place, f"a URL of {len(url):,} characters; HTTP clients send at most {_MAX_URL:,}")
     try:
-        urlsplit(url).port  # noqa: B018 - what matching reads, checked now
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - what matching reads, checked now
     except ValueError as exc:
         raise r.fail(place, f"not a valid URL ({exc}): {_show(url)}") from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise r.fail(place, f"expected an absolute http:// or https:// URL with a host, such as "
+                            f"https://api.anthropic.com/v1/messages, found {_show(url)}")  # fmt: skip
+    if not parts.hostname.isascii():
+        raise r.fail(place, f"the host {_show(parts.hostname)} is not ASCII: write it as HTTP sends it, "
+                            "in its xn-- (punycode) form")  # fmt: skip
 
 
 def _json_body(r: _Reader, value: Any, place: str) -> bytes:
@@ -1326,9 +1336,11 @@ def _cut_dict(cut: Cut) -> dict[str, Any]:
 # killed between the two leaves the temporary file, so every save first removes those of its
 # cassette that no live save is writing. A save holds a lock on its temporary file (``_filelock``)
 # from just after creating it until it has renamed it, so on POSIX a temporary file nobody holds a
-# lock on is abandoned, unless it is empty: a save may be between creating it and locking it, so an
-# empty one is left until it is a minute old. Windows cannot rename an open file, so there a save
-# unlocks it just before the rename, and only a temporary file a minute old is ever removed.
+# lock on is abandoned, empty ones included (a save killed before it wrote anything). A save that is
+# between creating its file and locking it may find it removed meanwhile: once it holds the lock it
+# checks that the name still leads to its file, and starts over with a new one if not (a remover holds
+# the lock while it removes, so after that check nobody can). Windows cannot rename an open file, so
+# there a save unlocks it just before the rename, and only a temporary file a minute old is removed.
 
 _WINDOWS = os.name == "nt"
 _STALE_SECONDS = 60.0
@@ -1337,10 +1349,9 @@ _STALE_SECONDS = 60.0
 def _atomic_write(target: Path, data: bytes) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_temps(target)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, tmp = _locked_temp(target)
     try:
         try:
-            _filelock.lock(fd)  # this temporary file is in use: no other save removes it
             with os.fdopen(fd, "wb", closefd=False) as handle:
                 handle.write(data)
             os.fsync(fd)
@@ -1355,6 +1366,25 @@ def _atomic_write(target: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _locked_temp(target: Path) -> tuple[int, str]:
+    """A new temporary file beside ``target``, open and locked (in use: no other save removes it)."""
+    while True:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        try:
+            _filelock.lock(fd)
+            held, named = os.fstat(fd), os.stat(tmp, follow_symlinks=False)
+        except FileNotFoundError:  # another save found it empty and unlocked, and removed it
+            os.close(fd)
+            continue
+        except BaseException:
+            os.close(fd)
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        if (held.st_dev, held.st_ino) == (named.st_dev, named.st_ino):
+            return fd, tmp
+        os.close(fd)  # removed, and the name taken again since: not ours to touch
 
 
 def _temp_names(target: Path) -> re.Pattern[str]:
@@ -1386,8 +1416,8 @@ def _remove_if_abandoned(path: Path) -> bool:
             return False  # a live save is writing it
         info = os.fstat(fd)
         age = time.time() - info.st_mtime
-        if (info.st_size == 0 or _WINDOWS) and age < _STALE_SECONDS:
-            return False  # perhaps a save that has only just created it
+        if _WINDOWS and age < _STALE_SECONDS:
+            return False  # perhaps a save that has unlocked it to rename it
         now = os.stat(path, follow_symlinks=False)
         if (now.st_dev, now.st_ino) != (info.st_dev, info.st_ino):
             return False

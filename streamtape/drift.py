@@ -494,8 +494,9 @@ def _send(
     with http.Client(transport=tape.transport(stack=stack), timeout=timeout) as client:
         for _, item, url, headers in items:
             try:
-                with client.stream(
-                    item.request.method, url, headers=headers, content=item.request.body or None
+                with client.stream(  # header values as recorded bytes: latin-1 text (``café``) is legal HTTP
+                    item.request.method, url, headers=[(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers],
+                    content=item.request.body or None
                 ) as resp:
                     for _chunk in resp.iter_raw():
                         pass

@@ -53,7 +53,7 @@ from urllib.parse import urlencode, urlsplit
 import yaml
 
 from . import _bodytext, redact
-from .cassette import MAX_DEPTH, Cassette, Interaction, Request, Response, _frames, max_cassette_bytes
+from .cassette import MAX_DEPTH, Cassette, Interaction, Request, Response, _frames, _show, max_cassette_bytes
 from .errors import CassetteError, CassetteFormatError, ConfigError
 from .redact import Redactor, is_secret_header
 from .wire import End
@@ -405,6 +405,8 @@ def _parse(text: str, path: Path) -> Any:
         ) from None  # fmt: skip
     except ValueError as exc:  # a !!binary or !!python/bytes value that is not base64
         raise _fail(path, f"not valid YAML ({exc}), so not a vcrpy cassette") from None
+    except (IndexError, KeyError):  # a tagged value its tag cannot hold: !!float '', !!bool maybe
+        raise _fail(path, "not valid YAML (a tagged value its tag cannot hold), so not a vcrpy cassette") from None
     except yaml.YAMLError as exc:
         if json_error is not None or path.suffix.lower() == ".json":
             detail = f"{json_error}" if json_error is not None else f"{_mark(exc)}{getattr(exc, 'problem', exc)}"
@@ -513,7 +515,7 @@ def _interactions(document: Any, path: Path) -> tuple[list[Any], Any]:
         raise AlreadyStreamtapeError(path, "", _ALREADY)
     if version not in (1, None):
         raise _fail(
-            path, f"vcrpy cassette format version {version!r}; streamtape import reads version 1 (vcrpy 1.0 "
+            path, f"vcrpy cassette format version {_show(version)}; streamtape import reads version 1 (vcrpy 1.0 "
             "and later): is it from a newer vcrpy?"
         )  # fmt: skip
     if not isinstance(raw_items, list):
@@ -933,8 +935,3 @@ def _kind(value: Any) -> str:
     return {dict: "a mapping", list: "a list", bool: "true/false", type(None): "null"}.get(
         type(value), type(value).__name__
     )
-
-
-def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."

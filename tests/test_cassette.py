@@ -576,7 +576,7 @@ class TestInterruptedSaves:
         path = tmp_path / "c.yaml"
         abandoned = tmp_path / ".c.yaml.k3j_9x2a.tmp"
         abandoned.write_text("half a cassette")
-        young_empty = tmp_path / ".c.yaml.aaaaaaaa.tmp"  # perhaps a save between creating and locking it
+        young_empty = tmp_path / ".c.yaml.aaaaaaaa.tmp"  # a save killed before writing anything (a live save re-checks after locking)
         young_empty.touch()
         old_empty = tmp_path / ".c.yaml.bbbbbbbb.tmp"
         old_empty.touch()
@@ -588,8 +588,8 @@ class TestInterruptedSaves:
         link = tmp_path / ".c.yaml.linklink.tmp"
         link.symlink_to(tmp_path / "c.yaml.bak")
         cassette(body=b"x").save(path)
-        assert not abandoned.exists() and not old_empty.exists()
-        assert young_empty.exists() and link.is_symlink() and all(other.exists() for other in others)
+        assert not abandoned.exists() and not old_empty.exists() and not young_empty.exists()
+        assert link.is_symlink() and all(other.exists() for other in others)
 
     def test_a_lock_is_per_open_file(self, tmp_path: Path) -> None:
         from streamtape import _filelock

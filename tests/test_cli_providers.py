@@ -460,3 +460,18 @@ def test_without_base_url_the_sdk_s_own_variable_says_where(provider: str, varia
                      env={**case.keys, variable: server.base_url + case.base_suffix})  # fmt: skip
         assert [request.path for request in server.requests] == [case.path]
     assert result.exit_code == 0, (result.stdout, result.stderr)
+
+
+def test_play_a_gemini_request_whose_generation_config_is_not_a_mapping(tmp_path: Path) -> None:
+    """A hand edit the SDK could never have sent: the answer does not depend on it, so play goes on."""
+    import dataclasses
+    import json
+
+    out = tmp_path / "g.yaml"
+    assert cli("synth", str(out), "--provider", "gemini", "--text", "Hello there.").exit_code == 0
+    (item,) = Cassette.load(out).interactions
+    body = {**json.loads(item.request.body), "generationConfig": 5}
+    request = dataclasses.replace(item.request, body=json.dumps(body).encode())
+    Cassette([dataclasses.replace(item, request=request)]).save(out)
+    played = cli("play", str(out), "--speed", "0")
+    assert played.exit_code == 0 and "Hello there." in _text(played), (played.stdout, played.stderr)

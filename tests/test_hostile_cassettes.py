@@ -21,6 +21,8 @@ and never print a traceback or an internal error.
 
 from __future__ import annotations
 
+import logging
+import math
 import os
 import random
 import re
@@ -361,9 +363,9 @@ _CLIENTS: dict[str, Any] = {}
 
 def _client(origin: str) -> Any:
     """One SDK client per origin for the whole run (each new one builds an SSL context: 30 ms)."""
+    if "raw" not in _CLIENTS:
+        _CLIENTS["raw"] = sdk.HTTP.Client()
     if origin not in _CLIENTS:
-        if "raw" not in _CLIENTS:
-            _CLIENTS["raw"] = sdk.HTTP.Client()
         _CLIENTS[origin] = sdk.client(origin, http_client=_CLIENTS["raw"])
     return _CLIENTS[origin]
 
@@ -562,6 +564,413 @@ def test_the_command_says_one_sentence_per_file(tmp_path: Path) -> None:
         assert result.stderr.count("\n") == 1, result.stderr
     play = run("play", str(tmp_path / "date.yaml"), "--speed", "0")
     assert play.returncode == 0 and "stop_reason end_turn" in play.stdout, play.stdout + play.stderr
+
+
+# --- every cassette kind: provider starters, event-stream frames, packed timing, recorded ---------------
+
+PROVIDER_STARTERS = [ROOT / "cassettes" / name for name in
+                     ("openai/chat_text.yaml", "openai/responses_function_call.yaml", "gemini/text.yaml",
+                      "bedrock/text.yaml", "bedrock/invoke_cohere.yaml")]  # fmt: skip
+
+
+def _kinds_seeds(directory: Path) -> list[Path]:
+    """Cassettes of the kinds the starters lack: streams of 1,500 chunks (packed timing), SSE and Bedrock
+    frames; event-stream frames with typed headers, a binary payload, a bad CRC and a cut frame; and
+    escaped bodies, an error before headers, repeated headers and a ``recorded`` field."""
+    from streamtape.age import Recorded
+    from streamtape.cassette import Interaction, Request, Response
+    from streamtape.framing.eventstream import Typed, encode_frame
+    from streamtape.wire import Cut, End
+
+    def split(body: bytes) -> tuple[tuple[float, int], ...]:  # 1,500 chunks or more: written packed
+        size = max(1, len(body) // 1500)
+        sizes = [size] * (len(body) // size)
+        sizes[-1] += len(body) - sum(sizes)
+        return tuple((0.3 + i / 1000, n) for i, n in enumerate(sizes))
+
+    text = Cassette.load(ROOT / "cassettes" / "anthropic" / "text.yaml").interactions[0]
+    timing = split(text.body)
+    sse = Response(200, text.response.headers, text.body, timing, "OK", 0.25, End(timing[-1][0]))  # type: ignore[union-attr]
+    bedrock = Cassette.load(ROOT / "cassettes" / "bedrock" / "text.yaml").interactions[0]
+    ftiming = split(bedrock.body)
+    stream = (("content-type", "application/vnd.amazon.eventstream"),)
+    packed = Response(200, stream, bedrock.body, ftiming, "OK", 0.25, End(ftiming[-1][0]))
+    typed = [
+        encode_frame(
+            [(":event-type", "chunk"), (":message-type", "event"), ("flag", True)],
+            b'{"bytes":"eyJ0ZXh0IjoiaGkifQ==","p":"ab"}',
+        ),  # fmt: skip
+        encode_frame([(":event-type", "x"), (":message-type", "event")], b"\x00\xff\x10binary"),
+        encode_frame(
+            [
+                ("n", Typed("int32", 5)),
+                ("t", Typed("timestamp", 1_700_000_000_000)),
+                ("u", Typed("uuid", b"0123456789abcdef")),
+                ("b", b"\x01\x02"),
+                ("i64", Typed("int64", 2**40)),
+            ],
+            b"{}",
+        ),  # fmt: skip
+    ]
+    bad = bytearray(typed[0])
+    bad[-1] ^= 1
+    tbody = b"".join(typed) + bytes(bad) + typed[0][:10]
+    cohere = Request("POST", "https://bedrock-runtime.us-east-1.amazonaws.com/model/cohere.command-r-v1%3A0/"
+                     "invoke-with-response-stream", (("Content-Type", "application/json"),), b'{"message":"hi"}')  # fmt: skip
+    raw = Response(200, stream, tbody, ((0.3, len(tbody)),), "OK", 0.25, Cut("RemoteProtocolError", None, 0.4))
+    escaped = Response(200, (("content-type", "text/event-stream"), ("x-a", "1"), ("x-a", "2")),
+                       b"data: \x00\xff binary\r\n\r\n", ((0.1, 5), (0.2, 14)), "", 0.05, End(0.2))  # fmt: skip
+    when = Recorded("2026-12-01T10:00:00Z", "anthropic 2.17.0", "httpx2")
+    cassettes = {
+        "packed_sse": [Interaction(text.request, sse, recorded=when)],
+        "packed_frames": [Interaction(bedrock.request, packed)],
+        "typed_frames": [Interaction(cohere, raw)],
+        "mixed": [
+            Interaction(Request("POST", "https://api.example.com/v1/raw", (), b"\x00\x01binary\xff"), escaped),
+            Interaction(
+                text.request, error=Cut("ConnectError", "boom", 0.0), recorded=Recorded("2020-01-01T00:00:00Z")
+            ),
+        ],
+    }
+    return [Cassette(items).save(directory / f"{name}.yaml") for name, items in cassettes.items()]
+
+
+# What the hidden adversarial runs met, aimed at the newer parts of a cassette: (a line it applies to,
+# what that line becomes). ``{v}`` is the line's own value.
+_KEY = r"^(\s*(?:- )?)(?P<key>[^\s:#'\"][^:]*|'[^']*'): (?P<value>\S.*)$"
+FRAME_HEADER = r"^ {8}(?:\S[^:]*|'[^']*'): "
+KIND_MUTATIONS: list[tuple[str, str, list[str]]] = [
+    (
+        FRAME_HEADER,
+        "value",
+        [
+            "{int32: 99999999999}",
+            "{int8: 300}",
+            "{int64: 99999999999999999999}",
+            "{timestamp: -1}",
+            "{uuid: nope}",
+            "{uuid: [1]}",
+            "{bytes: '%%%'}",
+            "{bytes: 5}",
+            "{float: 1}",
+            "{int32: 1.5}",
+            "{int32: true}",
+            "{int32: 1, int8: 2}",
+            "{}",
+            "[]",
+            "5",
+            ".nan",
+            "~",
+            "'" + "x" * 70_000 + "'",
+            "2024-01-15",
+            "!!binary aGk=",
+        ],
+    ),  # fmt: skip
+    (FRAME_HEADER, "key", ["''", "'" + "n" * 300 + "'", "5", "~", "true", "'€'", '"a\\r\\nb"', '"\\x00"', "1.5"]),
+    (
+        r"^ {4}[- ] (payload|bytes|p): ",
+        "value",
+        ["5", "~", "[]", "{}", "!!binary aGk=", '"\\x00\\xff"', "2024-01-15", "'" + "{" * 5000 + "'"],
+    ),  # fmt: skip
+    (r"^ {4}[- ] (raw|payload_base64): ", "value", ["'%%%'", "AAAA", "''", "5", "AAAAaQ", "[]", "'AAAA AAAA'"]),
+    (
+        r"^ {6}(payload|bytes|raw): ",
+        "after",
+        ["crc: 12345", "raw: AAAA", "headers: 5", "payload_base64: 'AA=='", '"a\\r\\nb": 1'],
+    ),  # fmt: skip
+    (
+        r"^ +at: '?\d{4}-",
+        "value",
+        [
+            "2024-02-30T00:00:00Z",
+            "'0001-01-01T00:00:00+05:00'",
+            "'9999-12-31T23:59:59-05:00'",
+            "'2024-01-15T25:00:00Z'",
+            "'" + "9" * 5000 + "'",
+            "1e999",
+            "~",
+            "[]",
+            "!!timestamp 2024-01-15",
+        ],
+    ),  # fmt: skip
+    (r"^ {4}(sdk|stack): ", "value", ["5", "[]", "{}", "'\\x00'", "true"]),
+    (
+        r"^ {6}[A-Za-z][-A-Za-z0-9_]*: ",
+        "value",
+        [
+            "'€'",
+            '"a\\r\\nb"',
+            '"a\\x00b"',
+            '"\\u2028"',
+            "' lead'",
+            "[]",
+            "[[1]]",
+            "{a: 1}",
+            "1e999",
+            ".nan",
+            "!!binary aGk=",
+        ],
+    ),  # fmt: skip
+    (r"^ {6}[A-Za-z][-A-Za-z0-9_]*: ", "key", ["'bad name'", "'€'", "''", '"a\\r\\nb"', "5", "~", "'[/]'"]),
+    (
+        r"^ {4}url: ",
+        "value",
+        [
+            "1e999",
+            "'uuu'",
+            "'ftp://h/x'",
+            "'http:///x'",
+            "'//h/x'",
+            "'http://€/x'",
+            "'http://h/" + "u" * 70_000 + "'",
+            "'http://h:99999/'",
+        ],
+    ),  # fmt: skip
+    (
+        r"^ +(headers_at|at|status|reason|method|encoding|lines|version): ",
+        "value",
+        ["1e999", "-1", ".nan", "1e300", "9" * 4300, "0x10", "1:30", "2024-01-15", "[]", "~", "!!float 'abc'", "'€'"],
+    ),
+]
+
+
+def _packed_mutations(line: str) -> list[str]:
+    """A packed ``chunks`` line cut, miscounted, re-spelt, or holding NaN, infinite or negative times."""
+    import base64
+    import struct
+
+    prefix, rest = line.split("chunks: packed ", 1)
+    count, blob = rest.split(" ", 1)
+    raw, n = base64.b64decode(blob), int(count)
+
+    def times(first: float) -> str:
+        return base64.b64encode(struct.pack("<d", first) + raw[8:]).decode()
+
+    return [prefix + "chunks: " + value for value in (
+        f"packed {count} {blob[: len(blob) // 2]}", f"packed {count} {blob[:-4]}", f"packed {n + 1} {blob}",
+        f"packed {n - 1} {blob}", f"packed 0 {blob}", f"packed {'9' * 5000} {blob}", f"packed -1 {blob}",
+        f"packed {count}", f"packed {count} {blob[:10]}!!{blob[12:]}", f"packed {count} {times(math.nan)}",
+        f"packed {count} {times(math.inf)}", f"packed {count} {times(-1.0)}", f"packed {count} {times(1e300)}",
+        f"PACKED {count} {blob}", f"'packed {count} {blob}'", f"packed {count}\n  {blob}",
+        " ".join(("nan" if i == 5 else f"{0.3 + i / 1000:.4f}") + ":1" for i in range(n)),
+    )]  # fmt: skip
+
+
+def kind_mutants(path: Path, values: int = 3, fields: bool = True) -> Iterator[Mutant]:
+    """Deterministic mutants of ``path`` aimed at its frames, packed timing, ``recorded`` field, headers
+    and URL: for each pattern (unless not ``fields``: a long stream's are those of a short one), one line
+    and ``values`` of its values (seeded by the file's name and scaled by ``STREAMTAPE_FUZZ_SCALE``),
+    re-counted so that the loader's checks of the value itself are reached; then the whole-file ones."""
+    text = path.read_text(encoding="utf-8")
+    lines = text.split("\n")
+    rng = random.Random(path.name)
+    values = max(1, round(values * SCALE))
+    for pattern, where, choices in KIND_MUTATIONS if fields else ():
+        found = [i for i, line in enumerate(lines) if re.match(pattern, line) and re.match(_KEY, line)]
+        for i in rng.sample(found, min(1, len(found))):
+            match = re.match(_KEY, lines[i])
+            assert match is not None
+            for value in rng.sample(choices, min(len(choices), values)):
+                out = list(lines)
+                if where == "value":
+                    out[i] = f"{match.group(1)}{match.group('key')}: {value}"
+                elif where == "key":
+                    out[i] = f"{match.group(1)}{value}: {match.group('value')}"
+                else:
+                    out.insert(i + 1, " " * (len(lines[i]) - len(lines[i].lstrip())) + value)
+                yield Mutant(f"{pattern[:20]} {where}: {value[:30]}", _recount("\n".join(out)).encode())
+    for i, line in enumerate(lines):
+        if "chunks: packed " in line:
+            for value in _packed_mutations(line):
+                yield Mutant(f"packed: {value.split('chunks: ', 1)[1][:30]}",
+                             _recount("\n".join([*lines[:i], value, *lines[i + 1 :]])).encode())  # fmt: skip
+            break
+    data = text.encode()
+    yield Mutant("invalid UTF-8", data[: len(data) // 2] + b"\xff\xfe" + data[len(data) // 2 :])
+    yield Mutant("UTF-16", text.encode("utf-16"))
+    yield Mutant("byte order mark", b"\xef\xbb\xbf" + data)
+    yield Mutant("CR line ends", data.replace(b"\n", b"\r"))
+    yield Mutant("a very long line", _recount(text.replace("\n", "\n# " + "x" * 1_000_000 + "\n", 1)).encode())
+    cut = rng.randrange(len(data))
+    yield Mutant("cut short", data[:cut])
+    yield Mutant("cut short, re-counted", _recount(data[:cut].decode(errors="ignore")).encode())
+
+
+def serve_errors(cassette: Cassette, caplog: pytest.LogCaptureFixture) -> list[str]:
+    """Every recorded request sent to a ``ReplayServer`` of the cassette: what went wrong inside it."""
+    from urllib.parse import urlsplit
+
+    from streamtape.server import ReplayServer
+
+    failures: list[str] = []
+    caplog.clear()
+    with ReplayServer(cassette, speed=0, log=lambda line: None) as server:
+        for item in cassette.interactions:
+            parts = urlsplit(item.request.url)
+            target = f"{server.base_url}/{parts.path.lstrip('/')}" + (f"?{parts.query}" if parts.query else "")
+            try:
+                with _client("raw").stream(item.request.method, target, content=item.request.body) as response:
+                    for _ in response.iter_bytes():
+                        pass
+            except sdk.HTTP.HTTPError:
+                pass  # a recorded cut, over a socket
+    failures += [f"serve: {record.getMessage()} {record.exc_info and record.exc_info[1]!r}"
+                 for record in caplog.records if record.levelno >= logging.ERROR]  # fmt: skip
+    return failures
+
+
+@pytest.fixture(scope="module")
+def kinds_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("kinds")
+    _kinds_seeds(directory)
+    return directory
+
+
+KIND_SEEDS = [*(f"starter:{p.parent.name}/{p.stem}" for p in PROVIDER_STARTERS),
+              "packed_sse", "packed_frames", "typed_frames", "mixed"]  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", KIND_SEEDS)
+@pytest.mark.usefixtures("one_ssl_context")
+def test_every_kind_of_cassette_mutated_replays_or_is_refused(
+    seed: str, kinds_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Provider starters (OpenAI, Gemini, Bedrock), event-stream frames, packed timing and ``recorded``,
+    mutated: each mutant is refused with the file and a line by load, lint, inspect and play, or it
+    loads, and then lint, inspect, play (the provider's own SDK), a tape and ``ReplayServer`` all
+    replay it without an internal error."""
+    source = ROOT / "cassettes" / f"{seed.removeprefix('starter:')}.yaml" if seed.startswith("starter:") \
+        else kinds_dir / f"{seed}.yaml"  # fmt: skip
+    caplog.set_level(logging.ERROR)
+    outcomes: Counter[str] = Counter()
+    failures: dict[str, list[str]] = {}
+    for number, mutant in enumerate(kind_mutants(source, fields=not seed.startswith("packed"))):
+        path = tmp_path / f"m{number}.yaml"
+        path.write_bytes(mutant.data)
+        verdict = check(path, tmp_path, cli_too=True)
+        if verdict.outcome == "replayed":
+            verdict.failures += serve_errors(Cassette.load(path), caplog)
+        outcomes[verdict.outcome] += 1
+        for failure in verdict.failures:
+            failures.setdefault(re.sub(r"\d+", "N", failure.replace(str(path), "FILE"))[:160], []).append(mutant.label)
+    assert outcomes["refused"] > 10 and outcomes["replayed"] > 0, outcomes
+    report = "\n".join(f"{key}\n    e.g. {', '.join(examples[:3])}" for key, examples in failures.items())
+    assert not failures, f"{sum(len(v) for v in failures.values())} failure(s) in {dict(outcomes)}:\n{report}"
+
+
+# --- what the hidden adversarial runs met, one by one ----------------------------------------------------
+
+BEDROCK_TEXT = (ROOT / "cassettes" / "bedrock" / "text.yaml").read_text(encoding="utf-8")
+REFUSED_KINDS = {
+    "url-scheme": (
+        TEXT,
+        "url: https://api.anthropic.com/v1/messages",
+        "url: ftp://h/v1/messages",
+        "request.url: expected an absolute http:// or https:// URL",
+    ),
+    "url-relative": (
+        TEXT,
+        "url: https://api.anthropic.com/v1/messages",
+        "url: /v1/messages",
+        "request.url: expected an absolute http:// or https:// URL",
+    ),
+    "url-number": (
+        TEXT,
+        "url: https://api.anthropic.com/v1/messages",
+        "url: 1e999",
+        "request.url: expected an absolute http:// or https:// URL",
+    ),
+    "url-host": (
+        TEXT,
+        "url: https://api.anthropic.com/v1/messages",
+        "url: https://€.com/v1/messages",
+        "request.url: the host '€.com' is not ASCII",
+    ),
+    "url-long": (
+        TEXT,
+        "url: https://api.anthropic.com/v1/messages",
+        "url: https://h/" + "u" * 70_000,
+        "request.url: a URL of 70,010 characters",
+    ),
+    "recorded-offset": (
+        TEXT,
+        "- request:",
+        "- recorded: {at: '0001-01-01T00:00:00+05:00'}\n  request:",
+        "recorded.at: expected a UTC time stamp",
+    ),
+    "frame-header-crlf": (
+        BEDROCK_TEXT,
+        '        :message-type: event\n      payload: \'{"p":"abcdefghijklmnopqr"',
+        '        :message-type: event\n        "a\\r\\nb": 1\n      payload: \'{"p":"abcdefghijklmnopqr"',
+        "response.body[0].headers.'a\\r\\nb': a number needs its type",
+    ),
+    "frame-field-crlf": (
+        BEDROCK_TEXT,
+        '        :message-type: event\n      payload: \'{"p":"abcdefghijklmnopqr"',
+        '        :message-type: event\n      "a\\r\\nb": 1\n      payload: \'{"p":"abcdefghijklmnopqr"',
+        "response.body[0].'a\\r\\nb': unknown field",
+    ),
+    "frame-header-number-name": (
+        BEDROCK_TEXT,
+        '        :message-type: event\n      payload: \'{"p":"abcdefghijklmnopqr"',
+        '        :message-type: event\n        5: x\n      payload: \'{"p":"abcdefghijklmnopqr"',
+        "response.body[0].headers: the header name 5 is not text",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", REFUSED_KINDS)
+def test_what_cannot_replay_is_refused_at_load_with_the_line(case: str, tmp_path: Path) -> None:
+    text, old, new, message = REFUSED_KINDS[case]
+    assert old in text
+    path = tmp_path / "c.yaml"
+    path.write_text(_recount(text.replace(old, new, 1)), encoding="utf-8")
+    with pytest.raises(CassetteFormatError) as caught:
+        Cassette.load(path)
+    shown = str(caught.value)
+    assert re.match(rf"{re.escape(str(path))}: line \d+, interactions\[0\]\.", shown) and message in shown, shown
+    assert "\n" not in shown and "\r" not in shown
+
+
+def test_a_packed_count_of_5000_digits_is_refused_in_one_sentence(tmp_path: Path, kinds_dir: Path) -> None:
+    text = (kinds_dir / "packed_sse.yaml").read_text(encoding="utf-8")
+    path = tmp_path / "c.yaml"
+    path.write_text(re.sub(r"chunks: packed \d+ ", "chunks: packed " + "9" * 5000 + " ", text), encoding="utf-8")
+    with pytest.raises(CassetteFormatError, match=r"line \d+, interactions\[0\]\.response\.chunks: the packed "
+                                                  r"timing claims '9+\.\.\.' chunks"):  # fmt: skip
+        Cassette.load(path)
+
+
+def test_lint_says_when_a_directory_holds_no_cassette(tmp_path: Path) -> None:
+    (tmp_path / "empty" / "sub").mkdir(parents=True)
+    (tmp_path / "empty" / "dir.yaml").mkdir()  # a directory named like a cassette is not one
+    result = _RUNNER.invoke(cli, ["lint", str(tmp_path / "empty")])
+    assert result.exit_code == 2 and "no cassettes (*.yaml, *.yml) in this directory" in result.stderr
+
+
+def test_lint_fix_that_cannot_fix_leaves_the_file_as_it_was(tmp_path: Path) -> None:
+    """A file ``--fix`` cannot load keeps its bytes; the problem is reported with the file and line."""
+    for name, data in {"deep": TEXT.replace("content: Say hello", "content: " + "[" * 500 + "]" * 500, 1),
+                       "alias": TEXT.replace("max_tokens: 1024", f"max_tokens: {BOMB}", 1),
+                       "frames": BEDROCK_TEXT.replace("payload: '{\"p\"", "payload_base64: '%%%'\n      x: '{\"p\"", 1),
+                       "cut": TEXT[: len(TEXT) // 2]}.items():  # fmt: skip
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(data, encoding="utf-8")
+        before = path.read_bytes()
+        result = _RUNNER.invoke(cli, ["lint", "--fix", str(path)])
+        assert result.exit_code == 1 and f"[schema] {path}: line " in result.output, (name, result.output)
+        assert path.read_bytes() == before, name
+        assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == [], name  # no temp file left
+
+
+def test_a_latin1_header_that_loads_is_served(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A header value in Latin-1 (``café``, ``\\x85``) loads, lints clean and replays in process: so
+    ``streamtape serve`` must send it too."""
+    path = tmp_path / "c.yaml"
+    path.write_text(TEXT.replace("Server: cloudflare", "Server: café", 1), encoding="utf-8")
+    cassette = Cassette.load(path)
+    caplog.set_level(logging.ERROR)
+    assert serve_errors(cassette, caplog) == []
 
 
 def main() -> None:  # pragma: no cover - a tool for people

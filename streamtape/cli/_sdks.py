@@ -511,7 +511,10 @@ class GeminiDriver(Driver):
         from pydantic import ValidationError
 
         given = self._body(body)
-        settings = {**(given.get("generationConfig") or {}),
+        generation = given.get("generationConfig") or {}
+        if not isinstance(generation, dict):
+            raise ConfigError(f"generationConfig: expected a mapping, found {type(generation).__name__}")
+        settings = {**generation,
                     **{k: v for k, v in given.items() if k not in (*_GEMINI_TOP, "generationConfig")}}  # fmt: skip
         if max_tokens and not {"maxOutputTokens", "max_output_tokens"} & set(settings):
             settings["maxOutputTokens"] = max_tokens

@@ -72,7 +72,11 @@ def _cassette_files(paths: tuple[str, ...]) -> list[Path]:
     for name in paths:
         path = Path(name)
         if path.is_dir():
-            files += sorted(file for pattern in ("*.yaml", "*.yml") for file in path.rglob(pattern))
+            found = sorted(file for pattern in ("*.yaml", "*.yml") for file in path.rglob(pattern) if file.is_file())
+            if not found:
+                fail(f"{name}: no cassettes (*.yaml, *.yml) in this directory; give cassette files or directories "
+                     "holding them")  # fmt: skip
+            files += found
         elif path.is_file():
             files.append(path)
         else:
