@@ -12,7 +12,9 @@ an app might use is guarded at two layers while any tape is entered:
   replayed: ``streamtape.stacks.urllib3``);
 - **a socket guard** under everything: ``socket.socket.connect`` / ``connect_ex`` refuse any TCP/UDP
   connection (loopback included) that streamtape itself did not open for a recording, so a library
-  imported after the tape was entered, or one nobody thought of, fails the same way.
+  imported after the tape was entered, or one nobody thought of, fails the same way (except the
+  loopback connection ``socket.socketpair`` makes where the platform has no socketpair: Windows,
+  for every asyncio event loop's self-pipe).
 
 A test that must reach its own services (a database on 127.0.0.1, a local health check) names them in
 ``allow_hosts``: host names, IP addresses or ``*`` patterns (``"localhost"``, ``"127.0.0.1"``,
@@ -21,6 +23,12 @@ blocked unless listed, because the "real server" of a test is often on 127.0.0.1
 
 ``NetworkBlockedError`` is a ``StreamtapeError`` (a ``BaseException``), so neither an SDK's retry loop
 nor an app's ``except Exception`` can swallow it.
+
+Which tape's rules apply is decided per context, as for requests (``streamtape.intercept``): the tape the
+thread or task entered; in code that entered none (a thread the app started, before or after the tape),
+the process's one entered tape, so such a thread is blocked exactly as the test's own code is. With
+several tapes entered elsewhere, its connection goes through when every one of them allows the host, and
+raises ``AmbiguousTapeError`` (naming the connection) otherwise.
 """
 
 from __future__ import annotations
@@ -35,7 +43,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigError, NetworkBlockedError
+from .errors import AmbiguousTapeError, ConfigError, NetworkBlockedError
 
 if TYPE_CHECKING:
     from .tape import Tape
@@ -76,11 +84,15 @@ class AllowList:
     def __bool__(self) -> bool:
         return bool(self.patterns)
 
-    def allows(self, host: str) -> bool:
+    def allows(self, host: str, *, resolve: bool = True) -> bool:
+        """Whether ``host`` is listed. The socket guard sees addresses, so it also accepts the addresses
+        the listed names resolve to; an HTTP request (``resolve=False``) must name a listed host itself:
+        ``localhost`` listed for a health check must not let the API faked on ``127.0.0.1`` through
+        unrecorded."""
         host = host.lower().strip("[]")
         if any(fnmatch.fnmatchcase(host, pattern) for pattern in self.patterns):
             return True
-        return host in self._resolved()
+        return resolve and host in self._resolved()
 
     def _resolved(self) -> set[str]:
         """The addresses the listed names resolve to: the socket guard sees addresses, not names."""
@@ -117,12 +129,15 @@ class _Guard:
         self.lock = threading.Lock()
         self.undo: list[Callable[[], None]] = []
         self.current: Callable[[], Tape | None] = lambda: None
+        self.entered: Callable[[], Iterable[Tape]] = lambda: ()
 
-    def install(self, current: Callable[[], Tape | None]) -> None:
+    def install(self, current: Callable[[], Tape | None], entered: Callable[[], Iterable[Tape]] = tuple) -> None:
+        """``current``: the tape of the calling context (``AmbiguousTapeError`` where several could be
+        meant); ``entered``: every tape entered in the process."""
         with self.lock:
             if self.undo:
                 return
-            self.current = current
+            self.current, self.entered = current, entered
             self.undo = [_patch_socket(self)]
             if "urllib3" in sys.modules:
                 self.undo.append(_patch_urllib3(self))
@@ -137,7 +152,14 @@ class _Guard:
         """Raise ``NetworkBlockedError`` unless a tape is off, streamtape is recording, or ``host`` is allowed."""
         if _FORWARDING.get():
             return
-        tape = self.current()  # AmbiguousTapeError where several tapes could be meant
+        try:
+            tape = self.current()
+        except AmbiguousTapeError as exc:  # no tape here, several elsewhere: pass only what all of them allow
+            tapes = list(self.entered())
+            if tapes and all(tape.allow_hosts.allows(host) for tape in tapes):
+                return
+            exc.args = (f"{what()}: {exc.args[0] if exc.args else exc}",)
+            raise
         if tape is None or tape.allow_hosts.allows(host):
             return
         raise _blocked(tape, what(), library)
@@ -160,10 +182,23 @@ def _patch_socket(guard: _Guard) -> Callable[[], None]:
 
     for name in originals:
         setattr(socket.socket, name, wrap(name))
+    # where the platform has no socketpair (Windows), Python makes one by connecting to a listener of its
+    # own on loopback: that is the process talking to itself (every asyncio event loop makes one), not
+    # the network
+    original_pair = socket.socketpair
+
+    @functools.wraps(original_pair)
+    def socketpair(*args: Any, **kwargs: Any) -> Any:
+        with forwarding():
+            return original_pair(*args, **kwargs)
+
+    socket.socketpair = socketpair
 
     def undo() -> None:
         for name, original in originals.items():
             setattr(socket.socket, name, original)
+        if socket.socketpair is socketpair:
+            socket.socketpair = original_pair
 
     return undo
 

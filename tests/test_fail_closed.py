@@ -425,3 +425,30 @@ def test_a_recorded_exception_never_quotes_the_key(server: WireServer, tmp_path:
             httpx2.post(f"{server.base_url}/v1/messages", headers={"Authorization": f"Bearer {key}\n"}, json={})
     text = (tmp_path / "c.yaml").read_text()
     assert "Illegal header value" in text and key not in text
+
+
+@pytest.mark.parametrize("stack", ["httpx2", "requests", "aiohttp"])
+def test_a_host_allowed_by_name_does_not_let_its_address_through_unrecorded(
+    server: WireServer, tmp_path: Path, stack: str
+) -> None:
+    """allow_hosts=["localhost"] is for a health check; the API faked on 127.0.0.1 is still recorded. (The
+    socket guard accepts the name's addresses; a request's URL must name an allowed host itself.)"""
+    path = tmp_path / "api.yaml"
+    server.queue(error_reply("http_429_rate_limit"))
+    url = f"{server.base_url}/v1/messages"
+    with streamtape.use_cassette(path, record_mode="once", record_failures=True, allow_hosts=["localhost"]) as tape:
+        if stack == "httpx2":
+            status = sdk.HTTP.post(url, json={}).status_code
+        elif stack == "requests":
+            status = pytest.importorskip("requests").post(url, json={}, timeout=5).status_code
+        else:
+            aiohttp = pytest.importorskip("aiohttp")
+
+            async def post() -> int:
+                async with aiohttp.ClientSession() as session, session.post(url, json={}) as response:
+                    await response.read()
+                    return response.status
+
+            status = asyncio.run(post())
+    assert status == 429 and [call.source for call in tape.calls] == ["recorded"]
+    assert len(Cassette.load(path).interactions) == 1

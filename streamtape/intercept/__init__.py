@@ -6,11 +6,13 @@ raw sockets) unless the tape's ``allow_hosts`` lets it through.
 
 Which tape is active is per context (a ``contextvars.ContextVar``): each thread and each asyncio task
 sees the tapes it entered, innermost first, and inherits those of the code that started it where
-Python copies the context (``asyncio.create_task``, ``asyncio.to_thread``, ``anyio.to_thread``,
-``loop.run_in_executor``...). Two tests, threads or tasks with different tapes never see each
-other's interactions. Code that entered no tape (a plain ``threading.Thread`` the app started) uses
-the process's one entered tape; when several are entered elsewhere it cannot know which, and its
-request fails with ``AmbiguousTapeError`` rather than guess.
+Python copies the context (``asyncio.create_task``, ``asyncio.to_thread``, anyio task groups and
+``anyio.to_thread.run_sync``, ``contextvars.copy_context().run``). Two tests, threads or tasks with
+different tapes never see each other's interactions, even through one shared client. Code that
+entered no tape and inherited none (a plain ``threading.Thread``, ``ThreadPoolExecutor.submit``,
+``loop.run_in_executor``: they do not copy the context; started before the tape or after) uses the
+process's one entered tape; when several are entered elsewhere it cannot know which, and its request
+fails with ``AmbiguousTapeError`` rather than guess (docs/replaying.md, "Which tape a request goes to").
 
 The HTTP stacks themselves are adapters (``streamtape.stacks``): each one is installed with the first
 active tape if the app has imported it, or the moment the app imports it while a tape is active (an
@@ -65,7 +67,7 @@ class _Interceptor:
             if not self.tapes:
                 _HOOK.watch(self)
                 self.refresh()
-                guard.install(self.current)
+                guard.install(self.current, lambda: tuple(self.tapes))
             self.tapes.append(tape)
         _CONTEXT_TAPES.set((*_CONTEXT_TAPES.get(), tape))
 
