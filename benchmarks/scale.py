@@ -8,6 +8,7 @@ Run from the project root::
     python benchmarks/scale.py --persist --serve              # and save/load vs vcrpy and cassetter, and
                                                               # serve vs a minimal asyncio server: all of it
     python benchmarks/scale.py --persist                      # then save and load against vcrpy and cassetter
+    python benchmarks/scale.py --framing eventstream          # the Bedrock road: AWS event-stream frames, boto3
 
 It builds Anthropic-shaped cassettes of 10,000 and 100,000 events (``--million`` adds 1,000,000),
 each one interaction made exactly as ``benchmarks/run.py`` makes its 10k stream (real event bytes
@@ -25,6 +26,14 @@ run, what a user waits for:
 - fault planning for every fault kind in the catalogue: ``streamtape.faults.apply`` (what a tape does
   per faulted request: split the response at its events, then apply the fault) on the loaded
   interaction.
+
+``--framing eventstream`` measures the Bedrock road instead: ConverseStream cassettes of as many AWS
+event-stream frames (``streamtape synth --provider bedrock``: word-sized text deltas, one chunk per frame,
+stored as one decoded frame per cassette entry and encoded again on load), replayed through boto3's
+``bedrock-runtime`` ``converse_stream`` (urllib3 underneath; its ``stream`` iterated to the end), and
+the plan+apply rows for every fault that applies to an event stream (``ping`` does not: Bedrock has no
+keep-alive event; ``split_utf8`` finds no multi-byte character in ASCII text), Bedrock's own
+``bad_crc`` and ``exception_frame`` included.
 
 The SDK is driven with ``create(stream=True)``, not ``messages.stream(...).text_stream``: the SDK's own
 snapshot accumulation (``content.text += delta``) is quadratic in the text's length, which would
@@ -68,6 +77,7 @@ import anthropic  # noqa: E402
 from click.testing import CliRunner  # noqa: E402
 
 import streamtape  # noqa: E402
+import streamtape.faults._plan  # noqa: E402
 from benchmarks.persist import Stream, make_cassette  # noqa: E402
 from benchmarks.run import (  # noqa: E402
     API_KEY,
@@ -163,9 +173,85 @@ def replay(path: Path, client: anthropic.Anthropic, faults: str | None, expect: 
         raise RuntimeError(f"{what}: the app saw {seen} events (expected {expect}), error {error!r}")
 
 
-def plan(faults: Sequence[Fault], item: streamtape.Interaction) -> None:
+def plan(faults: Sequence[Fault], item: streamtape.Interaction, context: Context | None = None) -> None:
     """What a tape does to a faulted request's recorded answer: split it at its events, apply the faults."""
-    apply(faults, item.actions(), Context())
+    apply(faults, item.actions(), context or Context())
+
+
+# --- the Bedrock road (--framing eventstream) ---------------------------------------------------------
+
+
+def bedrock_interaction(n_events: int) -> streamtape.Interaction:
+    """A ConverseStream answer of about ``n_events`` frames, as ``streamtape synth --provider bedrock`` writes
+    it (text deltas of 1-4 words, a frame every 2 ms)."""
+    from streamtape.synth import Timing, synthesize
+
+    words = ("the", "quick", "brown", "fox", "jumps", "over", "a", "lazy", "dog", "and", "then", "some")
+    text = " ".join(words[i % len(words)] for i in range(n_events * 5 // 2))  # a delta is 2.5 words on average
+    return synthesize(text=text, provider="bedrock", timing=Timing(per_event=0.002, jitter=0.0))
+
+
+class BotoReplay:
+    """boto3's ``converse_stream`` for the recorded request, with a client made once (as the SDK's is)."""
+
+    def __init__(self, request: streamtape.Request) -> None:
+        import boto3
+
+        from streamtape.cli._sdks import PLAY_KEY, BedrockDriver
+
+        self.call = BedrockDriver().from_recording(request)
+        self.client = boto3.session.Session().client(
+            "bedrock-runtime", endpoint_url=self.call.base_url, region_name=self.call.options.get("region", "us-east-1"),
+            aws_access_key_id=PLAY_KEY, aws_secret_access_key=PLAY_KEY)  # fmt: skip
+
+    def __call__(self, path: Path, faults: str | None, expect: int) -> None:
+        seen, error = 0, None
+        with streamtape.use_cassette(path, faults=faults) as tape:
+            try:
+                for _ in getattr(self.client, self.call.operation)(**self.call.params)["stream"]:
+                    seen += 1
+            except Exception as exc:  # botocore's error for the cut
+                error = exc
+        if [call.source for call in tape.calls] != ["replayed"]:
+            raise RuntimeError(f"{faults or 'plain replay'}: expected one replayed call, got {tape.calls}")
+        if (error is None) != (faults is None) or seen != expect:
+            raise RuntimeError(
+                f"{faults or 'plain replay'}: boto3 saw {seen} frames (expected {expect}), error {error!r}"
+            )
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def prepare_eventstream(n_events: int, workdir: Path, plan_faults: bool) -> tuple[Size, Stages]:
+    """``prepare`` for the Bedrock road: a ConverseStream cassette and its stages, replayed through boto3."""
+    from streamtape.providers import get as provider
+
+    item = bedrock_interaction(n_events)
+    path = workdir / f"scale-eventstream-{n_events}.yaml"
+    recorded = streamtape.Cassette([item])
+    recorded.save(path)
+    frames = len(item.response.timing) if item.response is not None else 0
+    size = Size(n_events, len(item.body), path.stat().st_size)
+    boto = BotoReplay(item.request)
+    late = late_cut(frames)
+    stages: Stages = {
+        "save": lambda: recorded.save(workdir / f"saved-eventstream-{n_events}.yaml"),
+        "load": lambda: streamtape.Cassette.load(path),
+        "inspect": lambda: run_cli("inspect", str(path)),
+        "lint": lambda: run_cli("lint", str(path)),
+        "replay": lambda: boto(path, None, frames),
+        "fault.early": lambda: boto(path, f"disconnect:after={EARLY_CUT}", EARLY_CUT),
+        "fault.late": lambda: boto(path, f"disconnect:after={late}", late),
+    }
+    if plan_faults:
+        loaded = streamtape.Cassette.load(path).interactions[0]
+        specs = {kind: spec for kind, spec in fault_specs(frames, len(item.body)).items() if kind != "ping"}
+        specs |= {"bad_crc": f"bad_crc:event={frames // 2}", "exception_frame": f"exception_frame:after={frames // 2}"}
+        context = Context(provider=provider("bedrock"))
+        for kind, spec in specs.items():
+            stages[f"plan.{kind}"] = partial(plan, parse(spec).faults_for(0), loaded, context)
+    return size, stages
 
 
 def run_cli(*args: str) -> None:
@@ -320,15 +406,20 @@ def growths(sizes: Sequence[Size], stages: Sequence[str]) -> list[Growth]:
     ]
 
 
-def render(sizes: Sequence[Size], rounds: dict[int, int], seconds: float) -> str:
+def render(sizes: Sequence[Size], rounds: dict[int, int], seconds: float, framing: str = "sse") -> str:
     env = environment()
-    stage_labels = list(STAGES) + [
+    labels = dict(STAGES)
+    if framing == "eventstream":
+        labels |= {"replay": "replay, boto3 converse_stream", "fault.early": f"  ... disconnect:after={EARLY_CUT}",
+                   "fault.late": "  ... disconnect:after=90%"}  # fmt: skip
+    stage_labels = list(labels.items()) + [
         (stage, f"plan+apply {stage.removeprefix('plan.')}") for stage in sizes[0].samples if stage.startswith("plan.")
     ]
     results = growths(sizes, [stage for stage, _ in stage_labels])
     by_key = {(g.stage, g.larger): g for g in results}
     lines = [
-        "streamtape scaling benchmark (time against events; linear = 10x per 10x events, PASS <= 13x;",
+        f"streamtape scaling benchmark, {'Bedrock ConverseStream (AWS event-stream frames, boto3)' if framing == 'eventstream' else 'Anthropic SSE (anthropic SDK)'}",
+        "  (time against events; linear = 10x per 10x events, PASS <= 13x;",
         "  in brackets: the same ratio for the time CPython's garbage collector did not take)",
         "  " + " | ".join(f"{key} {value}" for key, value in env.items() if key != "platform"),
         f"  platform {env['platform']}",
@@ -355,9 +446,10 @@ def render(sizes: Sequence[Size], rounds: dict[int, int], seconds: float) -> str
     return "\n".join(lines)
 
 
-def to_json(sizes: Sequence[Size], rounds: dict[int, int], seconds: float) -> dict[str, Any]:
+def to_json(sizes: Sequence[Size], rounds: dict[int, int], seconds: float, framing: str = "sse") -> dict[str, Any]:
     stages = list(sizes[0].samples)
     return {
+        "framing": framing,
         "environment": environment(),
         "sizes": [
             {
@@ -391,6 +483,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--rounds", type=int, help=f"rounds below 1M events (default {ROUNDS}, quick {QUICK_ROUNDS})")
     parser.add_argument("--no-plan", action="store_true", help="skip the plan+apply rows (every fault kind)")
+    parser.add_argument("--framing", choices=("sse", "eventstream"), default="sse",
+                        help="sse: Anthropic's SSE through the anthropic SDK (default); eventstream: Bedrock's "
+                        "ConverseStream frames through boto3")  # fmt: skip
     parser.add_argument("--persist", action="store_true", help="then save and load against vcrpy and cassetter "
                         "(benchmarks/persist.py), at the same sizes")  # fmt: skip
     parser.add_argument("--serve", action="store_true", help="then streamtape serve at 100, 500 and 1,000 concurrent "
@@ -407,11 +502,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+class _Forgetful(dict):  # type: ignore[type-arg]
+    def __setitem__(self, key: Any, value: Any) -> None:
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     # every load parses, as the first of a run does (the cache of unchanged files is what a sweep
     # gains: benchmarks/sweep.py)
     streamtape.cassette._LOADED.LIMIT = 0
+    # and every plan maps the recording's events, as the first plan of a recording does (the map is kept
+    # per recorded run for a sweep's next fault; kept here, a row would time a lookup for some sizes)
+    streamtape.faults._plan._MAPPED = _Forgetful()
     began = time.perf_counter()
     rounds = {n: (MILLION_ROUNDS if n >= MILLION else args.rounds) for n in args.sizes}
     client = anthropic.Anthropic(api_key=API_KEY, base_url=BASE_URL, max_retries=0)
@@ -421,15 +524,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         groups = [[n for n in args.sizes if n < MILLION], [n for n in args.sizes if n >= MILLION]]
         for group in filter(None, groups):
             print(f"  measuring {', '.join(f'{n:,}' for n in group)} events ...", file=sys.stderr, flush=True)
-            prepared = [prepare(n, Path(tmp), client, not args.no_plan) for n in group]
+            if args.framing == "eventstream":
+                prepared = [prepare_eventstream(n, Path(tmp), not args.no_plan) for n in group]
+            else:
+                prepared = [prepare(n, Path(tmp), client, not args.no_plan) for n in group]
             measure(prepared, rounds[group[0]])
             measured += [size for size, _ in prepared]
             del prepared
     client.close()
     seconds = time.perf_counter() - began
-    print(render(measured, rounds, seconds))
+    print(render(measured, rounds, seconds, args.framing))
     if args.json is not None:
-        args.json.write_text(json.dumps(to_json(measured, rounds, seconds), indent=2) + "\n", encoding="utf-8")
+        report = to_json(measured, rounds, seconds, args.framing)
+        args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         print(f"  JSON written to {args.json}")
     if args.persist:
         from benchmarks import persist

@@ -16,6 +16,7 @@ quadratic work grows about 16x. The bounds allow 4x plus a quarter.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import sys
 from collections.abc import Callable
@@ -427,3 +428,314 @@ def test_the_scaling_benchmark_runs(tmp_path: Path) -> None:
     measured = {kind for kind, cls in CATALOGUE.items() if not cls.providers} - {"split_utf8"}  # as scale.py says
     assert {f"plan.{kind}" for kind in measured} <= stages
     assert all(growth["verdict"] in ("PASS", "MISS") for growth in report["growth"])
+
+
+def test_the_scaling_benchmark_runs_on_the_bedrock_road(tmp_path: Path) -> None:
+    """``benchmarks/scale.py --framing eventstream``: the same stages for AWS event-stream frames through boto3."""
+    import json
+    import subprocess
+
+    pytest.importorskip("boto3")
+    out = tmp_path / "scale.json"
+    command = [sys.executable, "benchmarks/scale.py", "--framing", "eventstream", "--sizes", "20,80", "--rounds", "1",
+               "--json", str(out)]  # fmt: skip
+    root = Path(__file__).resolve().parent.parent
+    result = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "Bedrock ConverseStream" in result.stdout and "replay, boto3 converse_stream" in result.stdout
+    report = json.loads(out.read_text())
+    stages = {growth["stage"] for growth in report["growth"]}
+    assert report["framing"] == "eventstream"
+    assert {"save", "load", "inspect", "lint", "replay", "fault.early", "fault.late"} <= stages
+    assert {"plan.corrupt", "plan.error_event", "plan.bad_crc", "plan.exception_frame"} <= stages
+
+
+# --- every framing and provider: event streams, NDJSON, provider faults, whole messages --------------------
+
+_WORDS = ["the", "quick", "brown", "fox", "jumps", "over", "a", "lazy", "dog", "while", "some", "more", "words",
+          "follow", "it", "here"]  # fmt: skip
+PROVIDERS = ("anthropic", "openai", "openai-responses", "gemini", "bedrock")
+
+
+def provider_interaction(provider: str, n: int, *, tool: bool = False, body_type: type = bytes) -> Interaction:
+    """A stream of about ``n`` events in ``provider``'s framing (``streamtape synth``: word-sized text
+    deltas, one chunk per event); ``tool``: with a tool call whose input arrives in about ``n`` pieces."""
+    from streamtape.synth import Timing, synthesize
+
+    words = " ".join(_WORDS[i % len(_WORDS)] for i in range(n * 5 // 2))  # a piece is 1 to 4 words
+    tools = [("lookup", {"query": words})] if tool else None
+    item = synthesize(text=words, tools=tools, provider=provider, timing=Timing(per_event=0.002, jitter=0.0))
+    assert item.response is not None
+    return Interaction(item.request, dataclasses.replace(item.response, body=body_type(item.response.body)))
+
+
+def ndjson_body(n: int) -> bytes:
+    lines = [b'{"type":"delta","text":"%s"}\n' % _WORDS[i % len(_WORDS)].encode() for i in range(n)]
+    return b"".join(lines[: n // 2] + [b"\n"] + lines[n // 2 :])  # and a blank line, which is not an event
+
+
+@pytest.mark.parametrize("framing", ["eventstream", "ndjson"])
+def test_event_stream_and_ndjson_framing_is_linear(framing: str) -> None:
+    """Event boundaries and events of AWS event-stream frames (walked by their lengths) and of NDJSON lines."""
+    from streamtape.framing import get as framer_named
+
+    framer = framer_named(framing)
+
+    def frame(n: int) -> Callable[[], object]:
+        body = Tracked(provider_interaction("bedrock", n).body if framing == "eventstream" else ndjson_body(n))
+
+        def run() -> None:
+            ends = framer.event_ends(body)
+            assert [event.end for event in framer.events(body)] == ends and len(ends) >= n * 9 // 10
+
+        return run
+
+    assert_linear(frame, f"the {framing} framer")
+
+
+def test_an_event_stream_cassette_saves_and_loads_linearly(tmp_path: Path) -> None:
+    """A Bedrock body is stored as one decoded frame per entry and encoded again on load (``_frametext``)."""
+
+    def save_and_load(n: int) -> Callable[[], object]:
+        cassette, path = Cassette([provider_interaction("bedrock", n)]), tmp_path / f"frames-{n}.yaml"
+
+        def run() -> None:
+            cassette.save(path)
+            assert Cassette.load(path).interactions[0].body == cassette.interactions[0].body
+
+        return run
+
+    assert_linear(save_and_load, "save and load of an event-stream cassette", measures=("bytecode",))
+
+
+@pytest.fixture
+def tracked_framers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every framer reads the body it is given as ``Tracked`` bytes (planning, lint, inspect)."""
+    from streamtape.framing import registered
+
+    for framer in registered():
+        for name in ("event_ends", "events"):
+            method = getattr(framer, name)
+            monkeypatch.setattr(framer, name, lambda body, method=method: method(Tracked(body)))
+
+
+@pytest.mark.usefixtures("tracked_framers")
+@pytest.mark.parametrize("provider", [p for p in PROVIDERS if p != "anthropic"])  # Anthropic's: test_lint_is_linear
+def test_lint_and_inspect_are_linear_for_every_provider(provider: str, tmp_path: Path) -> None:
+    def check(n: int) -> Callable[[], object]:
+        path = Cassette([provider_interaction(provider, n, tool=True)]).save(tmp_path / f"{provider}-{n}.yaml")
+
+        def run() -> None:
+            assert not [p for p in lint_file(path) if p.kind != "readability"]
+            (report,) = describe_cassette(Cassette.load(path))["interactions"]
+            timeline(report["arrivals"], report["duration"])
+
+        return run
+
+    assert_linear(check, f"lint and inspect of a {provider} stream")
+
+
+class TrackedStr(str):
+    """Text whose concatenations count the characters they copy (in ``Tracked.touched``): building a
+    text from many deltas by ``text = text + delta`` copies all of it per delta, which shows as n²."""
+
+    def __add__(self, other: Any) -> TrackedStr:
+        value = str.__add__(self, other)
+        Tracked._count(len(value))
+        return TrackedStr(value)
+
+    def __radd__(self, other: Any) -> Any:  # "" + delta: a str subclass's reflected method runs first
+        if not isinstance(other, str):
+            return NotImplemented
+        value = str.__add__(other, self)
+        Tracked._count(len(value))
+        return TrackedStr(value)
+
+
+def _tracked_json(value: Any) -> Any:
+    if isinstance(value, str):
+        return TrackedStr(value)
+    if isinstance(value, list):
+        return [_tracked_json(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _tracked_json(item) for key, item in value.items()}
+    return value
+
+
+@pytest.fixture
+def tracked_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every event's JSON holds ``TrackedStr`` text, and parsing it counts its characters (the work
+    that is linear, so the count is never zero)."""
+    import json
+    import types
+
+    import streamtape.sse as sse_module
+
+    def loads(text: Any, *args: Any, **kwargs: Any) -> Any:
+        Tracked._count(len(text))
+        return _tracked_json(json.loads(text, *args, **kwargs))
+
+    monkeypatch.setattr(sse_module, "json", types.SimpleNamespace(loads=loads))
+
+
+@pytest.mark.usefixtures("tracked_json")
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_whole_messages_and_tool_calls_join_their_deltas_once(provider: str) -> None:
+    """What ``json_body`` answers (``whole_message``) and what ``inspect`` lists (``tool_calls``) join
+    the text and the tool input from their deltas once, not by adding each delta to the text so far."""
+    from streamtape.framing import framer_for
+    from streamtape.providers import get as provider_named
+
+    api = provider_named(provider)
+
+    def build(n: int) -> Callable[[], object]:
+        item = provider_interaction(provider, n, tool=True)
+        assert item.response is not None
+        framer, body = framer_for(item.response.headers), item.body
+
+        def run() -> None:
+            events = framer.events(body)
+            api.whole_message(events)
+            calls = api.tool_calls(events)  # the Anthropic provider lists none (inspect shows its blocks)
+            assert calls == [] if provider == "anthropic" else len(calls) == 1 and calls[0].startswith("lookup")
+            call = calls[0] if calls else ""
+            if provider == "openai-responses":  # a cut stream: the call's arguments joined from their deltas
+                (cut,) = api.tool_calls([e for e in events if e.event != "response.output_item.done"])
+                assert cut == call
+
+        return run
+
+    assert_linear(build, f"{provider}: whole_message and tool_calls")
+
+
+def provider_fault_specs(n: int) -> dict[str, tuple[str, str]]:
+    """Each fault of one provider's streams, and faults that edit an event stream's frames: (provider, spec)."""
+    mid = n // 2
+    specs = {
+        "done_early": ("openai", "done_early"), "done_early:after": ("openai", f"done_early:after={mid}"),
+        "response_failed": ("openai-responses", "response_failed"),
+        "response_failed:after": ("openai-responses", f"response_failed:after={mid}"),
+        "candidate_finish": ("gemini", "candidate_finish"), "candidate_finish:after": ("gemini", f"candidate_finish:after={mid}"),
+        "prompt_blocked": ("gemini", "prompt_blocked"),
+        "bad_crc": ("bedrock", f"bad_crc:event={mid}"), "bad_crc:prelude": ("bedrock", f"bad_crc:event={mid},which=prelude"),
+        "exception_frame": ("bedrock", f"exception_frame:after={mid}"), "exception_frame:cut": ("bedrock", "exception_frame:then=cut"),
+        # the catalogue's faults where an event stream differs: a payload edited and the frame made whole
+        # again, an exception frame for an in-stream error, frames cut, re-chunked, turned into one JSON body
+        "eventstream corrupt": ("bedrock", f"corrupt:event={mid}"), "eventstream error_event": ("bedrock", f"error_event:after={mid}"),
+        "eventstream disconnect": ("bedrock", f"disconnect:after={n * 9 // 10}"), "eventstream rechunk": ("bedrock", "rechunk:size=64"),
+        "eventstream json_body": ("bedrock", "json_body"), "eventstream duplicate": ("bedrock", f"duplicate:event={mid}"),
+    }  # fmt: skip
+    kinds = {spec.partition(":")[0] for _, spec in specs.values()}
+    assert {name for name, cls in CATALOGUE.items() if cls.providers} <= kinds, "a new provider fault: add it here"
+    return specs
+
+
+@pytest.mark.usefixtures("tracked_framers")
+@pytest.mark.parametrize("case", list(provider_fault_specs(100)))
+def test_every_provider_fault_is_linear(case: str) -> None:
+    """Planning and applying each provider's own faults on its own stream (and the catalogue's on an event stream)."""
+    from streamtape.providers import get as provider_named
+
+    def plan(n: int) -> Callable[[], object]:
+        provider, spec = provider_fault_specs(n)[case]
+        item = provider_interaction(provider, n, body_type=Tracked)
+        faults, context = parse(spec).faults_for(0), Context(provider=provider_named(provider))
+        return lambda: _play(apply(faults, item.actions(), context))
+
+    assert_linear(plan, case)
+
+
+# --- the stacks' replay feeds ---------------------------------------------------------------------------
+
+
+def test_the_urllib3_replay_feed_is_linear(monkeypatch: pytest.MonkeyPatch) -> None:
+    """http.client reads a replayed body a buffer at a time; on a virtual clock a recorded run is one
+    piece, and copying what is left of it per read (``pending = pending[size:]``) was quadratic."""
+    from streamtape.engine.clock import Pacer, VirtualClock
+    from streamtape.stacks import urllib3 as stack
+
+    wire = stack._TapeReader._wire  # noqa: SLF001
+    monkeypatch.setattr(stack._TapeReader, "_wire", lambda self: (Tracked(piece) for piece in wire(self)))  # noqa: SLF001
+
+    def feed(n: int) -> Callable[[], object]:
+        item = interaction(n, body_type=Tracked)
+        assert item.response is not None
+
+        def run() -> None:
+            playback = Playback(item.actions(), read_timeout=None, instant=True)
+            at, head = playback.head()
+            sock = stack._TapeSocket(stack.URLLIB3, playback, Pacer(VirtualClock()), at, head, "test")  # noqa: SLF001
+            reader, buffer, received = stack._TapeReader(sock), bytearray(256), 0  # noqa: SLF001
+            while size := reader.readinto(buffer):
+                received += size
+            assert received > len(item.body)
+
+        return run
+
+    assert_linear(feed, "urllib3's replay socket, read 256 bytes at a time")
+
+
+@pytest.mark.parametrize("stack", ["httpx2", "aiohttp", "requests"])
+def test_replay_through_each_stack_is_linear(stack: str, tmp_path: Path) -> None:
+    """A whole replay through each HTTP stack: the tape loaded, a late cut planned, the body fed to the
+    stack's own reader chunk by chunk and read to the cut (Python work: aiohttp and requests run in it)."""
+    import asyncio
+
+    import streamtape
+
+    def read(item: Interaction) -> int:
+        request, headers = item.request, dict(item.request.headers)
+        if stack == "httpx2":
+            import httpx2
+
+            with httpx2.Client() as client, client.stream(request.method, request.url, content=request.body,
+                                                          headers=headers) as response:  # fmt: skip
+                return sum(len(part) for part in response.iter_raw())
+        if stack == "requests":
+            import requests
+
+            with requests.request(request.method, request.url, data=request.body, headers=headers, stream=True) as r:
+                return sum(len(part) for part in r.iter_content(chunk_size=None))
+        import aiohttp
+
+        async def fetch() -> int:
+            async with aiohttp.ClientSession() as session, session.request(
+                request.method, request.url, data=request.body, headers=headers
+            ) as response:
+                return sum([len(part) async for part in response.content.iter_any()])
+
+        return asyncio.run(fetch())
+
+    def replay(n: int) -> Callable[[], object]:
+        item = interaction(n)
+        path = Cassette([item]).save(tmp_path / f"{stack}-{n}.yaml")
+
+        def run() -> None:
+            with streamtape.use_cassette(path, faults=f"disconnect:after={n * 9 // 10}"):
+                with pytest.raises(Exception):  # noqa: B017,PT011 - each stack's own error for the cut
+                    read(item)
+
+        return run
+
+    assert_linear(replay, f"replay through {stack}", measures=("bytecode",))
+
+
+def test_the_text_counter_sees_a_text_built_delta_by_delta() -> None:
+    """``TrackedStr`` counts what the providers' first ``whole_message`` did (``block["text"] =
+    block.get("text", "") + delta``) as quadratic, and one join as nothing at all."""
+
+    def grown(n: int) -> Callable[[], object]:
+        deltas = [TrackedStr(_WORDS[i % len(_WORDS)]) for i in range(n)]
+
+        def run() -> None:
+            block: dict[str, str] = {}
+            for delta in deltas:
+                block["text"] = block.get("text", "") + delta
+            Tracked._count(1)
+
+        return run
+
+    with pytest.raises(AssertionError, match="quadratic about 16x"):
+        assert_linear(grown, "a text grown delta by delta", measures=("bytes touched",))
+    Tracked.touched = 0
+    assert "".join(TrackedStr(word) for word in _WORDS) and Tracked.touched == 0

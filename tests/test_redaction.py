@@ -8,6 +8,7 @@ reads the saved file back as text: the key must appear in no form.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import json
@@ -495,3 +496,36 @@ def test_a_secret_one_exchange_taught_is_removed_from_the_others(echo: EchoServe
     text = path.read_text()
     assert session not in text and session not in unquote(text) and text.count(REDACTED) >= 2
     assert [item.response.status for item in Cassette.load(path).interactions if item.response] == [200, 200]
+
+
+@pytest.mark.parametrize("stack", ["httpx2", "requests", "aiohttp"])
+def test_a_proxy_password_set_in_code_is_removed_where_the_body_repeats_it(
+    echo: EchoServer, tmp_path: Path, stack: str
+) -> None:
+    """The proxy's credentials travel below the request streamtape sees (``Proxy-Authorization`` added by
+    the pool, or a proxy argument): each stack hands them to the redactor. The echo server is the proxy."""
+    password = "pr0xy-" + "Pa55word99zz"
+    proxy = f"http://user:{password}@127.0.0.1:{echo.server_address[1]}"
+    echo.plan = {"status": 200, "headers": [("content-type", "text/plain")], "chunks": [f"proxy said {password}".encode()]}
+    path = tmp_path / "p.yaml"
+    url = "http://api.example.test/v1/messages"
+    with streamtape.use_cassette(path, record_mode="all"):
+        if stack == "httpx2":
+            with httpx2.Client(proxy=proxy, trust_env=False) as client:
+                said = client.post(url, content=b"{}").text
+        elif stack == "requests":
+            requests = pytest.importorskip("requests")
+            session = requests.Session()
+            session.trust_env = False
+            said = session.post(url, data=b"{}", proxies={"http": proxy}, timeout=5).text
+        else:
+            aiohttp = pytest.importorskip("aiohttp")
+
+            async def post() -> str:
+                async with aiohttp.ClientSession() as session, session.post(url, data=b"{}", proxy=proxy) as response:
+                    return await response.text()
+
+            said = asyncio.run(post())
+    assert said == f"proxy said {password}"  # it went through the proxy
+    text = path.read_text()
+    assert password not in text and password not in unquote(text) and "proxy said REDACTED" in text

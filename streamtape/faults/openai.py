@@ -54,11 +54,11 @@ class _OpenAIFault(Fault):
 
     def _recorded(self, plan: Plan) -> list[bytes]:
         """Each event of the recording, as the plan holds it (``[n - 1]``: event ``n``)."""
-        out = [b""] * plan.events
-        for piece in plan.pieces:
+        out: list[list[bytes]] = [[] for _ in range(plan.events)]
+        for piece in plan.pieces:  # an event recorded in many chunks is joined once, not grown per piece
             if piece.event is not None:
-                out[piece.event - 1] += piece.data
-        return out
+                out[piece.event - 1].append(piece.data)
+        return [b"".join(parts) for parts in out]
 
     def _end_with(self, plan: Plan, index: int, event: bytes) -> Plan:
         """Keep the pieces before ``index``, then ``event`` and the clean end a server makes."""

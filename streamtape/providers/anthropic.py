@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from .base import Headers, Provider, http_date, merged_headers, raw_body, retry_headers
+from .base import Headers, Pieces, Provider, http_date, merged_headers, raw_body, retry_headers
 
 if TYPE_CHECKING:
     from ..sse import Event
@@ -190,6 +190,7 @@ class AnthropicProvider(Provider):
         message: dict[str, Any] = {}
         blocks: dict[int, dict[str, Any]] = {}
         partial_json: dict[int, str] = {}
+        texts = Pieces()  # the deltas, joined once: adding each to the text so far is quadratic
         for event in events:
             data = event.json
             if not isinstance(data, dict):
@@ -203,14 +204,14 @@ class AnthropicProvider(Provider):
                 block, delta = blocks.setdefault(data.get("index", 0), {"type": "text", "text": ""}), data["delta"]
                 for field in ("text", "thinking", "signature"):
                     if field in delta:
-                        block[field] = block.get(field, "") + delta[field]
+                        texts.add(block, field, delta[field])
                 if "partial_json" in delta:
-                    index = data.get("index", 0)
-                    partial_json[index] = partial_json.get(index, "") + delta["partial_json"]
+                    texts.add(partial_json, data.get("index", 0), delta["partial_json"])
             elif kind == "message_delta":
                 message.update(data.get("delta") or {})
                 if isinstance(data.get("usage"), dict):
                     message["usage"] = {**message.get("usage", {}), **data["usage"]}
+        texts.join()
         for index, text in partial_json.items():
             try:
                 blocks[index]["input"] = json.loads(text) if text else {}

@@ -16,8 +16,8 @@ if TYPE_CHECKING:
 
     from ..sse import Event
 
-__all__ = ["PLACEHOLDER_KEY", "Headers", "Provider", "http_date", "merged_headers", "number_text", "raw_body",
-           "retry_headers"]
+__all__ = ["PLACEHOLDER_KEY", "Headers", "Pieces", "Provider", "http_date", "merged_headers", "number_text",
+           "raw_body", "retry_headers"]
 
 Headers = tuple[tuple[str, str], ...]
 
@@ -217,3 +217,31 @@ def merged_headers(defaults: Sequence[tuple[str, str]], given: Sequence[tuple[st
             placed.add(key)
     out += [pair for pair in given if pair[0].lower() not in placed]
     return tuple(out)
+
+
+class Pieces:
+    """Text a stream builds from many deltas (a message's text, a tool call's arguments), joined once at
+    the end: ``s = s + delta`` copies all of ``s`` for every delta, quadratic in the text (CPython's
+    in-place concatenation never applies to a value held in a dict or a list).
+
+    ``add(container, key, piece)`` stands for ``container[key] = (container[key] or "") + piece``; the key
+    is placed at once (a dict keeps its order) and holds the text so far only after ``join()``."""
+
+    __slots__ = ("_open",)
+
+    def __init__(self) -> None:
+        self._open: dict[tuple[int, Any], tuple[Any, Any, list[str]]] = {}
+
+    def add(self, container: Any, key: Any, piece: str) -> None:
+        slot = self._open.get((id(container), key))  # the container is kept in its slot: its id stays its own
+        if slot is None:
+            first = (container.get(key) if isinstance(container, dict) else container[key]) or ""
+            slot = self._open[(id(container), key)] = (container, key, [first])
+            container[key] = first
+        slot[2].append(piece)
+
+    def join(self) -> None:
+        """Write every text built so far into its place."""
+        for container, key, parts in self._open.values():
+            container[key] = "".join(parts)
+        self._open.clear()

@@ -33,7 +33,7 @@ from typing import Any, ClassVar
 from ..framing.eventstream import encode_frame
 from ..sse import Event
 from .anthropic import ANTHROPIC
-from .base import Headers, Provider, merged_headers, raw_body, retry_headers
+from .base import Headers, Pieces, Provider, merged_headers, raw_body, retry_headers
 
 __all__ = ["BEDROCK", "ERRORS", "EXCEPTIONS", "BedrockProvider", "exception_frame", "inner_events", "request_id"]
 
@@ -293,6 +293,7 @@ class BedrockProvider(Provider):
         ``tool_use`` blocks in an invoke stream."""
         inner = inner_events(events)
         calls: dict[Any, list[str]] = {}
+        texts = Pieces()  # each call's input pieces, joined once: adding each to the input so far is quadratic
         for event in inner if inner is not None else events:
             if "tool" not in event.data and "input" not in event.data:
                 continue  # neither a tool's start nor its input: no JSON to parse
@@ -306,12 +307,13 @@ class BedrockProvider(Provider):
             elif index in calls and isinstance(data.get("delta"), dict):
                 delta = data["delta"]
                 piece = (delta.get("toolUse") or {}).get("input") if "toolUse" in delta else delta.get("partial_json")
-                calls[index][1] += piece if isinstance(piece, str) else ""
+                texts.add(calls[index], 1, piece if isinstance(piece, str) else "")
                 continue
             else:
                 continue
             if isinstance(tool, dict) and isinstance(tool.get("name"), str):
                 calls[index] = [tool["name"], ""]
+        texts.join()
         return [f"{name}({arguments})" for name, arguments in calls.values()]
 
     # --- what synth writes ------------------------------------------------------------------------
@@ -412,6 +414,7 @@ def _converse_output(events: Sequence[Event]) -> dict[str, Any]:
     blocks: dict[int, dict[str, Any]] = {}
     inputs: dict[int, str] = {}
     out: dict[str, Any] = {}
+    texts = Pieces()  # the deltas, joined once: adding each to the text so far is quadratic
     for event in events:
         data = event.json if isinstance(event.json, dict) else {}
         index = data.get("contentBlockIndex", 0)
@@ -420,18 +423,19 @@ def _converse_output(events: Sequence[Event]) -> dict[str, Any]:
         elif event.event == "contentBlockDelta" and isinstance(data.get("delta"), dict):
             delta, block = data["delta"], blocks.setdefault(index, {})
             if isinstance(delta.get("text"), str):
-                block["text"] = block.get("text", "") + delta["text"]
+                texts.add(block, "text", delta["text"])
             if isinstance(delta.get("toolUse"), dict):
-                inputs[index] = inputs.get(index, "") + str(delta["toolUse"].get("input", ""))
+                texts.add(inputs, index, str(delta["toolUse"].get("input", "")))
             if isinstance(delta.get("reasoningContent"), dict):
                 reasoning = block.setdefault("reasoningContent", {}).setdefault("reasoningText", {})
                 for key in ("text", "signature"):
                     if key in delta["reasoningContent"]:
-                        reasoning[key] = reasoning.get(key, "") + str(delta["reasoningContent"][key])
+                        texts.add(reasoning, key, str(delta["reasoningContent"][key]))
         elif event.event == "messageStop":
             out["stopReason"] = data.get("stopReason")
         elif event.event == "metadata":
             out.update({key: data[key] for key in ("usage", "metrics", "trace") if key in data})
+    texts.join()
     for index, text in inputs.items():
         try:
             blocks[index].setdefault("toolUse", {})["input"] = json.loads(text) if text else {}

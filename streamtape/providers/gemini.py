@@ -32,7 +32,7 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..errors import ConfigError
-from .base import Headers, Provider, http_date, merged_headers, raw_body
+from .base import Headers, Pieces, Provider, http_date, merged_headers, raw_body
 
 if TYPE_CHECKING:
     from ..sse import Event
@@ -206,6 +206,7 @@ class GeminiProvider(Provider):
         response: dict[str, Any] = {}
         parts: list[dict[str, Any]] = []
         candidate: dict[str, Any] = {}
+        texts = Pieces()  # the parts' texts, joined once: adding each to the text so far is quadratic
         for data in _documents(events):
             for key in ("usageMetadata", "modelVersion", "responseId", "promptFeedback"):
                 if key in data:
@@ -216,9 +217,10 @@ class GeminiProvider(Provider):
             candidate.update({k: v for k, v in first.items() if k != "content"})
             for part in (first.get("content") or {}).get("parts") or []:
                 if _joinable(part) and parts and _joinable(parts[-1]):
-                    parts[-1] = {**parts[-1], "text": parts[-1]["text"] + part["text"]}
+                    texts.add(parts[-1], "text", part["text"])  # parts[-1] is this function's own copy
                 else:
                     parts.append(dict(part))
+        texts.join()
         if parts or candidate:
             candidate = {"content": {"parts": parts, "role": "model"}, **candidate}
             response = {"candidates": [candidate], **response}

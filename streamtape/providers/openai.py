@@ -35,7 +35,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..errors import ConfigError
-from .base import Headers, Provider, merged_headers, raw_body, retry_headers
+from .base import Headers, Pieces, Provider, merged_headers, raw_body, retry_headers
 
 if TYPE_CHECKING:
     from ..sse import Event
@@ -234,6 +234,7 @@ class OpenAIChat(OpenAIProvider):
         choices: dict[int, dict[str, Any]] = {}
         tools: dict[int, dict[int, dict[str, Any]]] = {}
         usage = None
+        texts = Pieces()  # the deltas, joined once: adding each to the text so far is quadratic
         for event in events:
             data = _dict(event)
             if not data:
@@ -248,16 +249,17 @@ class OpenAIChat(OpenAIProvider):
                 delta = choice.get("delta") or {}
                 for key in ("content", "refusal"):
                     if isinstance(delta.get(key), str):
-                        message[key] = (message[key] or "") + delta[key]
+                        texts.add(message, key, delta[key])
                 for call in delta.get("tool_calls") or []:
                     slot = tools.setdefault(index, {}).setdefault(call.get("index", 0), {
                         "id": None, "type": "function", "function": {"name": "", "arguments": ""}})  # fmt: skip
                     slot["id"] = call.get("id") or slot["id"]
                     function = call.get("function") or {}
-                    slot["function"]["name"] += function.get("name") or ""
-                    slot["function"]["arguments"] += function.get("arguments") or ""
+                    texts.add(slot["function"], "name", function.get("name") or "")
+                    texts.add(slot["function"], "arguments", function.get("arguments") or "")
                 if choice.get("finish_reason"):
                     message["finish_reason"] = choice["finish_reason"]
+        texts.join()
         out_choices = []
         for index in sorted(choices):
             message = choices[index]
@@ -367,6 +369,7 @@ class OpenAIChat(OpenAIProvider):
     def tool_calls(self, events: Sequence[Event]) -> list[str]:
         """Each tool call the stream makes, as ``name(arguments)``."""
         calls: dict[tuple[int, int], list[str]] = {}
+        texts = Pieces()
         for event in events:
             if '"tool_calls"' not in event.data:
                 continue
@@ -374,8 +377,9 @@ class OpenAIChat(OpenAIProvider):
                 for call in ((choice or {}).get("delta") or {}).get("tool_calls") or []:
                     slot = calls.setdefault((choice.get("index", 0), call.get("index", 0)), ["", ""])
                     function = call.get("function") or {}
-                    slot[0] += function.get("name") or ""
-                    slot[1] += function.get("arguments") or ""
+                    texts.add(slot, 0, function.get("name") or "")
+                    texts.add(slot, 1, function.get("arguments") or "")
+        texts.join()
         return [f"{name}({arguments})" for name, arguments in (calls[key] for key in sorted(calls))]
 
     # --- synth ------------------------------------------------------------------------------------
@@ -734,6 +738,7 @@ def _finished_items(events: Sequence[Event]) -> list[dict[str, Any]]:
 def _added_items(events: Sequence[Event]) -> list[dict[str, Any]]:
     """The output items started (``output_item.added``), function call arguments joined from their deltas."""
     items: dict[int, dict[str, Any]] = {}
+    texts = Pieces()
     for event in events:
         data = _dict(event) if event.event.startswith("response.output_item.") or "arguments" in event.event else {}
         if event.event == "response.output_item.added" and isinstance(data.get("item"), dict):
@@ -741,7 +746,10 @@ def _added_items(events: Sequence[Event]) -> list[dict[str, Any]]:
         elif event.event == "response.function_call_arguments.delta":
             item = items.get(data.get("output_index", -1))
             if item is not None:
-                item["arguments"] = str(item.get("arguments") or "") + str(data.get("delta") or "")
+                if "arguments" in item and not isinstance(item["arguments"], str):
+                    item["arguments"] = str(item["arguments"] or "")
+                texts.add(item, "arguments", str(data.get("delta") or ""))
+    texts.join()
     return [items[index] for index in sorted(items)]
 
 

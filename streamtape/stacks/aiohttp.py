@@ -168,7 +168,7 @@ class AiohttpStack:
 
         forward = self._original(aiohttp.connector.BaseConnector, "connect")
         host = req.url.raw_host or ""
-        if tape.allow_hosts and tape.allow_hosts.allows(host):
+        if tape.allow_hosts and tape.allow_hosts.allows(host, resolve=False):
             _Total.release(req)
             with forwarding():  # the test's own service: neither recorded nor blocked
                 return await forward(connector, req, *args, **kwargs)
@@ -200,6 +200,7 @@ class AiohttpStack:
             transport.protocol = protocol
             return aiohttp.connector.Connection(_Unpooled(connector), req.connection_key, protocol, loop)  # type: ignore[arg-type]
         _Total.release(req)  # a real connection: aiohttp's own timer runs in real time again
+        _learn_proxy(redactor, req)
         recording = Recording(request, redactor, tape.hooks)
         tape.begin_recording(recording, stack=self.name)
         try:
@@ -917,3 +918,19 @@ async def _body(req: Any) -> bytes:
 def _address(req: Any) -> tuple[str, int]:
     url = req.url
     return (url.raw_host or "", url.port or {"http": 80, "https": 443}.get(url.scheme, 0))
+
+
+def _learn_proxy(redactor: Any, req: Any) -> None:
+    """A proxy's credentials (its URL's user:password, ``proxy_auth``, ``proxy_headers``) travel below the
+    request streamtape records: the redactor learns them, so a body repeating them is cleaned too."""
+    proxy = getattr(req, "proxy", None)
+    if proxy is not None:
+        redactor.learn_url(str(proxy))
+        if proxy.password:
+            redactor.learn(proxy.password)
+    auth = getattr(req, "proxy_auth", None)
+    if auth is not None:
+        redactor.learn_headers([("Proxy-Authorization", auth.encode())])
+    headers = getattr(req, "proxy_headers", None)
+    if headers:
+        redactor.learn_headers([(str(k), str(v)) for k, v in headers.items()])

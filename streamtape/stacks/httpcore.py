@@ -358,7 +358,7 @@ class HttpcoreStack:
 
     def handle(self, tape: Any, pool: Any, core_request: Any) -> Any:
         forward = self.sync_handle
-        if tape.allow_hosts and tape.allow_hosts.allows(core_request.url.host.decode("ascii")):
+        if tape.allow_hosts and tape.allow_hosts.allows(core_request.url.host.decode("ascii"), resolve=False):
             with forwarding():  # the test's own service: neither recorded nor blocked
                 return forward(pool, core_request)
         body = b"".join(core_request.stream)
@@ -375,6 +375,7 @@ class HttpcoreStack:
             if not isinstance(head, Respond):
                 _throw(self._raise(head, False, core_request))
             return self._response(head, _ReplayStream(self, playback, pacer, core_request))
+        _learn_proxy(redactor, pool)
         recording = Recording(request, redactor, tape.hooks)
         tape.begin_recording(recording, stack=self.name)
         try:
@@ -387,7 +388,7 @@ class HttpcoreStack:
 
     async def ahandle(self, tape: Any, pool: Any, core_request: Any) -> Any:
         forward = self.async_handle
-        if tape.allow_hosts and tape.allow_hosts.allows(core_request.url.host.decode("ascii")):
+        if tape.allow_hosts and tape.allow_hosts.allows(core_request.url.host.decode("ascii"), resolve=False):
             with forwarding():
                 return await forward(pool, core_request)
         body = b"".join([part async for part in core_request.stream])
@@ -404,6 +405,7 @@ class HttpcoreStack:
             if not isinstance(head, Respond):
                 _throw(self._raise(head, True, core_request))
             return self._response(head, _ReplayStream(self, playback, pacer, core_request))
+        _learn_proxy(redactor, pool)
         recording = Recording(request, redactor, tape.hooks)
         tape.begin_recording(recording, stack=self.name)
         try:
@@ -499,6 +501,17 @@ def _guarded(outcomes: Iterator[tuple[float, Any]], core_request: Any) -> Iterat
                 return
         yield outcome
 
+
+
+def _learn_proxy(redactor: Any, pool: Any) -> None:
+    """A proxy's credentials (httpcore's ``HTTPProxy``/``SOCKSProxy`` add ``Proxy-Authorization`` below the
+    request streamtape sees): the redactor learns them, so a body repeating them is cleaned too."""
+    headers = getattr(pool, "_proxy_headers", None)
+    if headers:
+        redactor.learn_headers([(bytes(k).decode("latin-1"), bytes(v).decode("latin-1")) for k, v in headers])
+    auth = getattr(pool, "_proxy_auth", None)  # SOCKSProxy: (username, password) as bytes
+    if auth:
+        redactor.learn(*(bytes(part).decode("latin-1") for part in auth if part))
 
 def _describe(core_request: Any) -> str:
     method, url, _ = _parts(core_request)

@@ -207,7 +207,7 @@ class Urllib3Stack:
             return make_request(*args, **kwargs)
 
         host = str(pool.host or "")
-        if tape.allow_hosts and tape.allow_hosts.allows(host):
+        if tape.allow_hosts and tape.allow_hosts.allows(host, resolve=False):
             with forwarding():  # the test's own service: neither recorded nor blocked
                 return original(pool, conn, method, url, body, headers, **kwargs)
         full_url = _full_url(pool, url)
@@ -227,6 +227,7 @@ class Urllib3Stack:
                 pacer = Pacer(tape.clock)
                 at, head = playback.head()
             return self._replay(pool, conn, method, url, body, headers, kwargs, playback, pacer, at, head, what)
+        _learn_proxy(redactor, pool)
         recording = Recording(request, redactor, tape.hooks)
         tape.begin_recording(recording, stack=self.name)
         tee = _Tee(recording, method)
@@ -472,7 +473,9 @@ class _TapeReader(io.RawIOBase):
     def __init__(self, sock: _TapeSocket) -> None:
         super().__init__()
         self.sock = sock
-        self.pending = b""
+        #: what the last piece has left to hand on: a view, so a read copies only what it takes (a whole
+        #: recorded run is one piece, and copying its rest once per read was quadratic in the body)
+        self.pending = memoryview(b"")
         self.outcomes = self._wire()
 
     def readable(self) -> bool:
@@ -484,7 +487,7 @@ class _TapeReader(io.RawIOBase):
                 piece = next(self.outcomes)
             except StopIteration:
                 return 0  # EOF: a FIN
-            self.pending = piece
+            self.pending = memoryview(piece)
         size = min(len(buffer), len(self.pending))
         buffer[:size] = self.pending[:size]
         self.pending = self.pending[size:]
@@ -567,7 +570,9 @@ class _Tee:
         self.parser = h11.Connection(our_role=h11.CLIENT)
         self.parser.send(h11.Request(method=method, target="/", headers=[("host", "streamtape")]))
         self.parser.send(h11.EndOfMessage())
-        self.chunk = b""
+        #: the HTTP chunk arriving, grown in place: one large chunk arrives in many reads, and a
+        #: ``bytes`` concatenated per read would copy what it holds each time (quadratic in the chunk)
+        self.chunk = bytearray()
         self.done = False
 
     def feed(self, data: bytes) -> None:
@@ -583,10 +588,10 @@ class _Tee:
                 if isinstance(event, h11.Response):
                     recording.respond(event.status_code, event.reason, list(event.headers.raw_items()))
                 elif isinstance(event, h11.Data):
-                    self.chunk += bytes(event.data)
+                    self.chunk += event.data
                     if event.chunk_end or not event.chunk_start and not self._chunked():
-                        recording.chunk(self.chunk)
-                        self.chunk = b""
+                        recording.chunk(bytes(self.chunk))
+                        self.chunk = bytearray()
                 elif isinstance(event, h11.EndOfMessage):
                     self._end(None)
                     return
@@ -605,8 +610,8 @@ class _Tee:
         if not self.done:
             self.done = True
             if self.chunk:
-                self.recording.chunk(self.chunk)
-                self.chunk = b""
+                self.recording.chunk(bytes(self.chunk))
+                self.chunk = bytearray()
             self.recording.client_closed()
 
     def failed(self, exc: BaseException) -> None:
@@ -618,8 +623,8 @@ class _Tee:
         self.done = True
         recording = self.recording
         if self.chunk:
-            recording.chunk(self.chunk)
-            self.chunk = b""
+            recording.chunk(bytes(self.chunk))
+            self.chunk = bytearray()
         if recording.status == 0:
             recording.error = Cut(kind or "fin", None, recording.now())
         elif recording.end is None:
@@ -743,3 +748,13 @@ def _body_bytes(body: Any) -> tuple[bytes, Any]:
     data = b"".join(parts)
     return data, data
 
+
+def _learn_proxy(redactor: Any, pool: Any) -> None:
+    """A ``ProxyManager``'s credentials (its URL's user:password, ``proxy_headers``) travel beside the
+    request streamtape records: the redactor learns them, so a body repeating them is cleaned too."""
+    proxy = getattr(pool, "proxy", None)
+    if proxy is not None:
+        redactor.learn_url(str(proxy))
+    headers = getattr(pool, "proxy_headers", None)
+    if headers:
+        redactor.learn_headers([(str(k), v.decode("latin-1") if isinstance(v, bytes) else str(v)) for k, v in headers.items()])
