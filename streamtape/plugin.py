@@ -253,6 +253,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", _FAULTS_HELP)
     config.stash[_RESULTS] = []
     config.stash[_STRICT] = _Strict(worker=hasattr(config, "workerinput"))
+    if config.getoption("--tape-rechunk-budget", None) is None:
+        _ini_runs(config, "tape_rechunk_budget")  # a bad ini value is the suite's mistake: said once, at start
     report = config.getoption("--tape-report", None)
     config.pluginmanager.register(Observer(config, report), "streamtape-observer")
     runs = config.getoption("--tape-explore", None)

