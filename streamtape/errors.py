@@ -96,10 +96,11 @@ class AmbiguousTapeError(StreamtapeError):
     """A request came from a thread or task that entered no tape while several tapes are entered in
     other threads or tasks: streamtape will not guess which one it belongs to."""
 
-    def __init__(self, tapes: list[Any]) -> None:
+    def __init__(self, tapes: list[Any], what: str | None = None) -> None:
         names = ", ".join(str(getattr(tape, "path", tape)) for tape in tapes)
+        request = f"{what}: this request was made" if what else "a request was made"
         super().__init__(
-            f"a request was made from a thread or task that entered no tape, while {len(tapes)} tapes are "
+            f"{request} from a thread or task that entered no tape, while {len(tapes)} tapes are "
             f"entered elsewhere ({names}); enter the tape in the code that makes the request (or start that "
             "thread with contextvars.copy_context().run), or wire it into the client with tape.transport()"
         )

@@ -138,6 +138,7 @@ def test_with_several_tapes_a_thread_without_one_is_refused(two: tuple[Path, Pat
         holder.join()
     assert len(caught) == 1 and isinstance(caught[0], AmbiguousTapeError)
     assert "a.yaml" in str(caught[0]) and "b.yaml" in str(caught[0]) and "tape.transport()" in str(caught[0])
+    assert str(caught[0]).startswith("GET http://api.test/v1/who: this request was made from a thread")
 
 
 # --- every stack, one shared client, a replaying and a recording tape side by side -----------------------

@@ -101,8 +101,9 @@ class _Interceptor:
                 self.undo = {}
                 guard.uninstall()
 
-    def current(self) -> Tape | None:
-        """The innermost tape this context entered; else the process's only one; else none."""
+    def current(self, what: Callable[[], str] | None = None) -> Tape | None:
+        """The innermost tape this context entered; else the process's only one; else none. ``what``
+        names the request when no tape can claim it."""
         entered = self.tapes
         if not entered:
             return None
@@ -113,7 +114,7 @@ class _Interceptor:
             return entered[0]
         # several tapes, entered in other threads or tasks: routing to any of them could pass a test
         # on another test's recording
-        raise AmbiguousTapeError(entered)
+        raise AmbiguousTapeError(entered, what() if what is not None else None)
 
 
 class _ImportHook(importlib.abc.MetaPathFinder):

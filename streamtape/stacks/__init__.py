@@ -36,7 +36,8 @@ __all__ = ["STACKS", "Patches", "Router", "StackAdapter", "get_stack", "harness"
 class Router(Protocol):
     """What an installed stack asks for each request: the tape it goes to (``None``: none entered)."""
 
-    def current(self) -> Any: ...
+    def current(self, what: Callable[[], str] | None = None) -> Any:
+        """``what``: the request, named only if it must be (a request no tape can claim)."""
 
 
 class StackAdapter(Protocol):

@@ -113,7 +113,7 @@ class AiohttpStack:
         connector_cls = aiohttp.connector.BaseConnector
 
         async def connect(connector: Any, req: Any, *args: Any, **kwargs: Any) -> Any:
-            tape = router.current()
+            tape = router.current(lambda: f"{req.method} {req.url}")
             if tape is None:
                 return await stack._original(connector_cls, "connect")(connector, req, *args, **kwargs)
             return await stack.connect(tape, connector, req, args, kwargs)

@@ -285,13 +285,13 @@ class HttpcoreStack:
         stack = self
 
         def handle_request(pool: Any, request: Any) -> Any:
-            tape = router.current()
+            tape = router.current(lambda: _describe(request))
             if tape is None:
                 return stack.sync_handle(pool, request)
             return stack.handle(tape, pool, request)
 
         async def handle_async_request(pool: Any, request: Any) -> Any:
-            tape = router.current()
+            tape = router.current(lambda: _describe(request))
             if tape is None:
                 return await stack.async_handle(pool, request)
             return await stack.ahandle(tape, pool, request)

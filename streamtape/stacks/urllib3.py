@@ -115,7 +115,7 @@ class Urllib3Stack:
 
         def _make_request(pool: Any, conn: Any, method: str, url: str, body: Any = None, headers: Any = None,
                           **kwargs: Any) -> Any:  # fmt: skip
-            tape = router.current()
+            tape = router.current(lambda: f"{method} {_full_url(pool, url)}")
             if tape is None:
                 return original(pool, conn, method, url, body, headers, **kwargs)
             return stack.handle(tape, pool, conn, method, url, body, headers, kwargs)
