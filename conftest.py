@@ -23,10 +23,12 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-#: Test modules that never drive the anthropic SDK (other providers' SDKs, plain requests and urllib3):
-#: what they prove does not depend on the anthropic version, so the second CI environment (anthropic
-#: 0.x, there to prove the httpx stack through a real SDK) does not run them again.
-_NOT_ANTHROPIC = {"test_provider_openai.py", "test_provider_gemini.py", "test_boto3.py", "test_fidelity_urllib3.py"}
+#: Test modules whose subject does not depend on the anthropic version: those that never drive the
+#: anthropic SDK (other providers' SDKs, plain requests and urllib3, the redaction of those roads), and
+#: those of files and counting (saves and locks under kill -9 and xdist, linear work). The second CI
+#: environment (anthropic 0.x, there to prove the httpx stack through a real SDK) does not run them again.
+_NOT_ANTHROPIC = {"test_provider_openai.py", "test_provider_gemini.py", "test_boto3.py", "test_fidelity_urllib3.py",
+                  "test_redaction_stacks.py", "test_saves.py", "test_linear_time.py"}  # fmt: skip
 
 
 def pytest_ignore_collect(collection_path: object, config: pytest.Config) -> bool | None:

@@ -335,9 +335,25 @@ class Redactor:
 
     def _spans(self, kind: type, value: Any) -> list[tuple[int, int]]:
         """Where ``value`` holds something to replace, in order, never overlapping."""
-        if kind is bytes and not _may_be_escaped(value, self._triggers):
-            return self._raw_spans(value)  # the common case, by memchr-speed search instead of a regex
+        raw = value if kind is bytes else value.encode("utf-8", "surrogatepass")
+        if not _may_be_escaped(raw, self._triggers) or not self._escaped_in(raw):
+            # the common cases, by memchr-speed search instead of a regex (whose compiling costs
+            # milliseconds per known value): nothing is escaped, or nothing known hides in what is
+            return self._raw_spans(value)
         return self._regex_spans(kind, value)
+
+    def _escaped_in(self, value: bytes) -> bool:
+        """Whether a known value may be in ``value`` escaped: found once its URL and JSON escapes are
+        undone, in the orders ``_encoded_forms`` allows (URL, then JSON, then URL again). A cheap
+        superset of what the regex finds, so the regex runs only where it can find something."""
+        if not self._values:
+            return False
+        text = value.decode("utf-8", "replace")
+        once = unquote(text.replace("+", " "))
+        twice = _json_unescaped(once)
+        thrice = unquote(twice)
+        forms = (once, twice, thrice, _json_unescaped(text))
+        return any(secret in form for secret in self.secrets for form in forms)
 
     def _regex_spans(self, kind: type, value: Any) -> list[tuple[int, int]]:
         found = _unknown_spans(value)
@@ -345,11 +361,11 @@ class Redactor:
             found += _match_spans(self._pattern(kind), value)
         return _leftmost_longest(found)
 
-    def _raw_spans(self, value: bytes) -> list[tuple[int, int]]:
-        """``_spans`` for a body in which no secret can be escaped: each value found as it is."""
+    def _raw_spans(self, value: Any) -> list[tuple[int, int]]:
+        """``_spans`` for a text or body in which no secret can be escaped: each value found as it is."""
         found = _unknown_spans(value)
         for secret in self.secrets:
-            raw = secret.encode("utf-8")
+            raw: Any = secret.encode("utf-8") if isinstance(value, bytes) else secret
             start = value.find(raw)
             while start >= 0:
                 found.append((start, start + len(raw)))
@@ -523,6 +539,17 @@ def _userinfo_secrets(url: str) -> list[str]:
     if password == REDACTED:
         return []
     return [userinfo, unquote(userinfo), password, unquote(password)]
+
+
+_JSON_CODE = re.compile(r"\\[uU]([0-9A-Fa-f]{4})")
+_JSON_CHAR = re.compile(r"\\([/\"\\])")
+
+
+def _json_unescaped(text: str) -> str:
+    """``text`` with its JSON escapes read as characters, generously: every ``\\uXXXX`` (even one after
+    an escaped backslash, as the regex of ``_encoded_forms`` finds it), then ``\\/``, ``\\"``, ``\\\\``."""
+    text = _JSON_CODE.sub(lambda m: chr(int(m.group(1), 16)), text)
+    return _JSON_CHAR.sub(lambda m: m.group(1), text)
 
 
 def _may_be_escaped(value: bytes, triggers: tuple[bytes, ...]) -> bool:

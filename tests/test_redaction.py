@@ -529,3 +529,20 @@ def test_a_proxy_password_set_in_code_is_removed_where_the_body_repeats_it(
     assert said == f"proxy said {password}"  # it went through the proxy
     text = path.read_text()
     assert password not in text and password not in unquote(text) and "proxy said REDACTED" in text
+
+
+def test_the_escaped_forms_regex_is_built_only_where_a_known_value_hides(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Building the regex of every known value's escaped forms costs ~200 ms for a SigV4 request's values:
+    a request whose escapes (a Bedrock model id's %3A) hide no known value is searched without it."""
+    signature = "3f1c" * 16
+    headers = [("Authorization", f"AWS4-HMAC-SHA256 Credential=AKIAEXAMPLEKEY12345/20261207/us-east-1/bedrock/"
+                                 f"aws4_request, SignedHeaders=host;x-amz-date, Signature={signature}")]  # fmt: skip
+    url = "https://bedrock-runtime.us-east-1.amazonaws.com/model/us.amazon.nova-micro-v1%3A0/converse-stream"
+    built: list[type] = []
+    real = Redactor._pattern
+    monkeypatch.setattr(Redactor, "_pattern", lambda self, kind: built.append(kind) or real(self, kind))
+    clean = Redactor(headers, url=url).request(Request("POST", url, tuple(headers), b'{"note": "caf\\u00e9"}'))
+    assert clean.url == url and built == []
+    hidden = url + "?echo=" + quote("".join(f"%{ord(c):02x}" for c in signature))  # URL-escaped twice
+    assert signature not in hidden and "%2533" in hidden
+    assert Redactor(headers).text(hidden) == url + "?echo=REDACTED" and built == [str]
