@@ -56,6 +56,7 @@ over a socket; aiohttp has no write timeout (it starts the read timeout once the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import os
 import sys
@@ -422,9 +423,14 @@ async def _drain(protocol: Any, seen: _Seen) -> None:
     try:
         protocol.resume_reading()  # the app may have stopped reading with the reader full
         assert seen.ended is not None
-        await asyncio.wait_for(asyncio.shield(seen.ended), _recorder.DRAIN_SECONDS)
-    except TimeoutError:
-        pass
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _recorder.DRAIN_SECONDS
+        # until the body ends, the bound runs out, or the connection is gone (aiohttp may have closed it
+        # on release already: then nothing more can arrive, and waiting out the bound would only stall
+        # the tape's exit), looking every 50 ms
+        while not seen.ended.done() and protocol.transport is not None and loop.time() < deadline:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(seen.ended), min(0.05, max(deadline - loop.time(), 0.0)))
     finally:
         recording.client_closed()  # a no-op when the body ended: else the bound ran out, or the tape left
         protocol.close()
