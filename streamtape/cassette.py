@@ -964,7 +964,8 @@ def _parse_response(r: _Reader, raw: dict[str, Any], place: str) -> Response:
             if key not in raw:
                 raise r.fail(place, f"missing required field {key!r} (format v2 states every response's body, "
                                     "chunks and end; was the file cut short?)")  # fmt: skip
-    timing = _parse_timing(r, raw.get("chunks"), f"{place}.chunks", body)
+    headers = _parse_headers(r, raw.get("headers"), f"{place}.headers")
+    timing = _parse_timing(r, raw.get("chunks"), f"{place}.chunks", body, headers)
     end = raw.get("end", "clean")
     if not (end == "clean" or isinstance(end, dict)):
         raise r.fail(f"{place}.end", f"expected 'clean' or a mapping with 'error' and 'message', found {_kind(end)}")
@@ -972,7 +973,7 @@ def _parse_response(r: _Reader, raw: dict[str, Any], place: str) -> Response:
     _check_wire_text(r, reason, f"{place}.reason", "the reason phrase", _REASON)
     return Response(
         status=status,
-        headers=_parse_headers(r, raw.get("headers"), f"{place}.headers"),
+        headers=headers,
         body=body,
         timing=timing,
         reason=reason,
@@ -1043,7 +1044,9 @@ def _parse_body(r: _Reader, raw: dict[str, Any], place: str) -> bytes:
 _TIMING_FORM = "expected 'SECONDS:BYTES' pairs separated by spaces, e.g. '0.412:490 0.415:132'"
 
 
-def _parse_timing(r: _Reader, raw: Any, place: str, body: bytes) -> tuple[tuple[float, int], ...]:
+def _parse_timing(
+    r: _Reader, raw: Any, place: str, body: bytes, headers: Headers = ()
+) -> tuple[tuple[float, int], ...]:
     if raw is None:
         return ((0.0, len(body)),) if body else ()
     text = r.typed(raw, place, str)
@@ -1074,7 +1077,7 @@ def _parse_timing(r: _Reader, raw: Any, place: str, body: bytes) -> tuple[tuple[
         if r.repair is None:
             raise r.fail(place, f"chunk sizes add up to {total} bytes but the body has {len(body)}")
         r.repair.append(f"{place}\0chunk sizes add up to {total} bytes but the body has {len(body)} (edited by hand?)")
-        return _rechunked(tuple(ats), tuple(sizes), len(body))
+        return _rechunked(tuple(ats), tuple(sizes), len(body), _event_ends(headers, body))
     if compact is not None:
         return cast(tuple[tuple[float, int], ...], compact)  # reads as that tuple, in an eighth of its memory
     return tuple(zip(ats, sizes, strict=True))
@@ -1098,9 +1101,38 @@ def _compact_timing(r: _Reader, text: str, place: str) -> _timing.CompactTiming 
     return pairs
 
 
-def _rechunked(ats: tuple[float, ...], sizes: tuple[int, ...], length: int) -> tuple[tuple[float, int], ...]:
-    """The recorded layout fitted to a body edited by hand: every chunk keeps its arrival time and
-    size while the body lasts; the last one takes what was added, or the cut ones go."""
+def _event_ends(headers: Headers, body: bytes) -> frozenset[int]:
+    """Where the body's events end (its content type's framer), for fitting chunks to an edited body."""
+    from .framing import framer_for
+
+    try:
+        return frozenset(framer_for(headers).event_ends(body))
+    except Exception:  # noqa: BLE001 - a body no framer reads: the size-keeping layout below
+        return frozenset()
+
+
+def _rechunked(
+    ats: tuple[float, ...], sizes: tuple[int, ...], length: int, ends: frozenset[int] = frozenset()
+) -> tuple[tuple[float, int], ...]:
+    """The recorded layout fitted to a body edited by hand (or by a response hook). When the stream's
+    events are known (``ends``), each recorded chunk boundary stays on an event boundary: where it
+    was, if that is still the end of an event, else moved by what the edit added or removed (the
+    boundaries after the edit), else the chunk joins the next one; every chunk keeps its arrival time.
+    Otherwise every chunk keeps its arrival time and size while the body lasts, and the last one takes
+    what was added, or the cut ones go."""
+    if ends and ats:
+        delta = length - sum(sizes)
+        timing, last, position = [], 0, 0
+        for at, size in zip(ats[:-1], sizes[:-1], strict=True):
+            position += size
+            for boundary in (position, position + delta):
+                if last < boundary < length and boundary in ends:
+                    timing.append((at, boundary - last))
+                    last = boundary
+                    break
+        if last < length or not timing:
+            timing.append((ats[-1], length - last))
+        return tuple(timing)
     timing, left = [], length
     for at, size in zip(ats, sizes, strict=True):
         if left <= 0:

@@ -106,11 +106,13 @@ class Hooks:
             return response
         result = _call("before_record_response", self.before_record_response, response, Response)
         if result is not None and sum(size for _, size in result.timing) != len(result.body):
-            from .cassette import _rechunked  # the body changed length: its chunks follow, as lint --fix does
+            # the body changed length: its chunks follow, as lint --fix does
+            from .cassette import _event_ends, _rechunked
 
             ats = tuple(at for at, _ in result.timing)
             sizes = tuple(size for _, size in result.timing)
-            result = dataclasses.replace(result, timing=_rechunked(ats, sizes, len(result.body)))
+            ends = _event_ends(result.headers, result.body)
+            result = dataclasses.replace(result, timing=_rechunked(ats, sizes, len(result.body), ends))
         return result
 
     # --- the filters -----------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -327,3 +328,28 @@ def test_a_body_edited_by_hand_is_repaired_by_lint_fix(tmp_path: Path) -> None:
     path.write_text("".join(line for line in lines if not line.startswith("# ")))
     assert "fixed 2 problem(s)" in streamtape("lint", "--fix", str(path)).stdout
     assert streamtape("lint", str(path)).returncode == 0
+
+
+@pytest.mark.parametrize("provider", ["anthropic", "openai", "bedrock"])
+def test_lint_fix_keeps_every_chunk_boundary_on_an_event_boundary(tmp_path: Path, provider: str) -> None:
+    """After a hand edit in the middle of a stream, the chunks keep their recorded times and still end
+    where events end (SSE events, AWS frames): those before the edit where they were, those after moved by
+    what the edit added, not all the added bytes put into the last chunk."""
+    from streamtape.framing import framer_for
+
+    path = tmp_path / "s.yaml"
+    made = streamtape("synth", str(path), "--provider", provider, "--text", "Hello there, this is a story",
+                      "--chunk-timing", "headers=0.1,first=0.1,per_event=0.05,jitter=0")  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    before = Cassette.load(path).interactions[0]
+    text = path.read_text()
+    assert text.count("this is a story") == 1 or "a story" in text
+    path.write_text(text.replace("a story", "a much longer story", 1))
+    assert streamtape("lint", "--fix", str(path)).returncode == 0
+    after = Cassette.load(path).interactions[0]
+    assert after.body != before.body and len(after.body) > len(before.body)
+    ends = set(framer_for(after.response.headers).event_ends(after.body))
+    boundaries = list(itertools.accumulate(size for _, size in after.response.timing))
+    assert boundaries[-1] == len(after.body) and set(boundaries) <= ends | {len(after.body)}
+    assert [at for at, _ in after.response.timing] == [at for at, _ in before.response.timing]
+    assert max(size for _, size in after.response.timing) < len(after.body) // 2  # not one big last chunk
