@@ -345,15 +345,15 @@ class Redactor:
     def _escaped_in(self, value: bytes) -> bool:
         """Whether a known value may be in ``value`` escaped: found once its URL and JSON escapes are
         undone, in the orders ``_encoded_forms`` allows (URL, then JSON, then URL again). A cheap
-        superset of what the regex finds, so the regex runs only where it can find something."""
+        superset of what the regex finds, so the regex runs only where it can find something. A ``+``
+        may stand for a space or for itself, so both sides read every ``+`` as a space."""
         if not self._values:
             return False
         text = value.decode("utf-8", "replace")
-        once = unquote(text.replace("+", " "))
+        once = unquote(text)
         twice = _json_unescaped(once)
-        thrice = unquote(twice)
-        forms = (once, twice, thrice, _json_unescaped(text))
-        return any(secret in form for secret in self.secrets for form in forms)
+        forms = [form.replace("+", " ") for form in (once, twice, unquote(twice), _json_unescaped(text))]
+        return any(secret.replace("+", " ") in form for secret in self.secrets for form in forms)
 
     def _regex_spans(self, kind: type, value: Any) -> list[tuple[int, int]]:
         found = _unknown_spans(value)

@@ -546,3 +546,13 @@ def test_the_escaped_forms_regex_is_built_only_where_a_known_value_hides(monkeyp
     hidden = url + "?echo=" + quote("".join(f"%{ord(c):02x}" for c in signature))  # URL-escaped twice
     assert signature not in hidden and "%2533" in hidden
     assert Redactor(headers).text(hidden) == url + "?echo=REDACTED" and built == [str]
+
+
+def test_a_key_with_a_plus_and_a_slash_escaped_apart_is_found() -> None:
+    """An AWS secret key holds ``+`` and ``/``: a client that escapes the ``/`` but keeps the ``+`` (or
+    writes a space as ``+``) must not slip past the check that decides whether escapes can hide a value."""
+    secret = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYzEXAMPLEKEY"
+    text = "https://api.test/x?sig=" + secret.replace("/", "%2F")
+    assert Redactor(extra_secrets=[secret]).text(text) == "https://api.test/x?sig=REDACTED"
+    spaced = "pass phrase+with plus"
+    assert Redactor(extra_secrets=[spaced]).text("q=" + spaced.replace(" ", "+").replace("w", "%77")) == "q=REDACTED"
