@@ -13,6 +13,7 @@ import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import anthropic
 import pytest
@@ -31,7 +32,7 @@ from streamtape import (
     faults,
 )
 from tests.support import sdk
-from tests.support.wire_server import WireServer, error_reply, transcript
+from tests.support.wire_server import Reply, WireServer, error_reply, transcript
 
 THINKING = streamtape.starter("thinking")
 PARAMS = {"model": "claude-sonnet-4-5", "max_tokens": 1024, "messages": [{"role": "user", "content": "hi"}]}
@@ -395,6 +396,76 @@ async def test_an_early_close_while_recording_async(server: WireServer, tmp_path
         await asyncio.sleep(0)
     await client.close()  # after the tape waited for the rest of the stream
     assert Cassette.load(tmp_path / "c.yaml").interactions[0].response.body == b"".join(reply.events)
+
+
+def _late_tail() -> Reply:
+    """A stream whose last piece comes a while after the others: an app that stops early and closes its
+    client at once has closed it before the rest arrives."""
+    reply = transcript("text_multi_delta")
+    reply.piece_delays = [0.0] * (len(reply.events) - 1) + [0.1, 0.0]
+    return reply
+
+
+def test_an_early_close_then_closing_the_client_still_saves_the_whole_stream(
+    server: WireServer, tmp_path: Path
+) -> None:
+    """The pool's close leaves the connection to the background read; before, the cassette kept what had
+    arrived with a clean end (or, on httpx, a reset that never happened)."""
+    reply = _late_tail()
+    server.queue(reply)
+    with streamtape.use_cassette(tmp_path / "c.yaml", record_mode="once"), sdk.HTTP.Client() as http:
+        with http.stream("POST", f"{server.base_url}/v1/messages", json=PARAMS) as response:
+            next(response.iter_raw())
+    saved = Cassette.load(tmp_path / "c.yaml").interactions[0].response
+    assert saved.body == b"".join(reply.events) and isinstance(saved.end, streamtape.wire.End)
+
+
+async def test_an_early_close_then_closing_the_client_still_saves_the_whole_stream_async(
+    server: WireServer, tmp_path: Path
+) -> None:
+    reply = _late_tail()
+    server.queue(reply)
+    async with streamtape.use_cassette(tmp_path / "c.yaml", record_mode="once"):
+        async with sdk.async_client(server.base_url) as client, client.messages.stream(**PARAMS) as stream:
+            async for _ in stream.text_stream:
+                break
+    saved = Cassette.load(tmp_path / "c.yaml").interactions[0].response
+    assert saved.body == b"".join(reply.events) and isinstance(saved.end, streamtape.wire.End)
+
+
+def test_a_stream_left_open_when_the_client_closes_is_saved_as_closed_by_the_client(
+    server: WireServer, tmp_path: Path
+) -> None:
+    """The app closes its client under a response it neither read nor closed: the client ended it, so the
+    recording ends as ``client_closed`` (not as the reset reading a closed socket would look like)."""
+    server.queue(_late_tail())
+    with streamtape.use_cassette(tmp_path / "c.yaml", record_mode="once"):
+        http = sdk.HTTP.Client()
+        response = http.send(http.build_request("POST", f"{server.base_url}/v1/messages", json=PARAMS), stream=True)
+        chunks = response.iter_raw()
+        first = next(chunks)
+        http.close()
+    saved = Cassette.load(tmp_path / "c.yaml").interactions[0].response
+    assert saved.body.startswith(first) and saved.end.error == "ClientClosed", saved.end
+    del chunks, response
+
+
+async def test_a_read_cancelled_by_the_app_is_never_saved_as_a_clean_end(server: WireServer, tmp_path: Path) -> None:
+    """A timeout of the app's own (``asyncio.wait_for``) cancels the read mid-stream: the stream did not
+    end, and the connection is gone with the cancelled read, so the recording ends as ``client_closed``."""
+    server.queue(transcript("text_multi_delta", stall_after=2, stall_seconds=0.5))
+
+    async def read_all(response: Any) -> None:
+        async for _ in response.aiter_raw():
+            pass
+
+    async with streamtape.use_cassette(tmp_path / "c.yaml", record_mode="once"):
+        async with sdk.HTTP.AsyncClient() as http:
+            async with http.stream("POST", f"{server.base_url}/v1/messages", json=PARAMS) as response:
+                with pytest.raises(asyncio.TimeoutError):
+                    await asyncio.wait_for(read_all(response), 0.1)
+    saved = Cassette.load(tmp_path / "c.yaml").interactions[0].response
+    assert saved.end.error == "ClientClosed", saved.end
 
 
 def test_a_stream_that_could_not_be_read_to_the_end_is_saved_as_closed_by_the_client(

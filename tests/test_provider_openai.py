@@ -490,6 +490,32 @@ async def test_recorded_through_the_sdk_and_replayed_byte_exact(api: str, name: 
         assert {style: (o.error or (None,))[0] for style, o in live.items()} == dict.fromkeys(oa.STYLES, errors[name])
 
 
+@pytest.mark.parametrize("name", ["groq_in_stream_error_tool_use_failed", "openrouter_in_stream_error_length"])
+async def test_the_rest_after_an_in_stream_error_is_recorded_though_the_app_closes_its_client_at_once(
+    name: str, tmp_path: Path
+) -> None:
+    """The SDK raises at an in-stream error and the app's ``with OpenAI()`` closes the client before the
+    rest (``data: [DONE]``, the body's end) arrives: the recording still holds all the server sent and
+    its clean end, sync and async; never a clean end after missing bytes, nor a reset that did not happen."""
+    body = oa.path("compatible", name, ".sse").read_bytes()
+    for sync in (True, False):
+        path = tmp_path / f"{sync}.yaml"
+        with WireServer() as server:
+            reply = oa.transcript("compatible", name)
+            reply.piece_delays = [0.0] * (len(reply.events) - 1) + [0.1, 0.0]  # the last piece comes late
+            server.queue(reply)
+            if sync:
+                with streamtape.use_cassette(path, record_mode="all"):
+                    outcome = oa.consume(server.base_url, "compatible", "stream")
+            else:
+                async with streamtape.use_cassette(path, record_mode="all"):
+                    outcome = await oa.aconsume(server.base_url, "compatible", "stream")
+        assert outcome.error and outcome.error[0] == "openai.APIError"
+        (saved,) = Cassette.load(path).interactions
+        assert saved.response is not None and saved.response.body == body, sync
+        assert isinstance(saved.response.end, streamtape.wire.End), (sync, saved.response.end)
+
+
 async def test_the_aiohttp_client_meets_what_it_meets_from_a_real_server(
     recordings: Callable[[str, str], Recorded],
 ) -> None:

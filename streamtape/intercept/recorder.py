@@ -7,8 +7,9 @@ recorded with the bytes that did arrive and the real error, which is then re-rai
 What the app did not read is still the truth: when the app closes a stream early (it broke out of
 ``text_stream``, or stopped after ``message_delta``), the rest of the body is read from the network
 off the app's path (a thread, or an asyncio task), bounded by ``DRAIN_SECONDS`` and ``DRAIN_BYTES``,
-and the tape waits for it before saving. Where that is impossible (the bound ran out, trio, a sync
-exit from async code) the recording ends with ``Cut("ClientClosed")``: never a clean end it did not see.
+and the tape waits for it before saving; a pool closing meanwhile leaves that connection open to it
+(``spare``). Where that is impossible (the bound ran out, a cancelled read, trio, a sync exit from async
+code) the recording ends with ``Cut("ClientClosed")``: never a clean end it did not see.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import contextlib
 import importlib
 import threading
 import time
+import weakref
 import zlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -53,6 +55,28 @@ _DROP_WHEN_DECODED = {"content-encoding", "content-length"}
 #: how long, and how much, the recorder reads on its own after the app closed a stream early
 DRAIN_SECONDS = 120.0
 DRAIN_BYTES = 64 * 1024 * 1024
+
+#: every stream being recorded (the stack gives each its connection), and the lock that guards their
+#: ``background`` and ``spared`` against a pool closing meanwhile (``spare``)
+_STREAMS: weakref.WeakSet[RecordingStream] = weakref.WeakSet()
+_STREAMS_LOCK = threading.Lock()
+
+
+def spare(connections: list[Any]) -> None:
+    """A pool is about to close ``connections`` (its own list, under its own lock). Those a background read
+    still reads from are taken out of it and left open: the read closes each when it ends. An app that
+    closes its client right after abandoning a stream (the OpenAI SDK abandons one at an in-stream error,
+    before ``[DONE]``) would otherwise cut the recording short, as a reset that never happened. A stream
+    the app left open and unread ends as ``client_closed``: the client closed it, no network error."""
+    with _STREAMS_LOCK:
+        for stream in list(_STREAMS):
+            if stream.done or stream.connection is None or stream.connection not in connections:
+                continue
+            if stream.background:
+                connections.remove(stream.connection)
+                stream.spared = True
+            else:
+                stream.recording.client_closed()
 
 
 def _decoder(encoding: str, accepted: str = "") -> Any | None:
@@ -139,10 +163,19 @@ class Recording:
                 self.chunks.append((at, data))
 
     def finish(self, classify: Classify, exc: BaseException | None = None) -> None:
+        """The body ended: cleanly (``exc`` None), or with a network error, recorded as its cut. Any other
+        exception (a cancelled task, ``KeyboardInterrupt``) stopped the read, not the stream: nothing more
+        can be read, and the recording ends as ``client_closed``, never as an end it did not see."""
         if self.end is not None:
             return
-        cut = self._cut(classify, exc) if exc is not None else None
-        self.end = cut or End(self.now())
+        if exc is None:
+            self.end = End(self.now())
+            return
+        cut = self._cut(classify, exc)
+        if cut is None:
+            self.client_closed()
+        else:
+            self.end = cut
 
     def client_closed(self) -> None:
         """The app closed the response early and the rest of it could not be read."""
@@ -229,27 +262,50 @@ class RecordingStream:
         self.drain_on_close = drain_on_close
         self.sync = sync
         self.done = False
+        #: the one iterator over the real stream: the app reads from it, and a drain reads on where the
+        #: app stopped. Held here, it outlives the app's generator: finalizing that one (the app dropped it
+        #: mid-stream) must neither close the connection under the drain nor count as the stream's end.
+        self._chunks: Iterator[bytes] | AsyncIterator[bytes] | None = None
+        #: the connection the response arrives on (set by the stack), and whether a closing pool left it
+        #: open for the background read (``spare``), which then closes it
+        self.connection: Any = None
+        self.background = False  # the rest is being read off the app's path
+        self.spared = False
         recording.stream = self
+        with _STREAMS_LOCK:
+            _STREAMS.add(self)
 
     def __iter__(self) -> Iterator[bytes]:
-        try:
-            for chunk in self.inner:
-                self.recording.chunk(chunk)
-                yield chunk
-        except BaseException as exc:
-            self._finish(exc)
-            raise
-        self._finish(None)
+        if self._chunks is None:
+            self._chunks = iter(self.inner)
+        chunks: Any = self._chunks
+        while True:
+            try:
+                chunk = next(chunks)
+            except StopIteration:
+                self._finish(None)
+                return
+            except BaseException as exc:
+                self._finish(exc)
+                raise
+            self.recording.chunk(chunk)
+            yield chunk  # GeneratorExit here: the app stopped reading, not the stream ending (close drains)
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        try:
-            async for chunk in self.inner:
-                self.recording.chunk(chunk)
-                yield chunk
-        except BaseException as exc:
-            self._finish(exc)
-            raise
-        self._finish(None)
+        if self._chunks is None:
+            self._chunks = aiter(self.inner)
+        chunks: Any = self._chunks
+        while True:
+            try:
+                chunk = await anext(chunks)
+            except StopAsyncIteration:
+                self._finish(None)
+                return
+            except BaseException as exc:
+                self._finish(exc)
+                raise
+            self.recording.chunk(chunk)
+            yield chunk  # as in __iter__
 
     def _finish(self, exc: BaseException | None) -> None:
         if not self.done:
@@ -300,10 +356,28 @@ class RecordingStream:
                 finally:
                     with contextlib.suppress(Exception):
                         self.inner.close()
+                    if self._background_done():
+                        with contextlib.suppress(Exception):
+                            self.connection.close()
 
             thread = threading.Thread(target=run, name="streamtape-drain", daemon=True)
             self.recording.pending = thread
-            thread.start()
+            self._background_start()
+            try:
+                thread.start()
+            except BaseException:
+                self._background_done()
+                raise
+
+    def _background_start(self) -> None:
+        with _STREAMS_LOCK:
+            self.background = True
+
+    def _background_done(self) -> bool:
+        """The background read ended; ``True``: a pool closed meanwhile and left the connection to it."""
+        with _STREAMS_LOCK:
+            self.background = False
+            return self.spared
 
     async def aclose(self) -> None:
         if self.done:
@@ -327,5 +401,9 @@ class RecordingStream:
                         self.recording.client_closed()
                     with contextlib.suppress(BaseException):
                         await self.inner.aclose()
+                    if self._background_done():
+                        with contextlib.suppress(BaseException):
+                            await self.connection.aclose()
 
+            self._background_start()
             self.recording.pending = loop.create_task(run(), name="streamtape-drain")

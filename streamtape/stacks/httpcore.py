@@ -12,6 +12,7 @@ SDK) turns it into exactly what the app would see.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import importlib
 import os
@@ -25,7 +26,7 @@ from ..cassette import Request
 from ..engine.clock import Pacer
 from ..engine.playback import Broken, Garbage, Playback, Silent, harness_error
 from ..guard import forwarding
-from ..intercept.recorder import Recording, RecordingStream, prepare_request
+from ..intercept.recorder import Recording, RecordingStream, prepare_request, spare
 from ..wire import CUTS, Action, Chunks, Cut, Respond
 from . import Patches, harness
 
@@ -296,10 +297,20 @@ class HttpcoreStack:
                 return await stack.async_handle(pool, request)
             return await stack.ahandle(tape, pool, request)
 
+        def close(pool: Any) -> None:
+            _spare(pool)
+            stack._original(stack.core.ConnectionPool, "close")(pool)
+
+        async def aclose(pool: Any) -> None:
+            _spare(pool)
+            await stack._original(stack.core.AsyncConnectionPool, "aclose")(pool)
+
         core = self.core
         return self._patches.apply([
             (core.ConnectionPool, "handle_request", handle_request),
             (core.AsyncConnectionPool, "handle_async_request", handle_async_request),
+            (core.ConnectionPool, "close", close),
+            (core.AsyncConnectionPool, "aclose", aclose),
         ])
 
     def exception(self, broken: Broken, *, asynchronous: bool, address: tuple[str, int] | None) -> BaseException:
@@ -560,10 +571,21 @@ def _is_stream(headers: list[tuple[bytes, bytes]]) -> bool:
 
 def _tee(response: Any, recording: Recording, classify: Callable[[BaseException], Cut | None], *, sync: bool) -> Any:
     recording.respond(response.status, response.extensions.get("reason_phrase", b""), response.headers)
-    response.stream = RecordingStream(
+    stream = RecordingStream(
         response.stream, recording, classify, drain_on_close=not _is_stream(response.headers), sync=sync
     )
+    # the pool's stream knows its connection: a pool closed during the background read leaves it open
+    stream.connection = getattr(getattr(response.stream, "_pool_request", None), "connection", None)
+    response.stream = stream
     return response
+
+
+def _spare(pool: Any) -> None:
+    """Before a pool closes: the connections a background read still reads from stay open (``spare``)."""
+    connections = getattr(pool, "_connections", None)
+    if isinstance(connections, list):
+        with harness("closing a connection pool"), getattr(pool, "_optional_thread_lock", contextlib.nullcontext()):
+            spare(connections)
 
 
 class _TapedPool:
