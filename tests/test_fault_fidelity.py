@@ -312,8 +312,9 @@ CASES = [
     Case("delay:first_byte=0.5", planned, "APITimeoutError", ATTEMPTS, timeout=QUICK, styles=("create",)),
     # jitter below zero (4 of 7 draws): gaps of 0 to 0.05 s, never a clock running backwards
     Case("delay:per_event=0.02,jitter=0.1,seed=3", planned, None, timeout=SLOW, styles=STYLES_2),
-    # gaps under 0.03 s, then 0.23 s before message_delta: a read timeout (0.15 s) after "Hello"
-    Case("delay:per_event=0.05,jitter=0.25,seed=66", planned, "ReadTimeout", timeout=QUICK, styles=STYLES_2),
+    # gaps under 0.01 s, then 0.5 s before content_block_stop: a read timeout (0.25 s) after "Hello", a
+    # quarter second from either side (a worker stalled 0.13 s once turned the old 0.02 s gap into a timeout)
+    Case("delay:per_event=0.1,jitter=0.5,seed=123", planned, "ReadTimeout", timeout=0.25, styles=STYLES_2),
     # --- faults together -------------------------------------------------------------------------
     Case("duplicate:event=4 + disconnect:after=5", planned, "RemoteProtocolError"),
     Case("ping:every=1 + reset:after=4", planned, "ReadError", name="tool_use"),
