@@ -62,6 +62,8 @@ sys.path.insert(0, {str(ROOT)!r})
 from pathlib import Path
 from streamtape._filelock import cassette_lock
 from tests.test_saves import _big
+import tempfile
+tempfile.gettempdir()  # the stdlib finds the temp dir by writing a probe file there: here once, not in each killed child
 path = Path(sys.argv[1])
 versions = [_big("A"), _big("B")]
 for n, line in enumerate(sys.stdin):
