@@ -363,9 +363,9 @@ def test_serve_option_defaults_are_the_servers() -> None:
     from streamtape.cli import main
 
     defaults = {param.name: param.default for param in main.commands["serve"].params}
-    assert (defaults["max_connections"], defaults["request_timeout"], defaults["max_body_bytes"]) == (
-        server.MAX_CONNECTIONS, server.REQUEST_TIMEOUT, server.MAX_BODY_BYTES
-    )  # fmt: skip
+    assert (defaults["max_connections"], defaults["request_timeout"], defaults["max_body_bytes"],
+            defaults["max_pending_bytes"]) == (server.MAX_CONNECTIONS, server.REQUEST_TIMEOUT, server.MAX_BODY_BYTES,
+                                               server.MAX_PENDING_BYTES)  # fmt: skip
 
 
 def test_serve_takes_the_limits_as_options(tmp_path: Path, hold: Callable[..., list[socket.socket]]) -> None:
@@ -378,6 +378,23 @@ def test_serve_takes_the_limits_as_options(tmp_path: Path, hold: Callable[..., l
         eventually(lambda: streams(server.address, 1)[0].parse()[2] == BODY, "the slot freed, and a normal answer")
         err = server.stop()
     assert "1 connections open (max_connections, --max-connections)" in err and "Traceback" not in err
+
+
+def test_serve_takes_the_bound_on_bodies_being_received_as_an_option(tmp_path: Path) -> None:
+    path = CASSETTE.save(tmp_path / "stream.yaml")
+    with serve(path, "--speed", "0", "--max-body-bytes", "600", "--max-pending-bytes", "1000",
+               "--request-timeout", "30") as server:  # fmt: skip
+        head = request_bytes(b"x" * 600).split(b"\r\n\r\n")[0] + b"\r\n\r\n"
+        with socket.create_connection(server.address) as first:
+            first.sendall(head + b"x" * 100)  # 600 announced: counted whole
+            eventually(lambda: exchange(server.address, [Client(request_bytes(b"y" * 600))])[0].status == 503,
+                       "a second body over the bound told to retry")  # fmt: skip
+            fits = exchange(server.address, [Client(request_bytes(b"w" * 300))])[0]  # 900: read, then matched
+            assert fits.status == 404 and b"no recorded interaction matches" in fits.parse()[2]
+            first.sendall(b"x" * 500)
+            assert Reply(read_until_closed(first)).status == 404
+        err = server.stop()
+    assert "Traceback" not in err
 
 
 # --- what a client can make it hold, all clients together ------------------------------------------

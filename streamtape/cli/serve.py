@@ -44,6 +44,9 @@ _PR_SET_PDEATHSIG = 1  # linux/prctl.h
               help="a request must arrive whole within this (else a 408); idle connections close after it")  # fmt: skip
 @click.option("--max-body-bytes", type=click.IntRange(min=0), default=32 * 1024 * 1024, show_default=True,
               help="a larger request body gets a 413 (32 MiB: the Messages API's own limit)")  # fmt: skip
+@click.option("--max-pending-bytes", type=click.IntRange(min=0), default=256 * 1024 * 1024, show_default=True,
+              help="request bodies being received at once, all connections together (at least --max-body-bytes); "
+                   "a body beyond it gets a 503 with Retry-After: 1, unread")  # fmt: skip
 @click.option("--refuse-seconds", type=click.FloatRange(min=0, min_open=True, max=3600), default=0.25,
               show_default=True, metavar="SECONDS",
               help="how long nothing listens for an attempt a 'refuse' fault refuses (a refused attempt never "
@@ -52,7 +55,8 @@ _PR_SET_PDEATHSIG = 1  # linux/prctl.h
               help="processes serving the port together (Linux, SO_REUSEPORT), for more streams than one process "
                    "keeps on time; each has its own fault schedule, so a retry may meet another worker's")  # fmt: skip
 def serve(source: str, host: str, port: int, fault_specs: tuple[str, ...], speed: float, max_connections: int,
-          request_timeout: float, max_body_bytes: int, refuse_seconds: float, workers: str) -> None:  # fmt: skip
+          request_timeout: float, max_body_bytes: int, max_pending_bytes: int, refuse_seconds: float,
+          workers: str) -> None:  # fmt: skip
     """Serve a cassette (or every cassette in a directory) over real HTTP/1.1, at recorded timing,
     so any client (the SDK, curl, another language) meets the recorded streams and their faults."""
     from ..server import ReplayServer
@@ -65,7 +69,8 @@ def serve(source: str, host: str, port: int, fault_specs: tuple[str, ...], speed
         prefix = f"worker {worker}: " if count > 1 else ""
         return ReplayServer(cassette, host=host, port=port, speed=speed, faults=faults,
                             max_connections=max_connections, request_timeout=request_timeout,
-                            max_body_bytes=max_body_bytes, refuse_seconds=refuse_seconds, release_memory=True,
+                            max_body_bytes=max_body_bytes, max_pending_bytes=max_pending_bytes,
+                            refuse_seconds=refuse_seconds, release_memory=True,
                             reuse_port=count > 1, log=lambda line: print(prefix + line, flush=True))  # fmt: skip
 
     try:
