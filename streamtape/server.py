@@ -931,10 +931,10 @@ class _Conn:
             self._send_error(404, "not_found_error", message)
             self.flush(self._answered)
             return
-        # ``instant``: a recorded run of chunks comes whole (``Chunks``), and is paced here, piece by
+        # ``whole_runs``: a recorded run of chunks comes whole (``Chunks``), and is paced here, piece by
         # piece at its recorded times, from pieces framed once (the engine's decisions are the same:
         # with no read timeout, nothing inside a run can fail)
-        self.playback = playback = Playback(answer.actions, read_timeout=None, instant=True)
+        self.playback = playback = Playback(answer.actions, read_timeout=None, whole_runs=True)
         self.pacer = Pacer(server.clock)
         self.real = type(server.clock) is RealClock  # the loop's own clock: arrivals are loop times
         at, self.item = playback.head()

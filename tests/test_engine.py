@@ -58,7 +58,7 @@ def test_cassettes_keep_writing_v1_names_and_read_either(tmp_path: Path) -> None
 
 
 def _outcomes(actions: list, timeout: float | None = None) -> list:
-    playback = Playback(actions, read_timeout=timeout, instant=False)
+    playback = Playback(actions, read_timeout=timeout, whole_runs=False)
     at, head = playback.head()
     return [(at, head), *playback.body()] if isinstance(head, Respond) else [(at, head)]
 

@@ -352,7 +352,7 @@ def test_rechunking_into_large_chunks_is_linear() -> None:
 
 
 def _play(actions: list[Action]) -> int:
-    playback = Playback(actions, read_timeout=None, instant=True)
+    playback = Playback(actions, read_timeout=None, whole_runs=True)
     if not isinstance(playback.head()[1], Respond):
         return 0
     received = 0
@@ -662,7 +662,7 @@ def test_the_urllib3_replay_feed_is_linear(monkeypatch: pytest.MonkeyPatch) -> N
         assert item.response is not None
 
         def run() -> None:
-            playback = Playback(item.actions(), read_timeout=None, instant=True)
+            playback = Playback(item.actions(), read_timeout=None, whole_runs=True)
             at, head = playback.head()
             sock = stack._TapeSocket(stack.URLLIB3, playback, Pacer(VirtualClock()), at, head, "test")  # noqa: SLF001
             reader, buffer, received = stack._TapeReader(sock), bytearray(256), 0  # noqa: SLF001

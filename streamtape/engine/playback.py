@@ -79,14 +79,16 @@ class Playback:
 
     ``read_timeout`` is the client's (``None`` when unknown or unset): silence as long as it becomes a
     ``Broken("timeout")`` at the moment it fires; without it, endless silence is ``Silent``.
-    ``instant``: time is virtual, so recorded runs of chunks may be handed on whole (the hot path)."""
+    ``whole_runs``: a recorded run of chunks may be handed on whole (``Chunks``) where nothing inside it
+    can fail; the caller then times its pieces itself. A tape whose time is virtual takes runs whole (the
+    hot path), and so does ``streamtape serve``, which paces each piece on its own clock."""
 
-    __slots__ = ("actions", "timeout", "instant", "position", "last_at", "received", "framing", "expected")
+    __slots__ = ("actions", "timeout", "whole_runs", "position", "last_at", "received", "framing", "expected")
 
-    def __init__(self, actions: list[Action], *, read_timeout: float | None, instant: bool) -> None:
+    def __init__(self, actions: list[Action], *, read_timeout: float | None, whole_runs: bool) -> None:
         self.actions = actions
         self.timeout = read_timeout
-        self.instant = instant
+        self.whole_runs = whole_runs
         self.position = 0  # index of the next action to play
         self.last_at = 0.0  # when the last thing arrived (seconds after the request)
         self.received = 0
@@ -152,7 +154,7 @@ class Playback:
         return self.expected is not None and self.received >= self.expected
 
     def _whole(self, run: Chunks) -> bool:
-        if not self.instant or self.expected is not None:
+        if not self.whole_runs or self.expected is not None:
             return False
         return self.timeout is None or (run.longest_gap < self.timeout and run.at - self.last_at < self.timeout)
 

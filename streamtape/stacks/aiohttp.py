@@ -867,7 +867,7 @@ def _pieces(run: Chunks) -> Iterator[bytes]:
 def _playback(tape: Any, actions: list[Action], timeout: Any) -> tuple[Playback, Pacer]:
     clock = tape.clock
     read = getattr(timeout, "sock_read", None)
-    playback = Playback(actions, read_timeout=None if read is None else float(read), instant=not clock.paced)
+    playback = Playback(actions, read_timeout=None if read is None else float(read), whole_runs=not clock.paced)
     return playback, Pacer(clock)
 
 

@@ -438,7 +438,7 @@ class HttpcoreStack:
     def _playback(self, tape: Any, actions: list[Action], core_request: Any) -> tuple[Playback, Pacer]:
         clock = tape.clock
         timeout = core_request.extensions.get("timeout", {}).get("read")
-        playback = Playback(actions, read_timeout=None if timeout is None else float(timeout), instant=not clock.paced)
+        playback = Playback(actions, read_timeout=None if timeout is None else float(timeout), whole_runs=not clock.paced)
         return playback, Pacer(clock)
 
     def _raise(self, outcome: Broken | Silent | Garbage, asynchronous: bool, core_request: Any) -> BaseException:

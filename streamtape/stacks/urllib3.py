@@ -223,7 +223,7 @@ class Urllib3Stack:
             with harness(what):
                 timeout = pool._get_timeout(kwargs.get("timeout", pool.timeout)).read_timeout  # noqa: SLF001
                 read_timeout = float(timeout) if isinstance(timeout, int | float) else socket.getdefaulttimeout()
-                playback = Playback(route, read_timeout=read_timeout, instant=not tape.clock.paced)
+                playback = Playback(route, read_timeout=read_timeout, whole_runs=not tape.clock.paced)
                 pacer = Pacer(tape.clock)
                 at, head = playback.head()
             return self._replay(pool, conn, method, url, body, headers, kwargs, playback, pacer, at, head, what)
