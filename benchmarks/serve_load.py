@@ -343,7 +343,10 @@ def serve(cassette_path: Path, *args: str, nofile: int | None = None, drain: boo
     host, port = line.rsplit(" at http://", 1)[1].strip().rsplit(":", 1)
     server = ServeProcess(process, (host, int(port)))
     if drain:  # a pipe nobody reads fills up: its log thread would then hold the lines, and the RSS count them
-        threading.Thread(target=lambda: [None for _ in process.stdout or ()], daemon=True).start()
+        # the thread is then stdout's only reader: communicate() (stop) reading it too could block in a
+        # read the thread emptied, past its timeout
+        out, process.stdout = process.stdout, None
+        threading.Thread(target=lambda: [None for _ in out or ()], daemon=True).start()
     try:
         yield server
     finally:

@@ -9,7 +9,6 @@ import os
 import select
 import signal
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from ..errors import StreamtapeError
 from ._app import EPILOG_EXIT, fail, fault_spec, load, main, make_console
 
 MAX_WORKERS = 64
+_WAKE_EVERY = 0.5  # how often the waiting main thread runs the signal handlers due (see _wait_for_ctrl_c)
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
@@ -107,7 +107,7 @@ def serve(source: str, host: str, port: int, fault_specs: tuple[str, ...], speed
     try:
         with server:
             with contextlib.suppress(KeyboardInterrupt):
-                threading.Event().wait()
+                _wait_for_ctrl_c()
     finally:
         _stop_workers(children)
     console.print("streamtape: stopped", markup=False)
@@ -145,6 +145,15 @@ def _never_connecting(schedule: Any) -> list[str]:
     return found
 
 
+def _wait_for_ctrl_c() -> None:
+    """Wait until a signal's handler raises (Ctrl-C: KeyboardInterrupt; SIGTERM: ``_interrupt``). Python
+    runs signal handlers in the main thread only, and a wait without a timeout is not woken when the
+    kernel delivered the signal to another thread (the server's block them; a thread of anyone else's
+    may not): waking every half second runs a handler that is due, whichever thread took the signal."""
+    while True:
+        time.sleep(_WAKE_EVERY)
+
+
 def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
@@ -175,7 +184,7 @@ def _fork_worker(make: Callable[[], Any], parent_server: Any) -> _Worker:
         with make(), contextlib.suppress(KeyboardInterrupt):
             os.write(tell, b"1")  # listening
             os.close(tell)
-            threading.Event().wait()
+            _wait_for_ctrl_c()
     except KeyboardInterrupt:
         pass
     except BaseException as exc:  # noqa: BLE001 - one sentence, never a traceback, and never the parent's code
