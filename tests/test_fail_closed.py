@@ -11,6 +11,8 @@ import asyncio
 import contextlib
 import os
 import socket
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -466,6 +468,116 @@ async def test_a_read_cancelled_by_the_app_is_never_saved_as_a_clean_end(server:
                     await asyncio.wait_for(read_all(response), 0.1)
     saved = Cassette.load(tmp_path / "c.yaml").interactions[0].response
     assert saved.end.error == "ClientClosed", saved.end
+
+
+def test_a_ctrl_c_between_reading_a_chunk_and_noting_it_never_leaves_a_clean_end_with_a_gap(
+    server: WireServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A KeyboardInterrupt landing after a chunk was read, before the recording noted it: the app catches
+    it and leaves the stream. Before, the background read went on from the next chunk and saved a clean
+    end with that chunk missing (2 of 60 real Ctrl-Cs on a long stream)."""
+    from streamtape.intercept import recorder
+
+    noted, real_chunk = [], recorder.Recording.chunk
+
+    def chunk(self: Any, data: bytes) -> None:
+        noted.append(data)
+        if len(noted) == 3:
+            raise KeyboardInterrupt
+        real_chunk(self, data)
+
+    monkeypatch.setattr(recorder.Recording, "chunk", chunk)
+    reply = transcript("text_multi_delta")
+    server.queue(reply)
+    with streamtape.use_cassette(tmp_path / "c.yaml", record_mode="once"), sdk.HTTP.Client() as http:
+        with contextlib.suppress(KeyboardInterrupt):
+            with http.stream("POST", f"{server.base_url}/v1/messages", json=PARAMS) as response:
+                for _ in response.iter_raw():
+                    pass
+    saved = Cassette.load(tmp_path / "c.yaml").interactions[0].response
+    assert saved.end.error == "ClientClosed" and b"".join(reply.events).startswith(saved.body), saved.end
+
+
+def test_the_tapes_exit_waits_no_longer_than_its_bound_for_a_server_gone_silent(
+    server: WireServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server goes silent after the app stopped reading: whether the app closed the response and its
+    client (the pool left the connection to the background read) or left the response open, the tape's
+    exit waits ``DRAIN_SECONDS``, not the client's read timeout, and no reading thread outlives it."""
+    from streamtape.intercept import recorder
+
+    monkeypatch.setattr(recorder, "DRAIN_SECONDS", 0.2)
+    for closes in (True, False):
+        server.queue(transcript("text_multi_delta", stall_after=3, stall_seconds=60))
+        http = sdk.HTTP.Client(timeout=60)
+        began = time.monotonic()
+        with streamtape.use_cassette(tmp_path / f"{closes}.yaml", record_mode="all"):
+            response = http.send(http.build_request("POST", f"{server.base_url}/v1/messages", json=PARAMS),
+                                 stream=True)  # fmt: skip
+            next(response.iter_raw())
+            if closes:
+                response.close()
+                http.close()
+        assert time.monotonic() - began < 30, closes  # before: the 60 s read timeout
+        saved = Cassette.load(tmp_path / f"{closes}.yaml").interactions[0].response
+        assert saved.end.error == "ClientClosed", (closes, saved.end)
+        deadline = time.monotonic() + 10
+        while any(thread.name == "streamtape-drain" for thread in threading.enumerate()):
+            assert time.monotonic() < deadline, f"a background read outlived the tape (closes={closes})"
+            time.sleep(0.01)
+        http.close()
+
+
+async def test_the_tapes_async_exit_waits_no_longer_than_its_bound(
+    server: WireServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from streamtape.intercept import recorder
+
+    monkeypatch.setattr(recorder, "DRAIN_SECONDS", 0.2)
+    server.queue(transcript("text_multi_delta", stall_after=3, stall_seconds=60))
+    async with sdk.HTTP.AsyncClient(timeout=60) as http:
+        began = time.monotonic()
+        async with streamtape.use_cassette(tmp_path / "c.yaml", record_mode="once"):
+            response = await http.send(http.build_request("POST", f"{server.base_url}/v1/messages", json=PARAMS),
+                                       stream=True)  # fmt: skip
+            chunks = response.aiter_raw()
+            await chunks.__anext__()  # then neither reads on nor closes it
+        assert time.monotonic() - began < 30  # before: the 60 s read timeout
+        await response.aclose()
+        del chunks
+    assert Cassette.load(tmp_path / "c.yaml").interactions[0].response.end.error == "ClientClosed"
+
+
+def test_a_closing_pool_leaves_a_shared_connection_to_background_reads_only_when_it_is_all_they_use() -> None:
+    """HTTP/2: streams share a connection. One the app still holds keeps the pool's close as it is (each
+    stream on it ends ``client_closed``); one only background reads use stays open, and the last of them
+    closes it. Before, the first background stream took the connection out of the list, and the others on
+    it were then skipped: neither spared nor ended, and the first one's read closed it under them."""
+    from streamtape.cassette import Request
+    from streamtape.intercept import recorder
+    from streamtape.redact import Redactor
+
+    def stream(connection: object, background: bool) -> recorder.RecordingStream:
+        recording = recorder.Recording(Request("POST", "https://api.test/v1/messages", (), b""), Redactor(()))
+        recording.respond(200, b"OK", [])
+        made = recorder.RecordingStream(iter(()), recording, lambda exc: None, False, sync=True)
+        made.connection, made.background = connection, background
+        return made
+
+    shared = object()
+    held, abandoned = stream(shared, False), stream(shared, True)
+    connections = [shared]
+    recorder.spare(connections)
+    assert connections == [shared] and not abandoned.spared
+    assert held.recording.end.kind == abandoned.recording.end.kind == "client_closed"
+
+    shared = object()
+    first, second = stream(shared, True), stream(shared, True)
+    connections = [shared]
+    recorder.spare(connections)
+    assert connections == [] and first.spared and second.spared
+    assert first.recording.end is None and second.recording.end is None  # read on
+    assert [first._background_done(), second._background_done()] == [False, True]  # the last one closes it
 
 
 def test_a_stream_that_could_not_be_read_to_the_end_is_saved_as_closed_by_the_client(

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import socket
 import threading
 import time
 import weakref
@@ -56,27 +57,36 @@ _DROP_WHEN_DECODED = {"content-encoding", "content-length"}
 DRAIN_SECONDS = 120.0
 DRAIN_BYTES = 64 * 1024 * 1024
 
-#: every stream being recorded (the stack gives each its connection), and the lock that guards their
-#: ``background`` and ``spared`` against a pool closing meanwhile (``spare``)
+#: every stream being recorded (the stack gives each its connection), how many background reads still use
+#: each connection a closing pool left open, and the lock that guards both and the streams' ``background``
+#: and ``spared`` against a pool closing meanwhile (``spare``)
 _STREAMS: weakref.WeakSet[RecordingStream] = weakref.WeakSet()
+_SPARED: dict[Any, int] = {}
 _STREAMS_LOCK = threading.Lock()
 
 
 def spare(connections: list[Any]) -> None:
-    """A pool is about to close ``connections`` (its own list, under its own lock). Those a background read
-    still reads from are taken out of it and left open: the read closes each when it ends. An app that
-    closes its client right after abandoning a stream (the OpenAI SDK abandons one at an in-stream error,
-    before ``[DONE]``) would otherwise cut the recording short, as a reset that never happened. A stream
-    the app left open and unread ends as ``client_closed``: the client closed it, no network error."""
+    """A pool is about to close ``connections`` (its own list, under its own lock). One that only background
+    reads still use (the app is done with every response on it) is taken out of the list and left open to
+    them: the last of them closes it. An app that closes its client right after abandoning a stream (the
+    OpenAI SDK abandons one at an in-stream error, before ``[DONE]``) would otherwise cut the recording short,
+    as a reset that never happened. A connection the app still holds a response on is closed under it, as
+    the pool would: each stream on it ends as ``client_closed`` (the client closed it, no network error)."""
     with _STREAMS_LOCK:
+        using: dict[int, list[RecordingStream]] = {}
         for stream in list(_STREAMS):
-            if stream.done or stream.connection is None or stream.connection not in connections:
-                continue
-            if stream.background:
-                connections.remove(stream.connection)
-                stream.spared = True
+            if not stream.done and stream.connection is not None and stream.connection in connections:
+                using.setdefault(id(stream.connection), []).append(stream)
+        for streams in using.values():  # (HTTP/2: several streams share one connection)
+            connection = streams[0].connection
+            if all(stream.background for stream in streams):
+                connections.remove(connection)
+                _SPARED[connection] = len(streams)
+                for stream in streams:
+                    stream.spared = True
             else:
-                stream.recording.client_closed()
+                for stream in streams:
+                    stream.recording.client_closed()
 
 
 def _decoder(encoding: str, accepted: str = "") -> Any | None:
@@ -189,26 +199,33 @@ class Recording:
         return self.status != 0 and self.end is None
 
     def settle(self, deadline: float) -> None:
-        """Before a save (sync): wait for a background read until ``deadline`` (monotonic); read a stream
-        the app never closed to its end; whatever is still open then ends as ``ClientClosed``."""
-        pending = self.pending
+        """Before a save (sync): wait for a background read until ``deadline`` (monotonic), reading a stream
+        the app neither read to its end nor closed in the background too; whatever is still open then ends
+        as ``ClientClosed``, and a read still blocked on a silent server is woken (``RecordingStream.wake``)."""
+        pending, stream = self.pending, self.stream
+        if self.unfinished and pending is None and stream is not None and stream.sync:
+            stream.read_on()
+            pending = self.pending
         if isinstance(pending, threading.Thread):
             pending.join(max(deadline - time.monotonic(), 0.0))
-        elif self.unfinished and pending is None and self.stream is not None and self.stream.sync:
-            self.stream.drain(deadline)
         if self.unfinished:
             self.client_closed()
-            if isinstance(pending, asyncio.Task):
-                pending.cancel()
+            if stream is not None and isinstance(pending, threading.Thread):
+                stream.wake()
+            if isinstance(pending, asyncio.Task) and not pending.done():
+                with contextlib.suppress(RuntimeError):  # its loop is closed: the task was cancelled with it
+                    pending.get_loop().call_soon_threadsafe(pending.cancel)
 
     async def asettle(self, deadline: float) -> None:
-        """``settle`` for an async exit: awaits a background task, or reads an unclosed async stream."""
+        """``settle`` for an async exit: awaits a background task, or reads an unclosed async stream, until
+        ``deadline`` (a read past it is cancelled: ``client_closed``)."""
         pending = self.pending
         if isinstance(pending, asyncio.Task):
             # asyncio.wait neither raises the task's outcome nor swallows a cancellation of the caller
             await asyncio.wait({pending}, timeout=max(deadline - time.monotonic(), 0.0))
         elif self.unfinished and pending is None and self.stream is not None and not self.stream.sync:
-            await self.stream.adrain(deadline)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stream.adrain(deadline), max(deadline - time.monotonic(), 0.0))
         self.settle(deadline)
 
     def snapshot(self) -> Interaction | None:
@@ -269,6 +286,9 @@ class RecordingStream:
         #: the connection the response arrives on (set by the stack), and whether a closing pool left it
         #: open for the background read (``spare``), which then closes it
         self.connection: Any = None
+        #: the socket it arrives on, and whether other responses share it (HTTP/2), set by the stack
+        self.socket: Any = None
+        self.multiplexed = False
         self.background = False  # the rest is being read off the app's path
         self.spared = False
         recording.stream = self
@@ -282,13 +302,13 @@ class RecordingStream:
         while True:
             try:
                 chunk = next(chunks)
+                self.recording.chunk(chunk)  # in the try: a Ctrl-C between the two must not lose the chunk
             except StopIteration:
                 self._finish(None)
                 return
             except BaseException as exc:
                 self._finish(exc)
                 raise
-            self.recording.chunk(chunk)
             yield chunk  # GeneratorExit here: the app stopped reading, not the stream ending (close drains)
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
@@ -298,13 +318,13 @@ class RecordingStream:
         while True:
             try:
                 chunk = await anext(chunks)
+                self.recording.chunk(chunk)
             except StopAsyncIteration:
                 self._finish(None)
                 return
             except BaseException as exc:
                 self._finish(exc)
                 raise
-            self.recording.chunk(chunk)
             yield chunk  # as in __iter__
 
     def _finish(self, exc: BaseException | None) -> None:
@@ -349,35 +369,58 @@ class RecordingStream:
             self.drain(time.monotonic() + DRAIN_SECONDS)
             self.inner.close()
         else:
-            # A stream the app stopped reading: the rest is read in the background, off the app's path.
-            def run() -> None:
-                try:
-                    self.drain(time.monotonic() + DRAIN_SECONDS)
-                finally:
-                    with contextlib.suppress(Exception):
-                        self.inner.close()
-                    if self._background_done():
-                        with contextlib.suppress(Exception):
-                            self.connection.close()
+            self.read_on()  # a stream the app stopped reading: the rest is read off the app's path
 
-            thread = threading.Thread(target=run, name="streamtape-drain", daemon=True)
-            self.recording.pending = thread
-            self._background_start()
+    def read_on(self) -> None:
+        """Read the rest in a background thread (the tape waits for it: ``Recording.settle``), then close the
+        response, and the connection too when a closing pool left it to this read (``spare``)."""
+
+        def run() -> None:
             try:
-                thread.start()
-            except BaseException:
-                self._background_done()
-                raise
+                self.drain(time.monotonic() + DRAIN_SECONDS)
+            finally:
+                with contextlib.suppress(Exception):
+                    self.inner.close()
+                if self._background_done():
+                    with contextlib.suppress(Exception):
+                        self.connection.close()
+
+        thread = threading.Thread(target=run, name="streamtape-drain", daemon=True)
+        self.recording.pending = thread
+        self._background_start()
+        try:
+            thread.start()
+        except BaseException:
+            self.recording.pending = None
+            self._background_done()
+            raise
+
+    def wake(self) -> None:
+        """The tape stopped waiting for the background read: a read blocked on a server that sends nothing
+        more is woken by shutting its socket down, so neither the thread nor the socket outlives the tape.
+        Only where nothing else reads that socket: one response at a time (HTTP/1.1), or a connection a
+        closing pool left to background reads alone."""
+        if self.socket is not None and (self.spared or not self.multiplexed):
+            with contextlib.suppress(OSError, AttributeError):
+                self.socket.shutdown(socket.SHUT_RDWR)
 
     def _background_start(self) -> None:
         with _STREAMS_LOCK:
             self.background = True
 
     def _background_done(self) -> bool:
-        """The background read ended; ``True``: a pool closed meanwhile and left the connection to it."""
+        """The background read ended; ``True``: it was the last to use a connection a closing pool left to
+        such reads, which it is now to close."""
         with _STREAMS_LOCK:
             self.background = False
-            return self.spared
+            if not self.spared:
+                return False
+            left = _SPARED.get(self.connection, 1) - 1
+            if left > 0:
+                _SPARED[self.connection] = left
+                return False
+            _SPARED.pop(self.connection, None)
+            return True
 
     async def aclose(self) -> None:
         if self.done:

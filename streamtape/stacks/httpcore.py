@@ -576,6 +576,10 @@ def _tee(response: Any, recording: Recording, classify: Callable[[BaseException]
     )
     # the pool's stream knows its connection: a pool closed during the background read leaves it open
     stream.connection = getattr(getattr(response.stream, "_pool_request", None), "connection", None)
+    network = response.extensions.get("network_stream")  # httpcore's extension: the socket it is read from
+    if network is not None:
+        stream.socket = network.get_extra_info("socket") if sync else None  # (an async read is cancelled)
+        stream.multiplexed = response.extensions.get("http_version") == b"HTTP/2"
     response.stream = stream
     return response
 
