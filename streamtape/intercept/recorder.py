@@ -213,8 +213,7 @@ class Recording:
             if stream is not None and isinstance(pending, threading.Thread):
                 stream.wake()
             if isinstance(pending, asyncio.Task) and not pending.done():
-                with contextlib.suppress(RuntimeError):  # its loop is closed: the task was cancelled with it
-                    pending.get_loop().call_soon_threadsafe(pending.cancel)
+                _cancel(pending)
 
     async def asettle(self, deadline: float) -> None:
         """``settle`` for an async exit: awaits a background task, or reads an unclosed async stream, until
@@ -266,6 +265,20 @@ class Recording:
         except Exception:  # noqa: BLE001 - zlib.error, brotli.error, ZstdError: not what the header said
             return self.headers, chunks  # keep the bytes as they came
         return tuple((k, v) for k, v in self.headers if k.lower() not in _DROP_WHEN_DECODED), decoded
+
+
+def _cancel(task: asyncio.Task[None]) -> None:
+    """Cancel a background read, from its loop's thread or any other (``Task.cancel`` is not thread-safe)."""
+    loop = task.get_loop()
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop:
+        task.cancel()
+        return
+    with contextlib.suppress(RuntimeError):  # its loop is closed: the task was cancelled with it
+        loop.call_soon_threadsafe(task.cancel)
 
 
 class RecordingStream:
