@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 from collections.abc import Iterator
 
 import pytest
@@ -9,6 +11,16 @@ import pytest
 from tests.support.wire_server import WireServer
 
 pytest_plugins = ["pytester"]
+
+# pytester runs pytest in this process and, after each run, removes the modules first imported during it.
+# httpx imports httpcore only at its first request, and caches httpcore's exception classes then: when that
+# first request came inside a pytester run, httpcore was imported again afterwards, and httpx no longer
+# recognised its errors (a raw httpcore.RemoteProtocolError reached a later test, on whichever xdist worker
+# ran a pytester test first). The HTTP cores, and the stacks that wrap them, are imported once, up front.
+for _module in ("httpcore", "httpcore2", "h11", "streamtape.stacks.httpcore", "streamtape.stacks.aiohttp",
+                "streamtape.stacks.urllib3"):  # fmt: skip
+    with contextlib.suppress(ImportError):
+        importlib.import_module(_module)
 
 
 @pytest.fixture
