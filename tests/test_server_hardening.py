@@ -581,12 +581,11 @@ def test_the_servers_threads_leave_ctrl_c_to_the_main_thread() -> None:
     """The kernel gives a signal sent to the process to any thread that does not block it, and Python acts on
     it in the main thread only: one taken by the loop's thread (or the log's, started just then) left
     ``streamtape serve`` running after Ctrl-C, for good (1 stop in 10 under load)."""
-    import signal
-
     wanted = (1 << (signal.SIGINT - 1)) | (1 << (signal.SIGTERM - 1))
     with ReplayServer(CASSETTE, speed=0, log=lambda line: None) as server:
         assert exchange(address(server), [Client(request_bytes())])[0].parse()[2] == BODY  # the log thread starts
-        eventually(lambda: server._log_lines.thread is not None, "the log thread started")
+        eventually(lambda: server._log_lines.thread is not None and server._log_lines.thread.native_id is not None,
+                   "the log thread started")  # fmt: skip
         threads = {thread.name: thread.native_id for thread in threading.enumerate()}
         for name in ("streamtape-serve", "streamtape-serve-log"):
             native_id = threads[name]
