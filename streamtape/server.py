@@ -91,6 +91,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import h11
 
@@ -803,6 +804,9 @@ class _Conn:
                 head = self.head
                 headers = tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in self.fields)
                 url = _url(head.target.decode("latin-1"), headers)
+                if (bad := _bad_url(url)) is not None:  # matching, the near-miss report, the provider all split it
+                    self._answer_and_close(400, "invalid_request_error", bad)
+                    return
                 body, self.body = self.body, bytearray()
                 self.request = Request(head.method.decode("latin-1"), url, headers, bytes(body))
                 del body
@@ -907,11 +911,11 @@ class _Conn:
                 server._remember(request)
                 try:
                     answer = server._session.answer(request)
+                    explanation = server._session.explain(request) if answer is None else []
                 except StreamtapeError:
                     raise
                 except Exception as exc:  # a matcher or fault of the user's, or a streamtape bug
                     raise HarnessError(f"{type(exc).__name__}: {exc}") from exc
-                explanation = server._session.explain(request) if answer is None else []
                 server._trim_calls()
             if request.body:  # what follows needs the request's method, URL and headers, never its body
                 self.request = request = dataclasses.replace(request, body=b"")
@@ -1744,6 +1748,17 @@ def _url(target: str, headers: Sequence[tuple[str, str]]) -> str:
         return target
     host = next((v for k, v in headers if k == "host"), "localhost")
     return f"http://{host}{target}"
+
+
+def _bad_url(url: str) -> str | None:
+    """Why the URL a request names (its target, on its Host) cannot be split into host, path and query
+    (``Host: [::1``, ``http://[zz/``), in one sentence; ``None`` when it can."""
+    try:
+        urlsplit(url)
+    except ValueError as exc:
+        return (f"streamtape serve: the request's URL (its target, on its Host header) is not a valid URL "
+                f"({exc}).")  # fmt: skip
+    return None
 
 
 def _unfit(head: h11.Request) -> tuple[int, str, str] | None:

@@ -614,6 +614,59 @@ def test_serve_stops_on_ctrl_c_taken_by_another_thread() -> None:
     assert float(done.stdout.split()[2]) < 5
 
 
+def _serve_process(path: Path, *args: str) -> tuple[subprocess.Popen[str], str]:
+    """``streamtape serve`` in a process of its own, once it says where it listens: (process, first line)."""
+    process = subprocess.Popen([sys.executable, "-m", "streamtape", "serve", str(path), "--speed", "0", *args],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               cwd=Path(__file__).resolve().parent.parent)  # fmt: skip
+    assert process.stdout is not None
+    return process, process.stdout.readline()
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGTERM") or sys.platform == "win32", reason="POSIX signals")
+@pytest.mark.parametrize(("how", "workers"), [("SIGTERM", "1"), ("SIGTERM", "2"), ("SIGINT", "1"), ("SIGINT", "2"),
+                                              ("SIGINT twice", "2")])  # fmt: skip
+def test_serve_stops_cleanly_on_a_stop_signal_from_its_first_line_on(tmp_path: Path, how: str, workers: str) -> None:
+    """SIGTERM (``docker stop``, a supervisor) stops it as Ctrl-C does, with one worker too (it killed the
+    process, losing its log lines); a signal while it is still starting, or a second one while it stops,
+    ends it the same way (they gave click's "Aborted!", exit 1, or death by SIGINT)."""
+    if workers != "1" and not sys.platform.startswith("linux"):
+        pytest.skip("--workers: Linux")
+    process, line = _serve_process(CASSETTE.save(tmp_path / "stream.yaml"), "--workers", workers)
+    assert " at http://" in line
+    process.send_signal(signal.SIGTERM if how == "SIGTERM" else signal.SIGINT)  # the banner is still coming
+    if how == "SIGINT twice":
+        time.sleep(0.02)
+        process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert (process.returncode, out.splitlines()[-1:], err) == (0, ["streamtape: stopped"], "")
+
+
+def test_serve_goes_on_when_its_output_is_no_longer_read(tmp_path: Path) -> None:
+    """``streamtape serve ... | head -1``, or a script that reads the address and closes the pipe: the
+    log lines go nowhere and it serves on (rich's broken-pipe handling exited with status 1, silently)."""
+    process, line = _serve_process(CASSETTE.save(tmp_path / "stream.yaml"))
+    assert process.stdout is not None
+    process.stdout.close()  # the reader is gone
+    where = line.rsplit(" at http://", 1)[1].strip().rsplit(":", 1)
+    for _ in range(3):  # each answer is logged on the closed pipe
+        assert exchange((where[0], int(where[1])), [Client(request_bytes())])[0].parse()[2] == BODY
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert (process.returncode, err) == (0, "")
+
+
+@pytest.mark.parametrize("target", [b"/v1/messages", b"http://[zz/v1/messages"])
+def test_a_request_whose_url_cannot_be_split_gets_a_400_in_one_sentence(target: bytes) -> None:
+    """``Host: [`` or an absolute target ``http://[zz/``: the connection closed with a traceback on stderr,
+    or a 500 that said streamtape was misconfigured."""
+    with ReplayServer(CASSETTE, speed=0) as server:
+        head = b"POST " + target + b" HTTP/1.1\r\nHost: [\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"
+        reply = exchange(address(server), [Client(head)])[0]
+        assert reply.status == 400 and "is not a valid URL" in error_message(reply)
+        assert exchange(address(server), [Client(request_bytes())])[0].parse()[2] == BODY
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_NOFILE and --workers: Linux")
 @pytest.mark.parametrize("workers", [1, 2])
 def test_serve_out_of_descriptors_answers_again_once_they_are_freed(tmp_path: Path, workers: int) -> None:

@@ -62,55 +62,111 @@ def serve(source: str, host: str, port: int, fault_specs: tuple[str, ...], speed
     from ..server import ReplayServer
 
     count = _workers(workers)
-    cassette = _load_source(source)
-    faults = fault_spec(fault_specs)
-
-    def make(port: int, worker: int) -> ReplayServer:
-        prefix = f"worker {worker}: " if count > 1 else ""
-        return ReplayServer(cassette, host=host, port=port, speed=speed, faults=faults,
-                            max_connections=max_connections, request_timeout=request_timeout,
-                            max_body_bytes=max_body_bytes, max_pending_bytes=max_pending_bytes,
-                            refuse_seconds=refuse_seconds, release_memory=True,
-                            reuse_port=count > 1, log=lambda line: print(prefix + line, flush=True))  # fmt: skip
-
-    try:
-        server = make(port, 1)
-    except OSError as exc:
-        fail(f"cannot listen on {host}:{port} ({exc.strerror or exc}); choose another --port or --host")
-    except StreamtapeError as exc:
-        fail(str(exc))
-    if count > 1 and (refusing := _never_connecting(server.session.schedule)):
-        fail(f"--fault {refusing[0]} refuses connections (or lets them time out) by closing the port, which other "
-             f"workers keep open: use it with --workers 1")  # fmt: skip
     console = make_console()
-    # What exists now (the cassette, the modules) lives as long as the process: out of the garbage
-    # collector's sight, a full collection walks only what serving makes (one walking it all took
-    # ~30 ms on a 2-vCPU VM, a stall for every stream). Before the fork, so workers share it unwritten.
-    gc.freeze()
-    children = [_fork_worker(functools.partial(make, server.port, number), server) for number in range(2, count + 1)]
-    if not _started(children):
-        _stop_workers(children)
-        fail("a worker process could not start (its reason is above); nothing is served")
-    console.print(
-        f"streamtape: serving {len(cassette)} interaction(s) from {source} at {server.base_url}", markup=False
-    )
-    if count > 1:
-        console.print(f"{count} worker processes share the port (SO_REUSEPORT), each with its own session: a "
-                      "fault schedule counts the attempts each worker sees, and a retry may reach another "
-                      "worker (use --workers 1 for attempt sequences)", markup=False)  # fmt: skip
-    if server.session.refusal_due() and not server.session.refuses_forever():
-        console.print(f"note: the first attempt is refused for {refuse_seconds:g} s from now (--refuse-seconds): "
-                      "start the client within it", markup=False)  # fmt: skip
-    console.print("press Ctrl-C to stop", markup=False)
-    if children:
-        signal.signal(signal.SIGTERM, _interrupt)  # stopped as by Ctrl-C: the workers are stopped too
+    console.on_broken_pipe = functools.partial(_stdout_gone, console)  # type: ignore[method-assign]
+    # SIGTERM stops it as Ctrl-C does, from the first moment (with one worker as with several): one that
+    # comes while it loads, forks or says it listens ends it as one while it serves does, never as
+    # click's "Aborted!" (status 1: "problems found"), never without stopping the workers
+    handlers = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}  # restored after
+    signal.signal(signal.SIGTERM, _interrupt)
+    children: list[_Worker] = []
+    server: ReplayServer | None = None
+    stopped = False  # by Ctrl-C or SIGTERM (else by a failure, already said)
     try:
-        with server:
-            with contextlib.suppress(KeyboardInterrupt):
-                _wait_for_ctrl_c()
+        cassette = _load_source(source)
+        faults = fault_spec(fault_specs)
+
+        def make(port: int, worker: int) -> ReplayServer:
+            prefix = f"worker {worker}: " if count > 1 else ""
+            return ReplayServer(cassette, host=host, port=port, speed=speed, faults=faults,
+                                max_connections=max_connections, request_timeout=request_timeout,
+                                max_body_bytes=max_body_bytes, max_pending_bytes=max_pending_bytes,
+                                refuse_seconds=refuse_seconds, release_memory=True,
+                                reuse_port=count > 1, log=lambda line: print(prefix + line, flush=True))  # fmt: skip
+
+        try:
+            server = make(port, 1)
+        except OSError as exc:
+            fail(f"cannot listen on {host}:{port} ({exc.strerror or exc}); choose another --port or --host")
+        except StreamtapeError as exc:
+            fail(str(exc))
+        if count > 1 and (refusing := _never_connecting(server.session.schedule)):
+            fail(f"--fault {refusing[0]} refuses connections (or lets them time out) by closing the port, which "
+                 f"other workers keep open: use it with --workers 1")  # fmt: skip
+        # What exists now (the cassette, the modules) lives as long as the process: out of the garbage
+        # collector's sight, a full collection walks only what serving makes (one walking it all took
+        # ~30 ms on a 2-vCPU VM, a stall for every stream). Before the fork, so workers share it unwritten.
+        gc.freeze()
+        for number in range(2, count + 1):  # one by one: a Ctrl-C between forks still stops those forked
+            children.append(_fork_worker(functools.partial(make, server.port, number), server))
+        if not _started(children):
+            fail("a worker process could not start (its reason is above); nothing is served")
+        _say(console, f"streamtape: serving {len(cassette)} interaction(s) from {source} at {server.base_url}")
+        if count > 1:
+            _say(console, f"{count} worker processes share the port (SO_REUSEPORT), each with its own session: a "
+                          "fault schedule counts the attempts each worker sees, and a retry may reach another "
+                          "worker (use --workers 1 for attempt sequences)")  # fmt: skip
+        if server.session.refusal_due() and not server.session.refuses_forever():
+            _say(console, f"note: the first attempt is refused for {refuse_seconds:g} s from now "
+                          "(--refuse-seconds): start the client within it")  # fmt: skip
+        _say(console, "press Ctrl-C to stop")
+        with _signals_held():  # a Ctrl-C inside start() would leave a half-made loop or an unstarted thread
+            server.start()
+        _wait_for_ctrl_c()
+    except KeyboardInterrupt:
+        stopped = True
     finally:
-        _stop_workers(children)
-    console.print("streamtape: stopped", markup=False)
+        # stopping is bounded (the loop, the log, the workers): another Ctrl-C meanwhile would cut it
+        # short with a traceback or "Aborted!" and leave the workers unwaited, so it waits for it
+        for number in handlers:
+            signal.signal(number, signal.SIG_IGN)
+        try:
+            if server is not None:
+                server.stop()  # also when start() was interrupted, or never ran: it closes the listener
+        finally:
+            try:
+                _stop_workers(children)
+                if stopped:  # said while a second Ctrl-C is still ignored
+                    _say(console, "streamtape: stopped")
+            finally:
+                # after a failure (a bad option: click's test runner calls this in its own process) the process's
+                # handlers again; once stopped by a signal the process is ending: a second Ctrl-C stays
+                # ignored, so it cannot turn a clean stop into death by SIGINT on the way out
+                for number, handler in handlers.items() if not stopped else ():
+                    signal.signal(number, handler if handler is not None else signal.SIG_DFL)
+
+
+@contextlib.contextmanager
+def _signals_held() -> Any:
+    """SIGINT and SIGTERM wait (pending) while this runs, and are acted on once it is done."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _say(console: Any, text: str) -> None:
+    """One line on stdout, as a courtesy: stdout full (/dev/full) or closed by its reader (``| head -1``)
+    never stops or fails the serving, nor the stopping."""
+    try:
+        console.print(text, markup=False)
+    except OSError:
+        _stdout_gone(console)
+
+
+def _stdout_gone(console: Any) -> None:
+    """rich's own ``on_broken_pipe`` exits with status 1 (silently): here nothing more is said on
+    stdout, and stdout's descriptor is pointed at /dev/null so that the log lines and the flush at exit
+    go nowhere rather than fail."""
+    console.quiet = True
+    with contextlib.suppress(OSError, AttributeError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 def _workers(value: str) -> int:
