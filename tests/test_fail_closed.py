@@ -528,6 +528,30 @@ def test_the_tapes_exit_waits_no_longer_than_its_bound_for_a_server_gone_silent(
         http.close()
 
 
+def test_a_urllib3_background_read_never_outlives_the_tape(
+    server: WireServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """requests and urllib3 read the rest of a closed response in the background too: on a server gone
+    silent, that read stopped only at the client's read timeout (none by default), long after the tape."""
+    urllib3 = pytest.importorskip("urllib3")
+    from streamtape.intercept import recorder
+
+    monkeypatch.setattr(recorder, "DRAIN_SECONDS", 0.2)
+    server.queue(transcript("text_multi_delta", stall_after=3, stall_seconds=60))
+    began = time.monotonic()
+    with streamtape.use_cassette(tmp_path / "c.yaml", record_mode="once"):
+        http = urllib3.PoolManager(timeout=urllib3.Timeout(read=60))
+        response = http.request("POST", f"{server.base_url}/v1/messages", json=PARAMS, preload_content=False)
+        response.read(10)
+        response.close()  # the rest is read in the background
+    assert time.monotonic() - began < 30
+    assert Cassette.load(tmp_path / "c.yaml").interactions[0].response.end.error == "ClientClosed"
+    deadline = time.monotonic() + 10
+    while any(thread.name == "streamtape-drain" for thread in threading.enumerate()):
+        assert time.monotonic() < deadline, "the background read outlived the tape"
+        time.sleep(0.01)
+
+
 async def test_the_tapes_async_exit_waits_no_longer_than_its_bound(
     server: WireServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -139,6 +139,9 @@ class Recording:
         self.stream: RecordingStream | None = None
         #: the background read of what the app did not read (a thread or an asyncio task), if any
         self.pending: threading.Thread | asyncio.Task[None] | None = None
+        #: how to wake a background read thread blocked on a server that sends nothing more, set by the stack
+        #: that started it (shutting its socket down), for ``settle`` to call when it stops waiting
+        self.wake: Callable[[], None] | None = None
         self.abandoned = False  # the tape stopped waiting for the background read
 
     def now(self) -> float:
@@ -210,8 +213,8 @@ class Recording:
             pending.join(max(deadline - time.monotonic(), 0.0))
         if self.unfinished:
             self.client_closed()
-            if stream is not None and isinstance(pending, threading.Thread):
-                stream.wake()
+            if isinstance(pending, threading.Thread) and self.wake is not None:
+                self.wake()
             if isinstance(pending, asyncio.Task) and not pending.done():
                 _cancel(pending)
 
@@ -399,7 +402,7 @@ class RecordingStream:
                         self.connection.close()
 
         thread = threading.Thread(target=run, name="streamtape-drain", daemon=True)
-        self.recording.pending = thread
+        self.recording.pending, self.recording.wake = thread, self.wake
         self._background_start()
         try:
             thread.start()

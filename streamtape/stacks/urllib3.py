@@ -638,7 +638,7 @@ class _TeeSocket:
         self._sock, self._tee = sock, tee
 
     def makefile(self, mode: str = "r", buffering: int | None = None, **_: Any) -> Any:
-        return io.BufferedReader(_TeeReader(self._sock.makefile("rb", buffering=0), self._tee))
+        return io.BufferedReader(_TeeReader(self._sock.makefile("rb", buffering=0), self._tee, self._sock))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._sock, name)
@@ -648,9 +648,9 @@ class _TeeReader(io.RawIOBase):
     """http.client's reader of the real socket: every byte read is fed to the tee at once. Closed before the
     response ended (the app closed it early), it keeps reading the rest into the tee off the app's path."""
 
-    def __init__(self, raw: Any, tee: _Tee) -> None:
+    def __init__(self, raw: Any, tee: _Tee, sock: Any = None) -> None:
         super().__init__()
-        self.raw, self.tee = raw, tee
+        self.raw, self.tee, self.sock = raw, tee, sock
 
     def readable(self) -> bool:
         return True
@@ -676,7 +676,7 @@ class _TeeReader(io.RawIOBase):
             # http.client closes its reader, and urllib3 the connection's socket right after: the descriptor
             # stays open while this reader holds it (a socket's makefile keeps it), so the rest is still readable
             thread = threading.Thread(target=self._drain, name="streamtape-drain", daemon=True)
-            recording.pending = thread
+            recording.pending, recording.wake = thread, self._wake
             try:
                 thread.start()
             except RuntimeError:  # closed by the garbage collector at interpreter shutdown: no threads then
@@ -684,6 +684,12 @@ class _TeeReader(io.RawIOBase):
                 self.tee.client_closed()
                 self.raw.close()
         super().close()
+
+    def _wake(self) -> None:
+        """The tape stopped waiting for the background read: one blocked on a server that sends nothing more
+        is woken by shutting the socket down (an HTTP/1.1 connection: nothing else reads it)."""
+        with contextlib.suppress(OSError, AttributeError):
+            self.sock.shutdown(socket.SHUT_RDWR)
 
     def _drain(self) -> None:
         """Read the rest into the recording, until its end, an error, or ``DRAIN_SECONDS`` / ``DRAIN_BYTES``
