@@ -1757,7 +1757,8 @@ def _bad_url(url: str) -> str | None:
         urlsplit(url)
     except ValueError as exc:
         return (f"streamtape serve: the request's URL (its target, on its Host header) is not a valid URL "
-                f"({exc}).")  # fmt: skip
+                f"({exc}); send a Host header that names a host (and port), and a path or a whole URL as the "
+                "target.")  # fmt: skip
     return None
 
 

@@ -37,6 +37,7 @@ from streamtape import lint
 from streamtape.cassette import Cassette, Interaction, Request, Response
 from streamtape.framing.eventstream import decode_frame, encode_frame, frame_spans
 from streamtape.redact import REDACTED, Redactor
+from tests.support.echo_server import send_chunked
 
 # assembled, so no committed line looks like a real key to scanners
 KEY = "sk-ant-api03-" + "Qw7_" * 8
@@ -70,18 +71,8 @@ class _Echo(http.server.BaseHTTPRequestHandler):
         said += [body.decode("utf-8", "replace"), SERVER_COOKIE, SERVER_ORG]
         status, headers, chunks = _reply(server.kind, said)
         headers += [("Set-Cookie", f"sid={SERVER_COOKIE}; Path=/; HttpOnly"), ("anthropic-organization-id", SERVER_ORG)]
-        self.send_response(status)
-        for index, value in enumerate(said[:-3]):
-            if "\n" not in value and "\r" not in value:
-                self.send_header(f"x-echo-{index}", value)
-        for name, value in headers:
-            self.send_header(name, value)
-        self.send_header("transfer-encoding", "chunked")
-        self.end_headers()
-        for piece in chunks:
-            self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
-            self.wfile.flush()
-        self.wfile.write(b"0\r\n\r\n")
+        echoed = [(f"x-echo-{index}", value) for index, value in enumerate(said[:-3]) if "\n" not in value and "\r" not in value]
+        send_chunked(self, status, echoed + headers, chunks)
 
     do_GET = do_POST  # noqa: N815
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 import http.server
 import socketserver
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["EchoServer", "echo_server"]
+__all__ = ["EchoServer", "echo_server", "send_chunked"]
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -25,20 +25,26 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         server: EchoServer = self.server  # type: ignore[assignment]
         server.seen.append((self.requestline, body))
         plan = server.plan
-        self.send_response(plan["status"])
-        for name, value in plan["headers"]:
-            self.send_header(name, value)
-        self.send_header("transfer-encoding", "chunked")
-        self.end_headers()
-        for piece in plan["chunks"]:
-            self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
-            self.wfile.flush()
-        self.wfile.write(b"0\r\n\r\n")
+        send_chunked(self, plan["status"], plan["headers"], plan["chunks"])
 
     do_GET = do_POST  # noqa: N815
 
     def log_message(self, *args: Any) -> None:
         pass
+
+
+def send_chunked(handler: http.server.BaseHTTPRequestHandler, status: int, headers: Iterable[tuple[str, str]],
+                 chunks: Iterable[bytes]) -> None:  # fmt: skip
+    """Answer with ``status`` and ``headers``, the body chunked: one HTTP chunk per item, flushed each time."""
+    handler.send_response(status)
+    for name, value in headers:
+        handler.send_header(name, value)
+    handler.send_header("transfer-encoding", "chunked")
+    handler.end_headers()
+    for piece in chunks:
+        handler.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+        handler.wfile.flush()
+    handler.wfile.write(b"0\r\n\r\n")
 
 
 class EchoServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
