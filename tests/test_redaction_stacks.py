@@ -71,7 +71,8 @@ class _Echo(http.server.BaseHTTPRequestHandler):
         said += [body.decode("utf-8", "replace"), SERVER_COOKIE, SERVER_ORG]
         status, headers, chunks = _reply(server.kind, said)
         headers += [("Set-Cookie", f"sid={SERVER_COOKIE}; Path=/; HttpOnly"), ("anthropic-organization-id", SERVER_ORG)]
-        echoed = [(f"x-echo-{index}", value) for index, value in enumerate(said[:-3]) if "\n" not in value and "\r" not in value]
+        echoed = [(f"x-echo-{index}", value) for index, value in enumerate(said[:-3])
+                  if "\n" not in value and "\r" not in value]  # fmt: skip
         send_chunked(self, status, echoed + headers, chunks)
 
     do_GET = do_POST  # noqa: N815
